@@ -1,0 +1,181 @@
+//! `configs/bench/*.yaml`: how a bench step measures (the seed's keys, plus `min_duration_s` and `threads`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_yaml_ng::Value;
+
+use crate::error::{Error, Result, suggest};
+use crate::models::config::Arch;
+use crate::yaml;
+
+const KEYS: &[&str] = &[
+    "name",
+    "arch",
+    "context_lengths",
+    "context_length",
+    "num_tokens",
+    "batch_size",
+    "num_runs",
+    "warmup_runs",
+    "min_duration_s",
+    "threads",
+];
+
+/// Length used by single-point configs that name none (the seed's default prompt budget).
+pub const DEFAULT_CONTEXT_LENGTH: usize = 128;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchConfig {
+    pub file: PathBuf,
+    pub name: String,
+    pub arch: Arch,
+    pub context_lengths: Vec<usize>,
+    /// True when the file has `context_lengths` (a scaling sweep) rather than one point.
+    pub scaling: bool,
+    pub params: BenchParams,
+}
+
+/// The parameters that change a point's measurement (they go into its cache key).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BenchParams {
+    pub num_tokens: usize,
+    pub batch_size: usize,
+    pub num_runs: usize,
+    pub warmup_runs: usize,
+    pub min_duration_s: f64,
+    /// Intra-op threads; `None` keeps libtorch's default (one per core).
+    pub threads: Option<usize>,
+}
+
+impl BenchConfig {
+    pub fn load(file: &Path) -> Result<BenchConfig> {
+        let map = yaml::read_mapping(file)?;
+        yaml::check_keys(file, "the bench config", &map, KEYS)?;
+        let bad = |field: &str, message: String| Error::BadValue {
+            path: file.into(),
+            field: field.into(),
+            message,
+        };
+        let int = |key: &str, default: Option<i64>, min: i64| -> Result<i64> {
+            let v = match map.get(key) {
+                None | Some(Value::Null) => default.ok_or_else(|| bad(key, "missing".into()))?,
+                Some(v) => v
+                    .as_i64()
+                    .ok_or_else(|| bad(key, format!("expected an integer, got `{}`", show(v))))?,
+            };
+            if v < min {
+                Err(bad(key, format!("must be at least {min}, got {v}")))
+            } else {
+                Ok(v)
+            }
+        };
+        let name = match map.get("name") {
+            Some(Value::String(s)) => s.clone(),
+            _ => file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let arch_text = map.get("arch").and_then(Value::as_str).ok_or_else(|| {
+            bad(
+                "arch",
+                "missing; expected `decoder`, `encoder-decoder` or `encoder`".into(),
+            )
+        })?;
+        let arch = Arch::parse(arch_text).ok_or_else(|| {
+            let hint = suggest(arch_text, Arch::NAMES).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+            bad("arch", format!("unknown arch `{arch_text}` (expected `decoder`, `encoder-decoder` or `encoder`){hint}"))
+        })?;
+
+        let (context_lengths, scaling) =
+            match (map.get("context_lengths"), map.get("context_length")) {
+                (Some(_), Some(_)) => return Err(bad(
+                    "context_length",
+                    "give `context_lengths` (a sweep) or `context_length` (one point), not both"
+                        .into(),
+                )),
+                (Some(Value::Sequence(seq)), None) => {
+                    if seq.is_empty() {
+                        return Err(bad(
+                            "context_lengths",
+                            "is empty; list at least one length".into(),
+                        ));
+                    }
+                    let mut lengths = Vec::with_capacity(seq.len());
+                    for v in seq {
+                        let n = v.as_i64().ok_or_else(|| {
+                            bad(
+                                "context_lengths",
+                                format!("`{}` is not an integer", show(v)),
+                            )
+                        })?;
+                        if n <= 0 {
+                            return Err(bad(
+                                "context_lengths",
+                                format!("lengths must be positive, got {n}"),
+                            ));
+                        }
+                        let n = n as usize;
+                        if lengths.contains(&n) {
+                            return Err(bad("context_lengths", format!("{n} is listed twice")));
+                        }
+                        lengths.push(n);
+                    }
+                    (lengths, true)
+                }
+                (Some(v), None) => {
+                    return Err(bad(
+                        "context_lengths",
+                        format!("expected a list like [128, 256], got `{}`", show(v)),
+                    ));
+                }
+                (None, _) => (
+                    vec![int("context_length", Some(DEFAULT_CONTEXT_LENGTH as i64), 1)? as usize],
+                    false,
+                ),
+            };
+        let min_duration_s = match map.get("min_duration_s") {
+            None | Some(Value::Null) => 0.0,
+            Some(v) => v
+                .as_f64()
+                .filter(|s| *s >= 0.0 && s.is_finite())
+                .ok_or_else(|| {
+                    bad(
+                        "min_duration_s",
+                        format!("expected seconds >= 0, got `{}`", show(v)),
+                    )
+                })?,
+        };
+        let threads = match map.get("threads") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(int("threads", None, 1)? as usize),
+        };
+        let params = BenchParams {
+            num_tokens: int(
+                "num_tokens",
+                Some(if arch.generates() { 50 } else { 0 }),
+                if arch.generates() { 1 } else { 0 },
+            )? as usize,
+            batch_size: int("batch_size", Some(1), 1)? as usize,
+            num_runs: int("num_runs", Some(3), 1)? as usize,
+            warmup_runs: int("warmup_runs", Some(1), 0)? as usize,
+            min_duration_s,
+            threads,
+        };
+        Ok(BenchConfig {
+            file: file.into(),
+            name,
+            arch,
+            context_lengths,
+            scaling,
+            params,
+        })
+    }
+}
+
+fn show(v: &Value) -> String {
+    serde_yaml_ng::to_string(v)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,80 @@
+//! Prompts of exactly N tokens. The Python tool this replaces never padded its prompts, so every "curve" fed the
+//! same 10 tokens; here a point labelled N feeds N ids, special tokens included, and the runner asserts it.
+
+use tokenizers::Tokenizer;
+
+use crate::error::Result;
+use crate::models::tokenizer::encode;
+
+/// Public-domain prose the prompts are cut from (see `assets/text/README.md`).
+pub const CORPUS: &str = include_str!("../../assets/text/corpus.txt");
+
+/// The special tokens the tokenizer wraps a text in (e.g. `[CLS]`/`[SEP]` for BERT, `</s>` for T5, none for GPT-2).
+fn special_affixes(tokenizer: &Tokenizer) -> Result<(Vec<i64>, Vec<i64>)> {
+    let plain = encode(tokenizer, "word", false)?;
+    let wrapped = encode(tokenizer, "word", true)?;
+    let start = wrapped
+        .windows(plain.len().max(1))
+        .position(|w| w == plain.as_slice())
+        .unwrap_or(wrapped.len());
+    let prefix = wrapped[..start].to_vec();
+    let suffix = wrapped
+        .get(start + plain.len()..)
+        .map(<[i64]>::to_vec)
+        .unwrap_or_default();
+    Ok((prefix, suffix))
+}
+
+/// Exactly `n` token ids: the model's special tokens around the corpus text, cut or repeated to fit.
+/// For `n` smaller than the special tokens themselves, the first `n` of them.
+pub fn exact_length_ids(tokenizer: &Tokenizer, n: usize) -> Result<Vec<i64>> {
+    let (prefix, suffix) = special_affixes(tokenizer)?;
+    let body_len = n.saturating_sub(prefix.len() + suffix.len());
+    let text = encode(tokenizer, CORPUS, false)?;
+    let mut ids = prefix;
+    ids.extend(text.iter().cycle().take(body_len));
+    ids.extend(suffix);
+    ids.truncate(n);
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::config::Arch;
+    use crate::models::tokenizer::builtin;
+
+    #[test]
+    fn every_arch_gets_exactly_n_tokens() {
+        for arch in [Arch::Decoder, Arch::Encoder, Arch::EncoderDecoder] {
+            let (tok, _) = builtin(arch).unwrap();
+            for n in [1, 2, 7, 128, 1000, 5000] {
+                let ids = exact_length_ids(&tok, n).unwrap();
+                assert_eq!(ids.len(), n, "{arch} at {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn special_tokens_wrap_the_prompt() {
+        let (bert, _) = builtin(Arch::Encoder).unwrap();
+        let ids = exact_length_ids(&bert, 7).unwrap();
+        assert_eq!((ids[0], ids[6]), (101, 102));
+        let (t5, _) = builtin(Arch::EncoderDecoder).unwrap();
+        assert_eq!(*exact_length_ids(&t5, 128).unwrap().last().unwrap(), 1);
+        let (gpt2, _) = builtin(Arch::Decoder).unwrap();
+        let ids = exact_length_ids(&gpt2, 128).unwrap();
+        assert!(
+            ids.iter().all(|&i| i != 50256),
+            "no end-of-text inside a GPT-2 prompt"
+        );
+    }
+
+    #[test]
+    fn long_prompts_repeat_real_text() {
+        let (gpt2, _) = builtin(Arch::Decoder).unwrap();
+        let text_len = encode(&gpt2, CORPUS, false).unwrap().len();
+        let ids = exact_length_ids(&gpt2, text_len + 10).unwrap();
+        assert_eq!(&ids[text_len..], &ids[..10]);
+    }
+}

@@ -1,0 +1,137 @@
+//! The bench step's output files in the seed's shape: `results/inference_scaling_YYYYMMDD_HHMMSS.json` and
+//! `latest/inference/<model>.json`, with `metrics` keyed by context length holding the seed's metric names, and
+//! ours beside them (every point's full record under `point`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::bench::result::{PointResult, stamp};
+use crate::error::Result;
+use crate::fsio::write_json;
+use crate::pipeline::plan::BenchPlan;
+
+/// Builds the results document for one bench step.
+pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]) -> Value {
+    let mut metrics = Map::new();
+    for (hash, p) in points {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Option<f64>| {
+            m.insert(k.into(), v.map_or(Value::Null, Value::from));
+        };
+        put("latency_ms", p.latency_ms());
+        if p.arch.generates() {
+            put("first_token_latency_ms", p.median("ttft_ms"));
+            put("ttft_ms", p.median("ttft_ms"));
+            put("tbt_ms", p.median("tbt_ms"));
+            put("e2e_latency_ms", p.median("e2e_latency_ms"));
+            put("encoder_latency_ms", p.median("encoder_latency_ms"));
+            put(
+                "throughput_tokens_per_sec",
+                p.median("throughput_tokens_per_sec"),
+            );
+        } else {
+            put(
+                "forward_pass_latency_ms",
+                p.median("forward_pass_latency_ms"),
+            );
+            put("sequences_per_sec", p.median("sequences_per_sec"));
+            put("tokens_per_sec", p.median("tokens_per_sec"));
+        }
+        put("max_memory_gb", p.max_memory_gb());
+        m.insert("status".into(), json!(p.status.as_str()));
+        m.insert("input_tokens".into(), json!(p.input_tokens));
+        m.insert("cache_key".into(), json!(hash));
+        m.insert(
+            "point".into(),
+            serde_json::to_value(p).unwrap_or(Value::Null),
+        );
+        metrics.insert(p.context_length.to_string(), Value::Object(m));
+    }
+    let bench = &plan.bench.bench;
+    json!({
+        "exp_id": exp_id,
+        "model": plan.bench.model.name,
+        "arch": plan.bench.model.arch,
+        "weights": plan.weights.to_string(),
+        "config": {
+            "name": bench.name,
+            "arch": bench.arch,
+            "context_lengths": bench.context_lengths,
+            "scaling": bench.scaling,
+            "num_tokens": bench.params.num_tokens,
+            "batch_size": bench.params.batch_size,
+            "num_runs": bench.params.num_runs,
+            "warmup_runs": bench.params.warmup_runs,
+            "min_duration_s": bench.params.min_duration_s,
+            "threads": plan.threads,
+            "hyperparameters": plan.bench.model.config,
+        },
+        "metrics": metrics,
+    })
+}
+
+fn point_hashes(doc: &Value) -> Vec<String> {
+    let mut hashes: Vec<String> = doc
+        .get("metrics")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.values()
+                .filter_map(|v| {
+                    v.get("cache_key")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    hashes.sort();
+    hashes
+}
+
+/// Writes the step's results unless `latest/inference/<model>.json` already holds exactly these points.
+/// Returns the results file written, if any.
+pub fn write(
+    root: &Path,
+    plan: &BenchPlan,
+    points: &[(String, PointResult)],
+) -> Result<Option<PathBuf>> {
+    let latest = root
+        .join("latest")
+        .join("inference")
+        .join(format!("{}.json", sanitize(&plan.bench.model.name)));
+    let probe = document("", plan, points);
+    let previous: Option<Value> = std::fs::read(&latest)
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok());
+    if previous.as_ref().is_some_and(|p| {
+        point_hashes(p) == point_hashes(&probe) && p.get("config") == probe.get("config")
+    }) {
+        return Ok(None);
+    }
+    let results = root.join("results");
+    let mut exp_id = format!("inference_scaling_{}", stamp());
+    let mut n = 2;
+    while results.join(format!("{exp_id}.json")).exists() {
+        exp_id = format!("inference_scaling_{}_{n}", stamp());
+        n += 1;
+    }
+    let doc = document(&exp_id, plan, points);
+    let path = results.join(format!("{exp_id}.json"));
+    write_json(&path, &doc)?;
+    write_json(&latest, &doc)?;
+    Ok(Some(path))
+}
+
+/// Model names become file names; keep them to a safe alphabet.
+pub fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,320 @@
+//! Measures one (model, context length) point: feasibility, exact-length input, warm-up runs discarded, then
+//! measured runs until both `num_runs` and `min_duration_s` are met. Every clock read is preceded by a device
+//! synchronisation (a no-op on CPU) and uses the monotonic clock.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tch::{Kind, Tensor};
+use tokenizers::Tokenizer;
+
+use crate::bench::config::BenchParams;
+use crate::bench::input::exact_length_ids;
+use crate::bench::memory;
+use crate::bench::result::{LIBTORCH_VERSION, PointResult, Status, now_rfc3339};
+use crate::bench::stats::summarize;
+use crate::error::{Error, Result};
+use crate::models::config::{Arch, ArchConfig};
+use crate::models::device::{describe, synchronize};
+use crate::models::{Model, kind_name};
+
+/// Set by the Ctrl-C handler: the runner stops after the current measured run.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Why a point cannot run on this model, before any work: positions beyond what the architecture can address.
+pub fn infeasibility(
+    config: Option<&ArchConfig>,
+    context_length: usize,
+    num_tokens: usize,
+) -> Option<String> {
+    match config? {
+        ArchConfig::Gpt2(c) => {
+            // Generating N tokens feeds the prompt plus N - 1 of them back.
+            let needed = context_length + num_tokens.saturating_sub(1);
+            (needed > c.n_positions as usize).then(|| {
+                format!(
+                    "{context_length} + {num_tokens} generated tokens exceed n_positions {}",
+                    c.n_positions
+                )
+            })
+        }
+        ArchConfig::Bert(c) => (context_length > c.max_position_embeddings as usize).then(|| {
+            format!(
+                "{context_length} tokens exceed max_position_embeddings {}",
+                c.max_position_embeddings
+            )
+        }),
+        ArchConfig::T5(_) => None,
+    }
+}
+
+/// Per-run timings, milliseconds.
+#[derive(Default)]
+struct Samples {
+    by_metric: BTreeMap<&'static str, Vec<f64>>,
+}
+
+impl Samples {
+    fn push(&mut self, metric: &'static str, value: f64) {
+        self.by_metric.entry(metric).or_default().push(value);
+    }
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// One timed run; returns nothing, records into `samples` when `record`.
+fn run_once(
+    model: &Model,
+    ids: &Tensor,
+    mask: &Tensor,
+    params: &BenchParams,
+    samples: &mut Samples,
+    record: bool,
+) -> Result<()> {
+    let device = model.device;
+    let batch = params.batch_size as f64;
+    let tokens = params.num_tokens;
+    synchronize(device);
+    let start = Instant::now();
+    match model.arch {
+        Arch::Encoder => {
+            let _hidden = model.encode(ids, mask)?;
+            synchronize(device);
+            let forward_ms = ms_since(start);
+            if record {
+                samples.push("forward_pass_latency_ms", forward_ms);
+                samples.push("sequences_per_sec", batch / (forward_ms / 1e3));
+                samples.push(
+                    "tokens_per_sec",
+                    batch * ids.size()[1] as f64 / (forward_ms / 1e3),
+                );
+            }
+        }
+        Arch::Decoder | Arch::EncoderDecoder => {
+            let (mut next, mut state, encoder_ms) = if model.arch == Arch::Decoder {
+                let max_len = ids.size()[1] + tokens as i64;
+                let (next, state) = model.prefill(ids, max_len)?;
+                (next, state, None)
+            } else {
+                let hidden = model.encode(ids, mask)?;
+                synchronize(device);
+                let encoder_ms = ms_since(start);
+                let mut state = model.start_decoder(&hidden, mask, tokens as i64)?;
+                let start_ids = Tensor::full(
+                    [params.batch_size as i64, 1],
+                    model.decoder_start_token(),
+                    (Kind::Int64, device),
+                );
+                let next = model.step(&start_ids, &mut state)?;
+                (next, state, Some(encoder_ms))
+            };
+            synchronize(device);
+            let ttft_ms = ms_since(start);
+            let mut step_ms = Vec::with_capacity(tokens.saturating_sub(1));
+            for _ in 1..tokens {
+                let step_start = Instant::now();
+                next = model.step(&next, &mut state)?;
+                synchronize(device);
+                step_ms.push(ms_since(step_start));
+            }
+            let e2e_ms = ms_since(start);
+            if record {
+                samples.push("ttft_ms", ttft_ms);
+                if let Some(e) = encoder_ms {
+                    samples.push("encoder_latency_ms", e);
+                }
+                if !step_ms.is_empty() {
+                    samples.push("tbt_ms", step_ms.iter().sum::<f64>() / step_ms.len() as f64);
+                }
+                samples.push("e2e_latency_ms", e2e_ms);
+                samples.push(
+                    "throughput_tokens_per_sec",
+                    batch * tokens as f64 / (e2e_ms / 1e3),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Measures one point. Infeasible points and failures are results, not errors, so the step goes on; `Err` is
+/// only returned for an interruption.
+pub fn measure_point(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    params: &BenchParams,
+    context_length: usize,
+) -> Result<PointResult> {
+    let started = Instant::now();
+    let mut result = PointResult {
+        model: model.name.clone(),
+        arch: model.arch,
+        context_length,
+        input_tokens: 0,
+        status: Status::Ok,
+        reason: None,
+        batch_size: params.batch_size,
+        num_tokens: if model.arch.generates() {
+            params.num_tokens
+        } else {
+            0
+        },
+        dtype: kind_name(model.kind).into(),
+        device: describe(model.device),
+        threads: tch::get_num_threads().max(1) as usize,
+        libtorch_version: LIBTORCH_VERSION.into(),
+        e3pipe_version: env!("CARGO_PKG_VERSION").into(),
+        weights: String::new(),
+        weights_bytes: model.weights_bytes,
+        peak_rss_bytes: None,
+        cuda_peak_bytes: None,
+        stats: BTreeMap::new(),
+        wall_s: 0.0,
+        finished_at: String::new(),
+    };
+    let finish = |mut r: PointResult| {
+        r.wall_s = started.elapsed().as_secs_f64();
+        r.finished_at = now_rfc3339();
+        r
+    };
+    if let Some(reason) = infeasibility(model.config.as_ref(), context_length, result.num_tokens) {
+        result.status = Status::Infeasible;
+        result.reason = Some(reason);
+        return Ok(finish(result));
+    }
+
+    let ids = exact_length_ids(tokenizer, context_length)?;
+    if ids.len() != context_length {
+        // The bug this project exists to avoid: never label a point with a length it did not feed.
+        return Err(Error::Point {
+            model: model.name.clone(),
+            length: context_length,
+            message: format!("built {} input tokens", ids.len()),
+        });
+    }
+    if let Some(bad) = ids
+        .iter()
+        .find(|&&i| model.config.as_ref().is_some_and(|c| i >= c.vocab_size()))
+    {
+        result.status = Status::Error;
+        result.reason = Some(format!(
+            "token id {bad} is outside the model's vocabulary; the tokenizer does not match the model"
+        ));
+        return Ok(finish(result));
+    }
+    result.input_tokens = ids.len();
+    let batch = params.batch_size as i64;
+    let ids = Tensor::from_slice(&ids)
+        .view([1, context_length as i64])
+        .repeat([batch, 1])
+        .to_device(model.device);
+    let mask = Tensor::ones([batch, context_length as i64], (Kind::Int64, model.device));
+
+    memory::reset_peak();
+    let outcome = catch_torch(|| -> Result<Samples> {
+        let _guard = tch::no_grad_guard();
+        let mut samples = Samples::default();
+        for _ in 0..params.warmup_runs {
+            run_once(model, &ids, &mask, params, &mut samples, false)?;
+        }
+        let measuring = Instant::now();
+        let mut runs = 0;
+        while runs < params.num_runs || measuring.elapsed().as_secs_f64() < params.min_duration_s {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            run_once(model, &ids, &mask, params, &mut samples, true)?;
+            runs += 1;
+        }
+        Ok(samples)
+    });
+    result.peak_rss_bytes = memory::peak_rss_bytes();
+    match outcome {
+        Ok(samples) => {
+            for (metric, values) in samples.by_metric {
+                if let Some(summary) = summarize(&values) {
+                    result.stats.insert(metric.to_string(), summary);
+                }
+            }
+        }
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        Err(e) => {
+            let message = e.to_string();
+            result.status = if message.to_lowercase().contains("out of memory") {
+                Status::Oom
+            } else {
+                Status::Error
+            };
+            result.reason = Some(message);
+        }
+    }
+    Ok(finish(result))
+}
+
+/// Runs `f`, turning a libtorch panic (tch's non-`f_` functions panic on C++ exceptions, e.g. CUDA OOM) into an
+/// error, so one failing point never takes the others down.
+fn catch_torch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    match outcome {
+        Ok(r) => r,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "libtorch failed".into());
+            let first = message
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("libtorch failed")
+                .to_string();
+            Err(Error::Step {
+                step: "bench".into(),
+                message: first,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::config::{BertConfig, Gpt2Config};
+
+    #[test]
+    fn position_limits_make_points_infeasible() {
+        let gpt2 = ArchConfig::Gpt2(Gpt2Config {
+            vocab_size: 10,
+            n_positions: 1024,
+            n_embd: 8,
+            n_layer: 1,
+            n_head: 2,
+            n_inner: None,
+            layer_norm_epsilon: 1e-5,
+        });
+        assert_eq!(infeasibility(Some(&gpt2), 975, 50), None);
+        assert_eq!(
+            infeasibility(Some(&gpt2), 976, 50).as_deref(),
+            Some("976 + 50 generated tokens exceed n_positions 1024")
+        );
+        let bert = ArchConfig::Bert(BertConfig {
+            vocab_size: 10,
+            hidden_size: 8,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            intermediate_size: 8,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+        });
+        assert_eq!(infeasibility(Some(&bert), 512, 0), None);
+        assert!(infeasibility(Some(&bert), 513, 0).is_some());
+    }
+}

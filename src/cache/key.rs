@@ -1,0 +1,186 @@
+//! What goes into a point's cache key: everything that changes its measurement and nothing that does not (step
+//! names, file paths, comments, key order, the other lengths of the sweep). The key is a blake3 hash of the
+//! canonical JSON of `PointKey`, whose field order is fixed by the struct (just's approach).
+
+use serde::{Deserialize, Serialize};
+
+use crate::bench::config::BenchParams;
+use crate::bench::result::METHOD_VERSION;
+use crate::models::WeightsId;
+use crate::models::config::{Arch, ArchConfig};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointKey {
+    pub method_version: u32,
+    pub arch: Arch,
+    /// Architecture hyperparameters (`None` for TorchScript, whose file hash stands for them).
+    pub hyperparameters: Option<ArchConfig>,
+    pub weights: WeightsId,
+    /// Tokenizer identity: the built-in name or the blake3 of the `tokenizer.json` used.
+    pub tokenizer: String,
+    pub dtype: String,
+    pub num_tokens: usize,
+    pub batch_size: usize,
+    pub num_runs: usize,
+    pub warmup_runs: usize,
+    pub min_duration_s: f64,
+    pub threads: usize,
+    pub context_length: usize,
+    /// The hardware: CPU model or GPU name.
+    pub device: String,
+    pub libtorch: String,
+}
+
+impl PointKey {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        arch: Arch,
+        hyperparameters: Option<ArchConfig>,
+        weights: WeightsId,
+        tokenizer: String,
+        dtype: &str,
+        params: &BenchParams,
+        threads: usize,
+        context_length: usize,
+        device: String,
+        libtorch: &str,
+    ) -> PointKey {
+        PointKey {
+            method_version: METHOD_VERSION,
+            arch,
+            hyperparameters,
+            weights,
+            tokenizer,
+            dtype: dtype.into(),
+            num_tokens: if arch.generates() {
+                params.num_tokens
+            } else {
+                0
+            },
+            batch_size: params.batch_size,
+            num_runs: params.num_runs,
+            warmup_runs: params.warmup_runs,
+            min_duration_s: params.min_duration_s,
+            threads,
+            context_length,
+            device,
+            libtorch: libtorch.into(),
+        }
+    }
+
+    /// The blake3 hex digest of the canonical serialisation.
+    pub fn hash(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        // Serialising a plain struct of strings and numbers into a hasher cannot fail.
+        let _ = serde_json::to_writer(&mut hasher, self);
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// The key as a flat JSON object, stored in each entry so `--dry-run` can name the fields that changed.
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut flat = serde_json::Map::new();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(self) {
+            flatten("", &serde_json::Value::Object(map), &mut flat);
+        }
+        flat
+    }
+}
+
+fn flatten(
+    prefix: &str,
+    value: &serde_json::Value,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&name, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// Fields that differ between an old entry's key and a new one, as `name: old -> new`.
+pub fn changed_fields(
+    old: &serde_json::Map<String, serde_json::Value>,
+    new: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<String> {
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let show = |v: Option<&serde_json::Value>| match v {
+        None => "none".to_string(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    names
+        .into_iter()
+        .filter(|n| old.get(*n) != new.get(*n))
+        .map(|n| format!("{n}: {} -> {}", show(old.get(n)), show(new.get(n))))
+        .collect()
+}
+
+/// The stored form of a key's fields, for entries read back from disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredKey(pub serde_json::Map<String, serde_json::Value>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::config::Gpt2Config;
+
+    fn key(num_tokens: usize) -> PointKey {
+        let params = BenchParams {
+            num_tokens,
+            batch_size: 1,
+            num_runs: 3,
+            warmup_runs: 1,
+            min_duration_s: 0.0,
+            threads: None,
+        };
+        let config = ArchConfig::Gpt2(Gpt2Config {
+            vocab_size: 50257,
+            n_positions: 1024,
+            n_embd: 1024,
+            n_layer: 24,
+            n_head: 16,
+            n_inner: None,
+            layer_norm_epsilon: 1e-5,
+        });
+        PointKey::new(
+            Arch::Decoder,
+            Some(config),
+            WeightsId::RandomInit { seed: 0 },
+            "builtin:gpt2".into(),
+            "fp32",
+            &params,
+            2,
+            128,
+            "cpu (test)".into(),
+            "2.13.0+cu130",
+        )
+    }
+
+    #[test]
+    fn known_key_is_pinned() {
+        // Changing this value is a deliberate change of the cache format: every cached point is recomputed.
+        assert_eq!(
+            key(50).hash(),
+            "7db46f72ebbf2e01ca3c25dc5f39b945e7de1e97ddb3db7ef1e71f4cae2b0103"
+        );
+    }
+
+    #[test]
+    fn changed_fields_name_old_and_new() {
+        let diff = changed_fields(&key(50).fields(), &key(100).fields());
+        assert_eq!(diff, vec!["num_tokens: 50 -> 100".to_string()]);
+    }
+}

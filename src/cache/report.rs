@@ -1,0 +1,93 @@
+//! `e3pipe cache`: what the cache holds (entries per model, bytes on disk) and `--prune` of entries that no
+//! pipeline under the project's `pipelines/` folder references any more.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::cache::store::Store;
+use crate::error::Result;
+use crate::pipeline::plan::{Force, StepPlan, plan};
+use crate::pipeline::spec::Pipeline;
+
+pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
+    let pipeline = Pipeline::load(pipeline_file)?;
+    let store = Store::new(&pipeline.root);
+    let entries = store.entries();
+    let total_bytes: u64 = entries
+        .iter()
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut per_model: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unreadable = 0;
+    for (_, entry) in &entries {
+        match entry {
+            Some(e) => *per_model.entry(e.result.model.clone()).or_default() += 1,
+            None => unreadable += 1,
+        }
+    }
+    println!(
+        "cache {}: {} entries, {} bytes",
+        store.dir.display(),
+        entries.len(),
+        total_bytes
+    );
+    for (model, n) in &per_model {
+        println!("  {model}: {n} point(s)");
+    }
+    if unreadable > 0 {
+        println!(
+            "  {unreadable} unreadable entr{} (recomputed when needed)",
+            if unreadable == 1 { "y" } else { "ies" }
+        );
+    }
+    if !prune {
+        return Ok(());
+    }
+    // Every pipeline of the project counts, so pruning for one pipeline never drops another's points.
+    let mut referenced = BTreeSet::new();
+    let dir = pipeline.root.join("pipelines");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    if !files.contains(&pipeline.file) {
+        files.push(pipeline.file.clone());
+    }
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+    {
+        match Pipeline::load(file).and_then(|p| plan(&p, &[], &Force::default())) {
+            Ok(plan) => {
+                for step in plan.steps {
+                    if let StepPlan::Bench(b) = step {
+                        referenced.extend(b.points.into_iter().map(|p| p.hash));
+                    }
+                }
+            }
+            Err(e) => {
+                // An unreadable pipeline could reference anything: refuse to prune rather than lose its points.
+                eprintln!(
+                    "error: not pruning: pipeline `{}` does not load: {e}",
+                    file.display()
+                );
+                return Ok(());
+            }
+        }
+    }
+    let mut removed = 0;
+    for (path, _) in &entries {
+        let hash = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !referenced.contains(&hash) && std::fs::remove_file(path).is_ok() {
+            removed += 1;
+        }
+    }
+    println!(
+        "pruned {removed} entr{} no pipeline references",
+        if removed == 1 { "y" } else { "ies" }
+    );
+    Ok(())
+}

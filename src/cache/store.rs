@@ -1,0 +1,124 @@
+//! The point cache: one JSON file per point under `cache/points/`, named by its key hash, written atomically when
+//! the point finishes. Entries carry their key fields (to explain staleness) and a checksum of the result (to
+//! detect a corrupted file, which is reported and recomputed).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bench::result::PointResult;
+use crate::cache::key::PointKey;
+use crate::error::Result;
+use crate::fsio::write_json;
+
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub format: u32,
+    pub hash: String,
+    pub key: serde_json::Map<String, serde_json::Value>,
+    pub result: PointResult,
+    /// blake3 of the result's JSON.
+    pub checksum: String,
+}
+
+pub enum Lookup {
+    Hit(Box<Entry>),
+    Miss,
+    /// The file exists but cannot be trusted; the reason is reported and the point recomputed.
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub dir: PathBuf,
+}
+
+fn checksum(result: &PointResult) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let _ = serde_json::to_writer(&mut hasher, result);
+    hasher.finalize().to_hex().to_string()
+}
+
+impl Store {
+    pub fn new(root: &Path) -> Store {
+        Store {
+            dir: root.join("cache"),
+        }
+    }
+
+    pub fn points_dir(&self) -> PathBuf {
+        self.dir.join("points")
+    }
+
+    pub fn entry_path(&self, hash: &str) -> PathBuf {
+        self.points_dir().join(format!("{hash}.json"))
+    }
+
+    pub fn get(&self, hash: &str) -> Lookup {
+        let path = self.entry_path(hash);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
+            Err(e) => return Lookup::Corrupt(format!("cannot read: {e}")),
+        };
+        match serde_json::from_slice::<Entry>(&text) {
+            Err(e) => Lookup::Corrupt(format!("not a valid cache entry ({e})")),
+            Ok(entry) if entry.hash != hash => {
+                Lookup::Corrupt("entry holds a different key".into())
+            }
+            Ok(entry) if entry.checksum != checksum(&entry.result) => {
+                Lookup::Corrupt("checksum mismatch".into())
+            }
+            Ok(entry) => Lookup::Hit(Box::new(entry)),
+        }
+    }
+
+    pub fn put(&self, key: &PointKey, result: &PointResult) -> Result<()> {
+        let hash = key.hash();
+        let entry = Entry {
+            format: FORMAT,
+            hash: hash.clone(),
+            key: key.fields(),
+            result: result.clone(),
+            checksum: checksum(result),
+        };
+        write_json(&self.entry_path(&hash), &entry)
+    }
+
+    /// Every readable entry, for staleness explanations and `e3pipe cache`.
+    pub fn entries(&self) -> Vec<(PathBuf, Option<Entry>)> {
+        let Ok(dir) = std::fs::read_dir(self.points_dir()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(PathBuf, Option<Entry>)> = dir
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                let entry = std::fs::read(&p)
+                    .ok()
+                    .and_then(|t| serde_json::from_slice(&t).ok());
+                (p, entry)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The most recent entry for the same model and context length, to say what changed.
+    pub fn latest_for(
+        &self,
+        entries: &[(PathBuf, Option<Entry>)],
+        model: &str,
+        context_length: usize,
+    ) -> Option<Entry> {
+        entries
+            .iter()
+            .filter_map(|(_, e)| e.as_ref())
+            .filter(|e| e.result.model == model && e.result.context_length == context_length)
+            .max_by(|a, b| a.result.finished_at.cmp(&b.result.finished_at))
+            .cloned()
+    }
+}

@@ -1,0 +1,64 @@
+//! Command-line arguments (clap derive types only; `lib.rs` turns them into work).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_PIPELINE: &str = "pipelines/scaling.yaml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "e3pipe",
+    version,
+    about = "Measure how transformer inference latency grows with context length"
+)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline's steps in dependency order, reusing cached points.
+    Run {
+        /// Pipeline file.
+        #[arg(default_value = DEFAULT_PIPELINE)]
+        pipeline: PathBuf,
+        /// Run only these steps (comma-separated), reading what upstream steps left on disk.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Print the plan (each point cached / new / stale) and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Recompute ignoring the cache: everything, or only the named steps (comma-separated).
+        #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "")]
+        force: Option<Vec<String>>,
+    },
+    /// Draw the pipeline's DAG.
+    Graph {
+        #[arg(default_value = DEFAULT_PIPELINE)]
+        pipeline: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Show the point cache; `--prune` removes entries no pipeline in `pipelines/` references.
+    Cache {
+        #[arg(default_value = DEFAULT_PIPELINE)]
+        pipeline: PathBuf,
+        #[arg(long)]
+        prune: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
+}

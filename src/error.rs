@@ -1,0 +1,168 @@
+//! The one error type users see. Every variant carries the names (file, step, model, length) its message needs,
+//! and `exit_code` decides between "bad input" (2) and "work failed" (1).
+
+use std::path::PathBuf;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn hint(suggestion: &Option<String>) -> String {
+    suggestion
+        .as_ref()
+        .map(|s| format!("\n  did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("`{}` is not valid YAML at line {line}, column {column}: {message}", path.display())]
+    YamlSyntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error("`{}`: {message}", path.display())]
+    YamlShape { path: PathBuf, message: String },
+
+    #[error("`{}`: unknown key `{key}` in {context}{}", path.display(), hint(suggestion))]
+    UnknownKey {
+        path: PathBuf,
+        context: String,
+        key: String,
+        suggestion: Option<String>,
+    },
+
+    #[error("`{}`: step `{step}` has unknown kind `{kind}` (expected `bench`, `aggregate` or `plot`){}", path.display(), hint(suggestion))]
+    UnknownKind {
+        path: PathBuf,
+        step: String,
+        kind: String,
+        suggestion: Option<String>,
+    },
+
+    #[error("`{}`: step `{step}` is declared twice", path.display())]
+    DuplicateStep { path: PathBuf, step: String },
+
+    #[error("`{}`: step `{step}` needs unknown step `{needed}`{}", path.display(), hint(suggestion))]
+    UnknownNeed {
+        path: PathBuf,
+        step: String,
+        needed: String,
+        suggestion: Option<String>,
+    },
+
+    #[error("`{}`: steps form a cycle: `{}`", path.display(), cycle.join(" -> "))]
+    Cycle { path: PathBuf, cycle: Vec<String> },
+
+    #[error("pipeline `{}` has no step `{step}`{}", path.display(), hint(suggestion))]
+    NoSuchStep {
+        path: PathBuf,
+        step: String,
+        suggestion: Option<String>,
+    },
+
+    #[error("`{}`: step `{step}`: config file `{}` does not exist", path.display(), config.display())]
+    MissingConfig {
+        path: PathBuf,
+        step: String,
+        config: PathBuf,
+    },
+
+    #[error("`{}`: {field}: {message}", path.display())]
+    BadValue {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+
+    #[error("step `{step}` needs `{}`, which is not there: run `{hint}` first", missing.display())]
+    MissingInput {
+        step: String,
+        missing: PathBuf,
+        hint: String,
+    },
+
+    #[error("model `{model}`: {message}")]
+    Model { model: String, message: String },
+
+    #[error("`{}`: {message}", path.display())]
+    ModelFile { path: PathBuf, message: String },
+
+    #[error("tokenizer `{}` cannot be loaded: {message}", path.display())]
+    Tokenizer { path: PathBuf, message: String },
+
+    #[error("point {model}@{length}: {message}")]
+    Point {
+        model: String,
+        length: usize,
+        message: String,
+    },
+
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+
+    #[error("step `{step}`: {message}")]
+    Step { step: String, message: String },
+
+    #[error("{0}")]
+    Report(String),
+
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// 2 for input the user must fix before anything can run, 1 for work that failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::YamlSyntax { .. }
+            | Error::YamlShape { .. }
+            | Error::UnknownKey { .. }
+            | Error::UnknownKind { .. }
+            | Error::DuplicateStep { .. }
+            | Error::UnknownNeed { .. }
+            | Error::Cycle { .. }
+            | Error::NoSuchStep { .. }
+            | Error::MissingConfig { .. }
+            | Error::BadValue { .. }
+            | Error::MissingInput { .. } => 2,
+            Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The closest candidate within edit distance 2, for `did you mean` hints.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(word, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(suggest("plto", ["plot", "aggregate"]), Some("plot".into()));
+        assert_eq!(suggest("zzzzzz", ["plot", "aggregate"]), None);
+    }
+}

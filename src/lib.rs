@@ -1,0 +1,145 @@
+//! e3pipe measures how transformer inference latency and memory grow with context length.
+//!
+//! The stages read in the tree's order:
+//! - `pipeline::spec` reads and validates a pipeline YAML and the configs it names;
+//! - `pipeline::graph` orders its steps as a petgraph DAG;
+//! - `pipeline::plan` decides, per (model, context length) point, whether it is cached, new or stale;
+//! - `pipeline::execute` runs bench steps (`bench`, `models`), caching each point (`cache`);
+//! - `report` aggregates results into tables (polars) and draws figures (plotters).
+
+pub mod bench;
+pub mod cache;
+pub mod cli;
+pub mod error;
+pub mod fsio;
+pub mod models;
+pub mod pipeline;
+pub mod report;
+pub mod yaml;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use cli::{Cli, Command, GraphFormat};
+use error::{Error, Result};
+use pipeline::plan::Force;
+use pipeline::spec::Pipeline;
+
+/// Prints an error and its cause chain as users see it.
+pub fn print_error(e: &Error) {
+    eprintln!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // A second Ctrl-C exits at once; the first lets the current measured run finish.
+    if bench::runner::INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: `_exit` is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+fn install_interrupt_handler() {
+    // SAFETY: the handler only touches an atomic and calls `_exit`, both async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+/// Runs the parsed command line; the exit code is 0 (done), 1 (some work failed) or 2 (invalid input).
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(&cli);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(Error::Interrupted) => {
+            eprintln!("interrupted: finished points are cached; run again to resume");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            print_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Graph { pipeline, format } => {
+            let pipeline = Pipeline::load(&pipeline)?;
+            let text = match format {
+                GraphFormat::Text => pipeline::graph::render_text(&pipeline),
+                GraphFormat::Dot => pipeline::graph::render_dot(&pipeline),
+                GraphFormat::Mermaid => pipeline::graph::render_mermaid(&pipeline),
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            pipeline,
+            only,
+            dry_run,
+            force,
+        } => {
+            let pipeline = Pipeline::load(&pipeline)?;
+            let force = match force {
+                None => Force::default(),
+                Some(steps) if steps.iter().all(String::is_empty) => Force {
+                    all: true,
+                    steps: Vec::new(),
+                },
+                Some(steps) => Force {
+                    all: false,
+                    steps: steps.into_iter().filter(|s| !s.is_empty()).collect(),
+                },
+            };
+            let plan = pipeline::plan::plan(&pipeline, &only, &force)?;
+            if dry_run {
+                print!("{}", plan.render());
+                return Ok(ExitCode::SUCCESS);
+            }
+            install_interrupt_handler();
+            let outcome = pipeline::execute::execute(&plan)?;
+            println!("{}", outcome.counts);
+            let failed = outcome.counts.failed + outcome.counts.infeasible > 0
+                || !outcome.failed_steps.is_empty();
+            if !outcome.failed_steps.is_empty() {
+                eprintln!("failed steps: {}", outcome.failed_steps.join(", "));
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Cache { pipeline, prune } => {
+            cache::report::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Architecture hyperparameters, named exactly as in Hugging Face `config.json` files so the same structs read an
+//! HF model directory and the `config:` block of `configs/model/*.yaml`.
+
+use serde::{Deserialize, Serialize};
+
+/// The three architecture families e3pipe compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Arch {
+    #[serde(rename = "decoder")]
+    Decoder,
+    #[serde(rename = "encoder-decoder", alias = "seq2seq")]
+    EncoderDecoder,
+    #[serde(rename = "encoder")]
+    Encoder,
+}
+
+impl Arch {
+    pub const NAMES: [&'static str; 4] = ["decoder", "encoder-decoder", "seq2seq", "encoder"];
+
+    pub fn parse(s: &str) -> Option<Arch> {
+        match s {
+            "decoder" => Some(Arch::Decoder),
+            "encoder-decoder" | "seq2seq" => Some(Arch::EncoderDecoder),
+            "encoder" => Some(Arch::Encoder),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Decoder => "decoder",
+            Arch::EncoderDecoder => "encoder-decoder",
+            Arch::Encoder => "encoder",
+        }
+    }
+
+    /// Whether this architecture generates tokens (and so has ttft/tbt metrics).
+    pub fn generates(self) -> bool {
+        !matches!(self, Arch::Encoder)
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Hyperparameters of one model; `model_type` selects the variant as in HF `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model_type")]
+pub enum ArchConfig {
+    #[serde(rename = "gpt2")]
+    Gpt2(Gpt2Config),
+    #[serde(rename = "t5")]
+    T5(T5Config),
+    #[serde(rename = "bert")]
+    Bert(BertConfig),
+}
+
+impl ArchConfig {
+    pub const MODEL_TYPES: [&'static str; 3] = ["gpt2", "t5", "bert"];
+
+    pub fn arch(&self) -> Arch {
+        match self {
+            ArchConfig::Gpt2(_) => Arch::Decoder,
+            ArchConfig::T5(_) => Arch::EncoderDecoder,
+            ArchConfig::Bert(_) => Arch::Encoder,
+        }
+    }
+
+    pub fn vocab_size(&self) -> i64 {
+        match self {
+            ArchConfig::Gpt2(c) => c.vocab_size,
+            ArchConfig::T5(c) => c.vocab_size,
+            ArchConfig::Bert(c) => c.vocab_size,
+        }
+    }
+
+    /// The longest input (prompt plus generated tokens for decoders) the architecture can address, if bounded.
+    pub fn max_positions(&self) -> Option<usize> {
+        match self {
+            ArchConfig::Gpt2(c) => Some(c.n_positions as usize),
+            ArchConfig::Bert(c) => Some(c.max_position_embeddings as usize),
+            // T5's relative position buckets have no hard limit.
+            ArchConfig::T5(_) => None,
+        }
+    }
+
+    /// Keys the `config:` block of a model YAML may hold, for typo detection.
+    pub fn allowed_keys(model_type: &str) -> &'static [&'static str] {
+        match model_type {
+            "gpt2" => &[
+                "model_type",
+                "vocab_size",
+                "n_positions",
+                "n_embd",
+                "n_layer",
+                "n_head",
+                "n_inner",
+                "layer_norm_epsilon",
+            ],
+            "t5" => &[
+                "model_type",
+                "vocab_size",
+                "d_model",
+                "d_kv",
+                "d_ff",
+                "num_layers",
+                "num_decoder_layers",
+                "num_heads",
+                "relative_attention_num_buckets",
+                "relative_attention_max_distance",
+                "layer_norm_epsilon",
+                "feed_forward_proj",
+                "tie_word_embeddings",
+                "decoder_start_token_id",
+            ],
+            "bert" => &[
+                "model_type",
+                "vocab_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "max_position_embeddings",
+                "type_vocab_size",
+                "layer_norm_eps",
+                "hidden_act",
+            ],
+            _ => &["model_type"],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gpt2Config {
+    pub vocab_size: i64,
+    pub n_positions: i64,
+    pub n_embd: i64,
+    pub n_layer: i64,
+    pub n_head: i64,
+    #[serde(default)]
+    pub n_inner: Option<i64>,
+    #[serde(default = "eps_1e5")]
+    pub layer_norm_epsilon: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct T5Config {
+    pub vocab_size: i64,
+    pub d_model: i64,
+    pub d_kv: i64,
+    pub d_ff: i64,
+    pub num_layers: i64,
+    #[serde(default)]
+    pub num_decoder_layers: Option<i64>,
+    pub num_heads: i64,
+    #[serde(default = "default_buckets")]
+    pub relative_attention_num_buckets: i64,
+    #[serde(default = "default_max_distance")]
+    pub relative_attention_max_distance: i64,
+    #[serde(default = "eps_1e6")]
+    pub layer_norm_epsilon: f64,
+    #[serde(default = "default_ff_proj")]
+    pub feed_forward_proj: String,
+    #[serde(default = "yes")]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub decoder_start_token_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: i64,
+    pub hidden_size: i64,
+    pub num_hidden_layers: i64,
+    pub num_attention_heads: i64,
+    pub intermediate_size: i64,
+    pub max_position_embeddings: i64,
+    #[serde(default = "two")]
+    pub type_vocab_size: i64,
+    #[serde(default = "eps_1e12")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+}
+
+fn eps_1e5() -> f64 {
+    1e-5
+}
+fn eps_1e6() -> f64 {
+    1e-6
+}
+fn eps_1e12() -> f64 {
+    1e-12
+}
+fn default_buckets() -> i64 {
+    32
+}
+fn default_max_distance() -> i64 {
+    128
+}
+fn default_ff_proj() -> String {
+    "relu".into()
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn yes() -> bool {
+    true
+}
+fn two() -> i64 {
+    2
+}
+
+impl ArchConfig {
+    /// Checks the numbers that would otherwise fail deep inside libtorch.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |name: &str, v: i64| {
+            if v > 0 {
+                Ok(())
+            } else {
+                Err(format!("`{name}` must be positive, got {v}"))
+            }
+        };
+        let divides = |a: &str, av: i64, b: &str, bv: i64| {
+            if bv > 0 && av % bv == 0 {
+                Ok(())
+            } else {
+                Err(format!("`{a}` ({av}) must be a multiple of `{b}` ({bv})"))
+            }
+        };
+        match self {
+            ArchConfig::Gpt2(c) => {
+                for (n, v) in [
+                    ("vocab_size", c.vocab_size),
+                    ("n_positions", c.n_positions),
+                    ("n_embd", c.n_embd),
+                    ("n_layer", c.n_layer),
+                    ("n_head", c.n_head),
+                ] {
+                    positive(n, v)?;
+                }
+                divides("n_embd", c.n_embd, "n_head", c.n_head)
+            }
+            ArchConfig::T5(c) => {
+                for (n, v) in [
+                    ("vocab_size", c.vocab_size),
+                    ("d_model", c.d_model),
+                    ("d_kv", c.d_kv),
+                    ("d_ff", c.d_ff),
+                    ("num_layers", c.num_layers),
+                    ("num_heads", c.num_heads),
+                ] {
+                    positive(n, v)?;
+                }
+                match c.feed_forward_proj.as_str() {
+                    "relu" | "gated-gelu" | "gated-relu" => Ok(()),
+                    other => Err(format!(
+                        "unsupported `feed_forward_proj` `{other}` (expected `relu`, `gated-gelu` or `gated-relu`)"
+                    )),
+                }
+            }
+            ArchConfig::Bert(c) => {
+                for (n, v) in [
+                    ("vocab_size", c.vocab_size),
+                    ("hidden_size", c.hidden_size),
+                    ("num_hidden_layers", c.num_hidden_layers),
+                    ("num_attention_heads", c.num_attention_heads),
+                    ("intermediate_size", c.intermediate_size),
+                    ("max_position_embeddings", c.max_position_embeddings),
+                ] {
+                    positive(n, v)?;
+                }
+                divides(
+                    "hidden_size",
+                    c.hidden_size,
+                    "num_attention_heads",
+                    c.num_attention_heads,
+                )
+            }
+        }
+    }
+}

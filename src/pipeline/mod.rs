@@ -1,0 +1,6 @@
+//! The pipeline stages: spec (YAML) -> graph (DAG) -> plan (what to compute) -> execute.
+
+pub mod execute;
+pub mod graph;
+pub mod plan;
+pub mod spec;

@@ -1,0 +1,290 @@
+//! What a run will do, decided before any work: for every bench point its cache key and whether it is `cached`,
+//! `new`, `stale` (with the key fields that changed against the latest entry for the same model and length),
+//! `corrupt`, `forced` or `infeasible`. `--dry-run` prints this and stops.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use tch::{Device, Kind};
+
+use crate::bench::config::BenchParams;
+use crate::bench::result::LIBTORCH_VERSION;
+use crate::bench::runner::infeasibility;
+use crate::cache::key::{PointKey, changed_fields};
+use crate::cache::store::{Lookup, Store};
+use crate::error::{Error, Result};
+use crate::models::spec::ModelSource;
+use crate::models::{WeightsId, device, kind_name, resolve_kind, weights, weights_id};
+use crate::pipeline::graph;
+use crate::pipeline::spec::{BenchStep, Pipeline, Step, StepKind};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointState {
+    Cached,
+    New,
+    Stale(Vec<String>),
+    Corrupt(String),
+    Forced,
+    Infeasible(String),
+}
+
+impl std::fmt::Display for PointState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PointState::Cached => f.write_str("cached"),
+            PointState::New => f.write_str("new"),
+            PointState::Stale(changes) => write!(f, "stale ({})", changes.join(", ")),
+            PointState::Corrupt(reason) => write!(f, "corrupt ({reason}): recompute"),
+            PointState::Forced => f.write_str("forced"),
+            PointState::Infeasible(reason) => write!(f, "infeasible ({reason})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedPoint {
+    pub context_length: usize,
+    pub key: PointKey,
+    pub hash: String,
+    pub state: PointState,
+}
+
+/// A bench step with everything resolved: device, dtype, threads and the points.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    pub step: String,
+    pub bench: BenchStep,
+    pub device: Device,
+    pub kind: Kind,
+    pub threads: usize,
+    pub weights: WeightsId,
+    pub points: Vec<PlannedPoint>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepPlan {
+    Bench(Box<BenchPlan>),
+    Aggregate {
+        step: String,
+    },
+    Plot {
+        step: String,
+        options: crate::pipeline::spec::PlotOptions,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<StepPlan>,
+    pub root: PathBuf,
+}
+
+/// Which steps to recompute regardless of the cache.
+#[derive(Debug, Clone, Default)]
+pub struct Force {
+    pub all: bool,
+    pub steps: Vec<String>,
+}
+
+impl Force {
+    fn covers(&self, step: &str) -> bool {
+        self.all || self.steps.iter().any(|s| s == step)
+    }
+}
+
+pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan> {
+    let selected = graph::select(pipeline, only)?;
+    for forced in &force.steps {
+        if pipeline.step(forced).is_none() {
+            return Err(Error::NoSuchStep {
+                path: pipeline.file.clone(),
+                step: forced.clone(),
+                suggestion: crate::error::suggest(
+                    forced,
+                    pipeline.steps.iter().map(|s| s.name.as_str()),
+                ),
+            });
+        }
+    }
+    let store = Store::new(&pipeline.root);
+    let entries = store.entries();
+    let mut steps = Vec::new();
+    for name in selected {
+        let Some(step) = pipeline.step(name) else {
+            continue;
+        };
+        steps.push(plan_step(step, &store, &entries, force)?);
+    }
+    Ok(Plan {
+        steps,
+        root: pipeline.root.clone(),
+    })
+}
+
+fn tokenizer_identity(bench: &BenchStep) -> Result<String> {
+    match &bench.model.tokenizer {
+        Some(path) => Ok(format!("blake3:{}", weights::file_blake3(path)?)),
+        None => Ok(format!("builtin:{}", bench.model.arch)),
+    }
+}
+
+fn plan_step(
+    step: &Step,
+    store: &Store,
+    entries: &[(PathBuf, Option<crate::cache::store::Entry>)],
+    force: &Force,
+) -> Result<StepPlan> {
+    let bench = match &step.kind {
+        StepKind::Bench(b) => b,
+        StepKind::Aggregate => {
+            return Ok(StepPlan::Aggregate {
+                step: step.name.clone(),
+            });
+        }
+        StepKind::Plot(options) => {
+            return Ok(StepPlan::Plot {
+                step: step.name.clone(),
+                options: options.clone(),
+            });
+        }
+    };
+    let model = &bench.model;
+    let device = device::resolve(model.device).map_err(|message| Error::BadValue {
+        path: model.file.clone(),
+        field: "device".into(),
+        message,
+    })?;
+    let kind = resolve_kind(model.dtype, device);
+    if device == Device::Cpu && kind == Kind::Half {
+        tracing::warn!(
+            "model `{}`: fp16 on CPU is slow and not representative; consider `dtype: fp32`",
+            model.name
+        );
+    }
+    let params: &BenchParams = &bench.bench.params;
+    let threads = params
+        .threads
+        .unwrap_or_else(|| tch::get_num_threads().max(1) as usize);
+    if let ModelSource::HfDir { dir } | ModelSource::TorchScript { file: dir } = &model.source {
+        if !dir.exists() {
+            return Err(Error::ModelFile {
+                path: dir.clone(),
+                message: format!(
+                    "model `{}` points at a path that does not exist",
+                    model.name
+                ),
+            });
+        }
+    }
+    let weights = weights_id(model)?;
+    let tokenizer = tokenizer_identity(bench)?;
+    let device_name = device::describe(device);
+    let points = bench
+        .bench
+        .context_lengths
+        .iter()
+        .map(|&length| {
+            let key = PointKey::new(
+                model.arch,
+                model.config.clone(),
+                weights.clone(),
+                tokenizer.clone(),
+                kind_name(kind),
+                params,
+                threads,
+                length,
+                device_name.clone(),
+                LIBTORCH_VERSION,
+            );
+            let hash = key.hash();
+            let state = if let Some(reason) =
+                infeasibility(model.config.as_ref(), length, key.num_tokens)
+            {
+                PointState::Infeasible(reason)
+            } else {
+                match store.get(&hash) {
+                    _ if force.covers(&step.name) => PointState::Forced,
+                    Lookup::Hit(entry)
+                        if entry.result.status == crate::bench::result::Status::Ok =>
+                    {
+                        PointState::Cached
+                    }
+                    Lookup::Hit(_) => PointState::New,
+                    Lookup::Corrupt(reason) => PointState::Corrupt(reason),
+                    Lookup::Miss => match store.latest_for(entries, &model.name, length) {
+                        Some(old) => {
+                            let changes = changed_fields(&old.key, &key.fields());
+                            if changes.is_empty() {
+                                PointState::New
+                            } else {
+                                PointState::Stale(changes)
+                            }
+                        }
+                        None => PointState::New,
+                    },
+                }
+            };
+            PlannedPoint {
+                context_length: length,
+                key,
+                hash,
+                state,
+            }
+        })
+        .collect();
+    Ok(StepPlan::Bench(Box::new(BenchPlan {
+        step: step.name.clone(),
+        bench: (**bench).clone(),
+        device,
+        kind,
+        threads,
+        weights,
+        points,
+    })))
+}
+
+impl Plan {
+    /// The `--dry-run` listing.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for step in &self.steps {
+            match step {
+                StepPlan::Bench(b) => {
+                    let _ = writeln!(
+                        out,
+                        "step `{}` (bench): model {} ({}, {}), {} on {}, {} threads",
+                        b.step,
+                        b.bench.model.name,
+                        b.bench.model.arch,
+                        b.weights,
+                        kind_name(b.kind),
+                        device::describe(b.device),
+                        b.threads
+                    );
+                    for p in &b.points {
+                        let _ = writeln!(
+                            out,
+                            "  {:>6} tokens  {}  [{}]",
+                            p.context_length,
+                            p.state,
+                            &p.hash[..12]
+                        );
+                    }
+                }
+                StepPlan::Aggregate { step } => {
+                    let _ = writeln!(
+                        out,
+                        "step `{step}` (aggregate): latest/inference/*.json -> tables/inference_results.csv"
+                    );
+                }
+                StepPlan::Plot { step, .. } => {
+                    let _ = writeln!(
+                        out,
+                        "step `{step}` (plot): tables/inference_results.csv -> figs/latency_curve.png"
+                    );
+                }
+            }
+        }
+        out
+    }
+}

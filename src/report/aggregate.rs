@@ -1,0 +1,502 @@
+//! The aggregate step: every results document in `latest/inference/` (ours or the seed's Python tool's, scaling
+//! or single-point) becomes rows of `tables/inference_results.csv` (+ `.parquet`), one per (exp_id, model,
+//! context length), plus `tables/summary.csv` and the scaling fit `tables/scaling_fit.csv`. A file that is not a
+//! results document is reported and skipped. The step is skipped when its inputs' hash has not changed.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fsio::write_atomic;
+use crate::report::fit::{Fit, fit_power_law};
+
+/// One row of `inference_results.csv`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row {
+    pub exp_id: String,
+    pub model: String,
+    pub arch: String,
+    pub context_length: Option<i64>,
+    pub latency_ms: Option<f64>,
+    pub throughput: Option<f64>,
+    pub max_memory_gb: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub tbt_ms: Option<f64>,
+    pub e2e_latency_ms: Option<f64>,
+    pub encoder_latency_ms: Option<f64>,
+    pub latency_std_ms: Option<f64>,
+    pub ttft_std_ms: Option<f64>,
+    pub tbt_std_ms: Option<f64>,
+    pub e2e_std_ms: Option<f64>,
+    pub latency_mean_ms: Option<f64>,
+    pub latency_p90_ms: Option<f64>,
+    pub latency_ci_low_ms: Option<f64>,
+    pub latency_ci_high_ms: Option<f64>,
+    pub n: Option<i64>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub peak_memory_bytes: Option<i64>,
+    pub device: Option<String>,
+    pub dtype: Option<String>,
+    pub weights: Option<String>,
+}
+
+/// A file in the results folder that could not be read as results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+fn num(v: Option<&Value>) -> Option<f64> {
+    v.and_then(Value::as_f64).filter(|x| x.is_finite())
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(str::to_string)
+}
+
+/// Rows of one results document.
+pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String> {
+    let exp_id = text(doc.get("exp_id")).ok_or("no `exp_id`: not a results file")?;
+    let metrics = doc
+        .get("metrics")
+        .and_then(Value::as_object)
+        .ok_or("no `metrics` object: not a results file")?;
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let model = text(doc.get("model"))
+        .or_else(|| text(doc.pointer("/config/model")))
+        .unwrap_or(stem);
+    let arch = text(doc.get("arch"))
+        .or_else(|| text(doc.pointer("/config/arch")))
+        .unwrap_or_default();
+    let base = Row {
+        exp_id,
+        model,
+        arch,
+        status: "ok".into(),
+        weights: text(doc.get("weights")),
+        ..Row::default()
+    };
+    let scaling = metrics.values().any(Value::is_object);
+    if !scaling {
+        // The seed's single-point shape: flat metrics, the length (if any) in the config.
+        let length = doc
+            .pointer("/config/context_length")
+            .or_else(|| doc.pointer("/config/max_length"))
+            .and_then(Value::as_i64);
+        return Ok(vec![seed_row(
+            &base,
+            length,
+            doc.get("metrics").unwrap_or(&Value::Null),
+        )]);
+    }
+    let mut rows = Vec::new();
+    for (length, m) in metrics {
+        let length: i64 = length
+            .parse()
+            .map_err(|_| format!("metrics key `{length}` is not a context length"))?;
+        let row = match m.get("point") {
+            Some(point) => point_row(&base, length, point, m),
+            None => seed_row(&base, Some(length), m),
+        };
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
+    Row {
+        context_length: length,
+        latency_ms: num(m.get("latency_ms"))
+            .or_else(|| num(m.get("first_token_latency_ms")))
+            .or_else(|| num(m.get("forward_pass_latency_ms"))),
+        throughput: num(m.get("throughput_tokens_per_sec"))
+            .or_else(|| num(m.get("throughput")))
+            .or_else(|| num(m.get("tokens_per_sec"))),
+        max_memory_gb: num(m.get("max_memory_gb")),
+        ttft_ms: num(m.get("ttft_ms")).or_else(|| num(m.get("first_token_latency_ms"))),
+        tbt_ms: num(m.get("tbt_ms")),
+        e2e_latency_ms: num(m.get("e2e_latency_ms")),
+        encoder_latency_ms: num(m.get("encoder_latency_ms")),
+        status: text(m.get("status")).unwrap_or_else(|| "ok".into()),
+        input_tokens: m.get("input_tokens").and_then(Value::as_i64),
+        ..base.clone()
+    }
+}
+
+fn point_row(base: &Row, length: i64, point: &Value, m: &Value) -> Row {
+    let stat = |metric: &str, field: &str| num(point.pointer(&format!("/stats/{metric}/{field}")));
+    let generates = text(point.get("arch")).is_some_and(|a| a != "encoder");
+    let headline = if generates {
+        "ttft_ms"
+    } else {
+        "forward_pass_latency_ms"
+    };
+    let mut row = seed_row(base, Some(length), m);
+    row.arch = text(point.get("arch")).unwrap_or(row.arch);
+    row.latency_ms = stat(headline, "median");
+    row.latency_mean_ms = stat(headline, "mean");
+    row.latency_std_ms = stat(headline, "std");
+    row.latency_p90_ms = stat(headline, "p90");
+    row.latency_ci_low_ms = stat(headline, "ci95_low");
+    row.latency_ci_high_ms = stat(headline, "ci95_high");
+    row.n = point
+        .pointer(&format!("/stats/{headline}/n"))
+        .and_then(Value::as_i64);
+    row.ttft_std_ms = stat("ttft_ms", "std");
+    row.tbt_std_ms = stat("tbt_ms", "std");
+    row.e2e_std_ms = stat("e2e_latency_ms", "std");
+    row.status = text(point.get("status")).unwrap_or(row.status);
+    row.reason = text(point.get("reason"));
+    row.input_tokens = point.get("input_tokens").and_then(Value::as_i64);
+    row.peak_memory_bytes = point.get("peak_rss_bytes").and_then(Value::as_i64);
+    row.device = text(point.get("device"));
+    row.dtype = text(point.get("dtype"));
+    row.weights = text(point.get("weights")).or(row.weights);
+    row
+}
+
+/// Reads every `*.json` in `dir`; unreadable or foreign files are returned as skipped, never fatal.
+pub fn collect(dir: &Path) -> (Vec<Row>, Vec<Skipped>) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let mut rows = Vec::new();
+    let mut skipped = Vec::new();
+    for file in files {
+        let parsed = std::fs::read(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("not valid JSON ({e})"))
+            })
+            .and_then(|doc| rows_of(&file, &doc));
+        match parsed {
+            Ok(mut r) => rows.append(&mut r),
+            Err(reason) => skipped.push(Skipped { file, reason }),
+        }
+    }
+    rows.sort_by(|a, b| {
+        (&a.model, a.context_length, &a.exp_id).cmp(&(&b.model, b.context_length, &b.exp_id))
+    });
+    (rows, skipped)
+}
+
+fn polars_err(e: PolarsError) -> Error {
+    Error::Report(format!("polars: {e}"))
+}
+
+/// The rows as a polars frame with the seed's columns first.
+pub fn frame(rows: &[Row]) -> Result<DataFrame> {
+    let s = |name: &str, f: &dyn Fn(&Row) -> String| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let os = |name: &str, f: &dyn Fn(&Row) -> Option<String>| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let f = |name: &str, g: &dyn Fn(&Row) -> Option<f64>| {
+        Column::new(name.into(), rows.iter().map(g).collect::<Vec<_>>())
+    };
+    let i = |name: &str, g: &dyn Fn(&Row) -> Option<i64>| {
+        Column::new(name.into(), rows.iter().map(g).collect::<Vec<_>>())
+    };
+    let columns = vec![
+        s("exp_id", &|r| r.exp_id.clone()),
+        s("model", &|r| r.model.clone()),
+        s("arch", &|r| r.arch.clone()),
+        i("context_length", &|r| r.context_length),
+        f("latency_ms", &|r| r.latency_ms),
+        f("throughput", &|r| r.throughput),
+        f("max_memory_gb", &|r| r.max_memory_gb),
+        f("ttft_ms", &|r| r.ttft_ms),
+        f("tbt_ms", &|r| r.tbt_ms),
+        f("e2e_latency_ms", &|r| r.e2e_latency_ms),
+        f("encoder_latency_ms", &|r| r.encoder_latency_ms),
+        f("latency_std_ms", &|r| r.latency_std_ms),
+        f("ttft_std_ms", &|r| r.ttft_std_ms),
+        f("tbt_std_ms", &|r| r.tbt_std_ms),
+        f("e2e_std_ms", &|r| r.e2e_std_ms),
+        f("latency_mean_ms", &|r| r.latency_mean_ms),
+        f("latency_median_ms", &|r| r.latency_ms),
+        f("latency_p90_ms", &|r| r.latency_p90_ms),
+        f("latency_ci_low_ms", &|r| r.latency_ci_low_ms),
+        f("latency_ci_high_ms", &|r| r.latency_ci_high_ms),
+        i("n", &|r| r.n),
+        s("status", &|r| r.status.clone()),
+        os("reason", &|r| r.reason.clone()),
+        i("input_tokens", &|r| r.input_tokens),
+        i("peak_memory_bytes", &|r| r.peak_memory_bytes),
+        os("device", &|r| r.device.clone()),
+        os("dtype", &|r| r.dtype.clone()),
+        os("weights", &|r| r.weights.clone()),
+    ];
+    DataFrame::new_infer_height(columns).map_err(polars_err)
+}
+
+fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    CsvWriter::new(&mut out)
+        .with_float_precision(Some(4))
+        .finish(df)
+        .map_err(polars_err)?;
+    Ok(out)
+}
+
+/// Per model: how many points, the latency at the shortest and longest length, and the fitted exponent.
+fn summary_frame(rows: &[Row], fits: &[Fit]) -> Result<DataFrame> {
+    let mut models: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.model.as_str(), r.arch.as_str()))
+        .collect();
+    models.sort();
+    models.dedup();
+    let ok = |m: &str| -> Vec<&Row> {
+        rows.iter()
+            .filter(|r| r.model == m && r.status == "ok" && r.latency_ms.is_some())
+            .collect()
+    };
+    let count = |m: &str, status: &str| {
+        rows.iter()
+            .filter(|r| r.model == m && r.status == status)
+            .count() as i64
+    };
+    let first = |m: &str| ok(m).into_iter().min_by_key(|r| r.context_length).cloned();
+    let last = |m: &str| ok(m).into_iter().max_by_key(|r| r.context_length).cloned();
+    let fit = |m: &str| fits.iter().find(|f| f.model == m);
+    let columns = vec![
+        Column::new(
+            "model".into(),
+            models
+                .iter()
+                .map(|(m, _)| m.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "arch".into(),
+            models
+                .iter()
+                .map(|(_, a)| a.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "points_ok".into(),
+            models
+                .iter()
+                .map(|(m, _)| ok(m).len() as i64)
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "points_infeasible".into(),
+            models
+                .iter()
+                .map(|(m, _)| count(m, "infeasible"))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "points_failed".into(),
+            models
+                .iter()
+                .map(|(m, _)| count(m, "oom") + count(m, "error"))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "min_context_length".into(),
+            models
+                .iter()
+                .map(|(m, _)| first(m).and_then(|r| r.context_length))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "max_context_length".into(),
+            models
+                .iter()
+                .map(|(m, _)| last(m).and_then(|r| r.context_length))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "latency_ms_at_min".into(),
+            models
+                .iter()
+                .map(|(m, _)| first(m).and_then(|r| r.latency_ms))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "latency_ms_at_max".into(),
+            models
+                .iter()
+                .map(|(m, _)| last(m).and_then(|r| r.latency_ms))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "max_memory_gb".into(),
+            models
+                .iter()
+                .map(|(m, _)| {
+                    ok(m)
+                        .iter()
+                        .filter_map(|r| r.max_memory_gb)
+                        .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "scaling_exponent_k".into(),
+            models
+                .iter()
+                .map(|(m, _)| fit(m).map(|f| f.k))
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    DataFrame::new_infer_height(columns).map_err(polars_err)
+}
+
+fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
+    let columns = vec![
+        Column::new(
+            "model".into(),
+            fits.iter().map(|f| f.model.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "arch".into(),
+            fits.iter().map(|f| f.arch.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new("k".into(), fits.iter().map(|f| f.k).collect::<Vec<_>>()),
+        Column::new(
+            "k_stderr".into(),
+            fits.iter().map(|f| f.k_stderr).collect::<Vec<_>>(),
+        ),
+        Column::new("a_ms".into(), fits.iter().map(|f| f.a).collect::<Vec<_>>()),
+        Column::new(
+            "r_squared".into(),
+            fits.iter().map(|f| f.r_squared).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "lengths".into(),
+            fits.iter()
+                .map(|f| {
+                    f.lengths
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect::<Vec<_>>(),
+        ),
+    ];
+    DataFrame::new_infer_height(columns).map_err(polars_err)
+}
+
+/// Fits latency ≈ a·L^k per model over its `ok` points with at least two distinct lengths.
+pub fn fits(rows: &[Row]) -> Vec<Fit> {
+    let mut models: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.model.as_str(), r.arch.as_str()))
+        .collect();
+    models.sort();
+    models.dedup();
+    models
+        .into_iter()
+        .filter_map(|(model, arch)| {
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.model == model && r.status == "ok")
+                .filter_map(|r| Some((r.context_length? as f64, r.latency_ms?)))
+                .collect();
+            fit_power_law(model, arch, &points)
+        })
+        .collect()
+}
+
+fn inputs_hash(dir: &Path) -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in files {
+        hasher.update(
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        hasher.update(&std::fs::read(&f).unwrap_or_default());
+    }
+    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
+/// Runs the aggregate step; returns the line to print.
+pub fn run_step(step: &str, root: &Path) -> Result<String> {
+    let input_dir = root.join("latest").join("inference");
+    if !input_dir.is_dir() {
+        return Err(Error::MissingInput {
+            step: step.into(),
+            missing: PathBuf::from("latest/inference"),
+            hint: "e3pipe run --only <bench steps>".into(),
+        });
+    }
+    let tables = root.join("tables");
+    let stamp_file = tables.join(".aggregate.inputs");
+    let hash = inputs_hash(&input_dir);
+    if std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
+        && tables.join("inference_results.csv").is_file()
+    {
+        return Ok(format!(
+            "step `{step}`: inputs unchanged, tables are up to date"
+        ));
+    }
+    let (rows, skipped) = collect(&input_dir);
+    for s in &skipped {
+        tracing::warn!("skipping `{}`: {}", s.file.display(), s.reason);
+        eprintln!(
+            "warning: skipping `{}`: {}",
+            s.file.strip_prefix(root).unwrap_or(&s.file).display(),
+            s.reason
+        );
+    }
+    if rows.is_empty() {
+        return Err(Error::Step {
+            step: step.into(),
+            message: format!("no results found in `{}`", input_dir.display()),
+        });
+    }
+    let mut df = frame(&rows)?;
+    write_atomic(&tables.join("inference_results.csv"), &csv_bytes(&mut df)?)?;
+    let mut parquet = Vec::new();
+    ParquetWriter::new(&mut parquet)
+        .finish(&mut df)
+        .map_err(polars_err)?;
+    write_atomic(&tables.join("inference_results.parquet"), &parquet)?;
+    let fits = fits(&rows);
+    write_atomic(
+        &tables.join("scaling_fit.csv"),
+        &csv_bytes(&mut fit_frame(&fits)?)?,
+    )?;
+    write_atomic(
+        &tables.join("summary.csv"),
+        &csv_bytes(&mut summary_frame(&rows, &fits)?)?,
+    )?;
+    write_atomic(&stamp_file, hash.as_bytes())?;
+    Ok(format!(
+        "step `{step}`: {} rows from {} file(s) -> tables/inference_results.csv ({} skipped)",
+        rows.len(),
+        rows.iter()
+            .map(|r| &r.exp_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        skipped.len()
+    ))
+}

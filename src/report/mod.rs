@@ -1,0 +1,5 @@
+//! From results to tables (aggregate), scaling fits (fit) and figures (plot).
+
+pub mod aggregate;
+pub mod fit;
+pub mod plot;
