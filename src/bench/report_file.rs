@@ -71,24 +71,6 @@ pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]
     })
 }
 
-fn point_hashes(doc: &Value) -> Vec<String> {
-    let mut hashes: Vec<String> = doc
-        .get("metrics")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.values()
-                .filter_map(|v| {
-                    v.get("cache_key")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    hashes.sort();
-    hashes
-}
-
 /// Writes the step's results unless `latest/inference/<model>.json` already holds exactly these points.
 /// Returns the results file written, if any.
 pub fn write(
@@ -105,7 +87,8 @@ pub fn write(
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
     if previous.as_ref().is_some_and(|p| {
-        point_hashes(p) == point_hashes(&probe) && p.get("config") == probe.get("config")
+        // Everything but the experiment id: a rerun that took every point from the cache writes nothing.
+        p.get("metrics") == probe.get("metrics") && p.get("config") == probe.get("config")
     }) {
         return Ok(None);
     }

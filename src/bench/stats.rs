@@ -60,7 +60,13 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// Below this many samples the MAD is too coarse for a z-score to mean anything.
+const MIN_SAMPLES_FOR_OUTLIERS: usize = 5;
+
 fn outliers(sorted: &[f64], median: f64) -> usize {
+    if sorted.len() < MIN_SAMPLES_FOR_OUTLIERS {
+        return 0;
+    }
     let mut deviations: Vec<f64> = sorted.iter().map(|x| (x - median).abs()).collect();
     deviations.sort_by(f64::total_cmp);
     let mad = quantile(&deviations, 0.5);

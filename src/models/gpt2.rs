@@ -111,8 +111,9 @@ impl Gpt2 {
     }
 
     /// Runs `input_ids` `[B, T]` after the `cache.len()` positions already cached, appending their keys/values;
-    /// returns logits `[B, T, V]`.
-    pub fn forward(&self, input_ids: &Tensor, cache: &mut KvCache) -> Tensor {
+    /// returns logits `[B, T, V]`, or `[B, 1, V]` for the last position only when `last_only` (generation needs
+    /// no more, and the LM head over every prompt position would dominate a small model's prefill).
+    pub fn forward(&self, input_ids: &Tensor, cache: &mut KvCache, last_only: bool) -> Tensor {
         let (batch, seq) = input_ids.size2().unwrap_or((1, 1));
         let past = cache.len() as i64;
         let heads = self.config.n_head;
@@ -153,8 +154,12 @@ impl Gpt2 {
             x = x + block.mlp_proj.forward(&block.c_fc.forward(&h).gelu("tanh"));
         }
         cache.advance(seq as usize);
-        let x = self.ln_f.forward(&x);
-        x.matmul(&self.wte.ws.tr())
+        let x = if last_only {
+            x.narrow(1, seq - 1, 1)
+        } else {
+            x
+        };
+        self.ln_f.forward(&x).matmul(&self.wte.ws.tr())
     }
 }
 

@@ -197,7 +197,7 @@ impl Model {
             Network::Gpt2(m) => {
                 let (batch, _) = ids.size2().map_err(Error::Torch)?;
                 let mut cache = m.new_cache(batch, max_len, m.weight_like());
-                let logits = m.forward(ids, &mut cache);
+                let logits = m.forward(ids, &mut cache, true);
                 Ok((greedy(&logits), GenState::Gpt2(cache)))
             }
             Network::Script(s) if self.arch == Arch::Decoder => {
@@ -234,7 +234,7 @@ impl Model {
     /// One greedy decode step: feeds `ids` `[B, 1]`, returns the next token `[B, 1]`.
     pub fn step(&self, ids: &Tensor, state: &mut GenState) -> Result<Tensor> {
         match (&self.network, state) {
-            (Network::Gpt2(m), GenState::Gpt2(cache)) => Ok(greedy(&m.forward(ids, cache))),
+            (Network::Gpt2(m), GenState::Gpt2(cache)) => Ok(greedy(&m.forward(ids, cache, true))),
             (Network::T5(m), GenState::T5(s)) => Ok(greedy(&m.decode(ids, s))),
             (Network::Script(s), GenState::ScriptDecoder(kv)) => {
                 let (logits, next_kv) = s.decoder_step(ids, std::mem::take(kv))?;
@@ -256,7 +256,7 @@ impl Model {
             (Network::Gpt2(m), None) => {
                 let (b, t) = ids.size2().map_err(Error::Torch)?;
                 let mut cache = m.new_cache(b, t, m.weight_like());
-                Ok(m.forward(ids, &mut cache))
+                Ok(m.forward(ids, &mut cache, false))
             }
             (Network::T5(m), Some(dec)) => {
                 let mask = Tensor::ones_like(ids);
@@ -275,7 +275,7 @@ impl Model {
                 let (b, t) = ids.size2().map_err(Error::Torch)?;
                 let mut cache = m.new_cache(b, t, m.weight_like());
                 let steps: Vec<Tensor> = (0..t)
-                    .map(|i| m.forward(&ids.narrow(1, i, 1), &mut cache))
+                    .map(|i| m.forward(&ids.narrow(1, i, 1), &mut cache, false))
                     .collect();
                 Ok(Tensor::cat(&steps, 1))
             }

@@ -58,7 +58,7 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
         match outcome {
             Ok(()) => {}
             Err(Error::Interrupted) => {
-                eprintln!("{counts}");
+                println!("{counts}");
                 return Err(Error::Interrupted);
             }
             // Input the user must fix stops the run; other failures are reported and later steps still run.
@@ -276,7 +276,7 @@ fn infeasible_result(bench: &BenchPlan, context_length: usize, reason: &str) -> 
 
 /// The seed's console summary, one line per length, plus warnings about untrustworthy samples.
 fn print_summary(model: &str, results: &[(String, PointResult)]) {
-    eprintln!("{model}: Context Length Scaling Results:");
+    println!("{model}: Context Length Scaling Results:");
     for (_, r) in results {
         match (r.status, r.latency_ms()) {
             (Status::Ok, Some(ms)) => {
@@ -286,9 +286,9 @@ fn print_summary(model: &str, results: &[(String, PointResult)]) {
                     .find_map(|s| s.warning())
                     .map(|w| format!("  (warning: {w})"))
                     .unwrap_or_default();
-                eprintln!("  {} tokens: {ms:.2}ms{warning}", r.context_length)
+                println!("  {} tokens: {ms:.2}ms{warning}", r.context_length)
             }
-            (status, _) => eprintln!(
+            (status, _) => println!(
                 "  {} tokens: {} ({})",
                 r.context_length,
                 status.as_str(),

@@ -173,6 +173,20 @@ fn x_of(length: f64, log2: bool) -> f64 {
     if log2 { length.log2() } else { length }
 }
 
+/// Axis numbers without noise: `250`, `12.5`, `0.35`.
+fn short_number(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
@@ -237,6 +251,11 @@ fn panel<DB: DrawingBackend>(
             "Context length (tokens)"
         })
         .y_desc(y_desc)
+        .x_labels(if log2 {
+            ((x_max - x_min).round() as usize + 1).max(2)
+        } else {
+            10
+        })
         .x_label_formatter(&|x| {
             if log2 {
                 format!("{:.0}", 2f64.powf(*x))
@@ -244,13 +263,7 @@ fn panel<DB: DrawingBackend>(
                 format!("{x:.0}")
             }
         })
-        .y_label_formatter(&|y| {
-            if y_log {
-                format!("{:.3}", 10f64.powf(*y))
-            } else {
-                format!("{y:.3}")
-            }
-        })
+        .y_label_formatter(&|y| short_number(if y_log { 10f64.powf(*y) } else { *y }))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()?;

@@ -1,0 +1,37 @@
+# The two commands a newcomer runs: `make run` (the main job) and `make test`. Both install what is missing first.
+.PHONY: run test quick setup setup-cuda build reference-env bench-transformers bench-noop clean-outputs
+
+E3PIPE := target/debug/e3pipe
+
+run: build
+	$(E3PIPE) run pipelines/scaling.yaml
+
+test: setup
+	cargo test
+
+quick: build
+	$(E3PIPE) run pipelines/quick.yaml
+
+setup:
+	scripts/setup.sh
+
+# GPU machines: the full torch wheel with its CUDA libraries.
+setup-cuda:
+	E3PIPE_CUDA=1 scripts/setup.sh
+
+build: setup
+	cargo build
+
+# Python with transformers, for fixtures and the reference benchmark (full torch, ~2.7 GB).
+reference-env:
+	test -x .venv-ref/bin/python || python3 -m venv .venv-ref
+	.venv-ref/bin/pip install -q -r scripts/requirements-reference.txt
+
+bench-transformers: build reference-env
+	.venv-ref/bin/python scripts/bench_vs_transformers.py
+
+bench-noop: build
+	python3 scripts/bench_noop.py
+
+clean-outputs:
+	rm -rf cache results latest tables figs

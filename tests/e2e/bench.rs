@@ -1,0 +1,234 @@
+//! Bench steps on tiny models: every metric present and sane, exact input lengths, latency growing with length,
+//! infeasible points recorded without losing the others, `--only`.
+
+use serde_json::Value;
+
+use crate::project::{Project, bench_yaml};
+
+fn median(point: &Value, metric: &str) -> f64 {
+    point
+        .pointer(&format!("/stats/{metric}/median"))
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("no {metric} in {point:#}"))
+}
+
+fn point<'a>(doc: &'a Value, length: usize) -> &'a Value {
+    doc.pointer(&format!("/metrics/{length}/point"))
+        .unwrap_or_else(|| panic!("no point {length} in {doc:#}"))
+}
+
+#[test]
+fn three_architectures_end_to_end() {
+    let p = Project::new();
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (6, 0, 0, 0));
+    assert_eq!(
+        r.stdout.lines().last(),
+        Some("points: 6 computed, 0 cached, 0 failed, 0 infeasible")
+    );
+    assert!(
+        r.stdout
+            .contains("gpt2-tiny: Context Length Scaling Results:\n  32 tokens: "),
+        "{}",
+        r.stdout
+    );
+
+    for (model, arch) in [
+        ("gpt2-tiny", "decoder"),
+        ("t5-tiny", "encoder-decoder"),
+        ("bert-tiny", "encoder"),
+    ] {
+        let doc = p.results(model);
+        assert!(
+            doc["exp_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("inference_scaling_")
+        );
+        assert_eq!(doc["arch"], arch);
+        assert_eq!(doc["weights"], "random-init seed 1");
+        for length in [32, 512] {
+            let pt = point(&doc, length);
+            assert_eq!(pt["status"], "ok");
+            assert_eq!(
+                pt["input_tokens"], length,
+                "{model}@{length} must feed exactly {length} tokens"
+            );
+            assert_eq!(pt["weights"], "random-init seed 1");
+            assert_eq!(pt["dtype"], "fp32");
+            assert!(pt["device"].as_str().unwrap().starts_with("cpu ("));
+            assert_eq!(pt["threads"], 1);
+            assert!(
+                pt["libtorch_version"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("2.13.0")
+            );
+            assert!(pt["peak_rss_bytes"].as_u64().unwrap() > pt["weights_bytes"].as_u64().unwrap());
+            let m = &doc["metrics"][length.to_string()];
+            assert!(
+                m["latency_ms"].as_f64().unwrap() > 0.0
+                    && m["max_memory_gb"].as_f64().unwrap() > 0.0
+            );
+            let stats = pt["stats"].as_object().unwrap();
+            for s in stats.values() {
+                assert_eq!(s["n"], 3);
+                assert_eq!(s["samples"].as_array().unwrap().len(), 3);
+                let (lo, med, hi) = (
+                    s["ci95_low"].as_f64().unwrap(),
+                    s["median"].as_f64().unwrap(),
+                    s["ci95_high"].as_f64().unwrap(),
+                );
+                assert!(
+                    lo <= med
+                        && med <= hi
+                        && s["min"].as_f64().unwrap() <= lo
+                        && hi <= s["max"].as_f64().unwrap()
+                );
+            }
+            if arch == "encoder" {
+                assert!(median(pt, "forward_pass_latency_ms") > 0.0);
+                let tps = median(pt, "tokens_per_sec") / median(pt, "sequences_per_sec");
+                assert!(
+                    (tps - length as f64).abs() < 1e-6 * length as f64,
+                    "tokens/s = length x sequences/s"
+                );
+            } else {
+                let (ttft, tbt, e2e) = (
+                    median(pt, "ttft_ms"),
+                    median(pt, "tbt_ms"),
+                    median(pt, "e2e_latency_ms"),
+                );
+                assert!(
+                    e2e >= ttft && ttft > 0.0 && tbt > 0.0,
+                    "{model}@{length}: e2e {e2e} ttft {ttft} tbt {tbt}"
+                );
+                // Every sample: e2e covers the first token and the three decode steps.
+                let e2e_samples = pt["stats"]["e2e_latency_ms"]["samples"].as_array().unwrap();
+                let ttft_samples = pt["stats"]["ttft_ms"]["samples"].as_array().unwrap();
+                for (e, t) in e2e_samples.iter().zip(ttft_samples) {
+                    assert!(e.as_f64().unwrap() >= t.as_f64().unwrap());
+                }
+                let expected_tps = 4.0 / (median(pt, "e2e_latency_ms") / 1e3);
+                assert!((median(pt, "throughput_tokens_per_sec") / expected_tps - 1.0).abs() < 0.5);
+                if arch == "encoder-decoder" {
+                    assert!(median(pt, "encoder_latency_ms") < ttft);
+                }
+            }
+        }
+        // The curve grows: the headline latency at 512 tokens exceeds the one at 32.
+        let (short, long) = (
+            doc["metrics"]["32"]["latency_ms"].as_f64().unwrap(),
+            doc["metrics"]["512"]["latency_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            long > short,
+            "{model}: latency at 512 ({long} ms) should exceed latency at 32 ({short} ms)"
+        );
+    }
+    let csv = p.read("tables/inference_results.csv");
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    assert!(p.path("figs/latency_curve.png").is_file());
+}
+
+#[test]
+fn e2e_grows_with_generated_tokens() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", "steps:\n  - name: b\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n");
+    p.write(
+        "configs/bench/decoder.yaml",
+        &bench_yaml("decoder", "[64]", 2, 3),
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let few = median(point(&p.results("gpt2-tiny"), 64), "e2e_latency_ms");
+    p.write(
+        "configs/bench/decoder.yaml",
+        &bench_yaml("decoder", "[64]", 24, 3),
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let many = median(point(&p.results("gpt2-tiny"), 64), "e2e_latency_ms");
+    assert!(
+        many > few,
+        "24 tokens ({many} ms) should take longer than 2 ({few} ms)"
+    );
+}
+
+#[test]
+fn infeasible_point_is_recorded_and_the_others_computed() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", "steps:\n  - name: b\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n  - name: bert\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n");
+    // n_positions is 600: 598 + 4 generated tokens needs 601 positions.
+    p.write(
+        "configs/bench/decoder.yaml",
+        &bench_yaml("decoder", "[16, 598, 32]", 4, 1),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[16, 513]", 0, 1),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(r.points(), (3, 0, 0, 2));
+    assert!(
+        r.stdout
+            .contains("  598 tokens: infeasible (598 + 4 generated tokens exceed n_positions 600)"),
+        "{}",
+        r.stdout
+    );
+    let doc = p.results("gpt2-tiny");
+    assert_eq!(point(&doc, 598)["status"], "infeasible");
+    assert_eq!(
+        point(&doc, 598)["reason"],
+        "598 + 4 generated tokens exceed n_positions 600"
+    );
+    assert_eq!(point(&doc, 16)["status"], "ok");
+    assert_eq!(point(&doc, 32)["status"], "ok");
+    assert_eq!(
+        point(&p.results("bert-tiny"), 513)["reason"],
+        "513 tokens exceed max_position_embeddings 512"
+    );
+    let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]).stdout;
+    assert!(
+        dry.contains("598 tokens  infeasible (598 + 4 generated tokens exceed n_positions 600)"),
+        "{dry}"
+    );
+}
+
+#[test]
+fn single_point_config_still_works() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/one.yaml\n");
+    p.write(
+        "configs/bench/one.yaml",
+        "name: one\narch: encoder\ncontext_length: 48\nnum_runs: 2\nwarmup_runs: 0\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let doc = p.results("bert-tiny");
+    assert_eq!(doc["config"]["scaling"], false);
+    assert_eq!(point(&doc, 48)["input_tokens"], 48);
+}
+
+#[test]
+fn only_runs_the_named_steps() {
+    let p = Project::new();
+    let r = p.run(&["run", "pipelines/p.yaml", "--only", "bench-bert"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (2, 0, 0, 0));
+    assert!(p.path("latest/inference/bert-tiny.json").is_file());
+    assert!(!p.path("latest/inference/gpt2-tiny.json").exists());
+    assert!(!p.path("tables").exists());
+    let r = p.run(&["run", "pipelines/p.yaml", "--only", "aggregate,plot"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (0, 0, 0, 0));
+    assert_eq!(p.read("tables/inference_results.csv").lines().count(), 3);
+    assert!(p.path("figs/latency_curve.png").is_file());
+    let r = p.run(&["run", "pipelines/p.yaml", "--only", "plot"]);
+    assert!(
+        r.stderr
+            .contains("step `plot`: table unchanged, figures are up to date"),
+        "{}",
+        r.stderr
+    );
+}

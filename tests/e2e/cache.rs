@@ -1,0 +1,251 @@
+//! The point cache: only new points run, stale points say why, corruption and kill -9 lose nothing, concurrent
+//! runs never compute a point twice.
+
+use std::time::{Duration, Instant};
+
+use crate::project::{Project, bench_yaml, to_run};
+
+fn gpt2_only(p: &Project, lengths: &str, num_tokens: usize) {
+    p.write("pipelines/p.yaml", "steps:\n  - name: bench-gpt2\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n  - name: bench-bert\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n");
+    p.write(
+        "configs/bench/decoder.yaml",
+        &bench_yaml("decoder", lengths, num_tokens, 1),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8, 16]", 0, 1),
+    );
+}
+
+#[test]
+fn edits_recompute_only_what_changed() {
+    let p = Project::new();
+    gpt2_only(&p, "[8, 16]", 2);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (4, 0, 0, 0));
+    // Nothing changed: nothing runs, no new results file.
+    let results_before = std::fs::read_dir(p.path("results")).unwrap().count();
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 4, 0, 0));
+    assert_eq!(
+        std::fs::read_dir(p.path("results")).unwrap().count(),
+        results_before
+    );
+    // Adding a length computes exactly that point; comments and key order do not matter.
+    p.write("configs/bench/decoder.yaml", "# reordered, with a comment\nthreads: 1\nwarmup_runs: 1\nnum_runs: 1\nbatch_size: 1\nnum_tokens: 2\ncontext_lengths: [16, 24, 8]\narch: decoder\nname: renamed\n");
+    let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]).stdout;
+    assert!(dry.contains("      24 tokens  new  ["), "{dry}");
+    assert_eq!(dry.matches("  cached  [").count(), 4, "{dry}");
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 4, 0, 0));
+    // Removing a length computes nothing.
+    gpt2_only(&p, "[8, 24]", 2);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 4, 0, 0));
+    // Changing num_tokens makes that step's points stale and says why; the other step stays cached.
+    gpt2_only(&p, "[8, 24]", 3);
+    let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]).stdout;
+    assert!(
+        dry.contains("       8 tokens  stale (num_tokens: 2 -> 3)  ["),
+        "{dry}"
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (2, 2, 0, 0));
+    // --force STEP and --force.
+    assert_eq!(
+        p.run(&["run", "pipelines/p.yaml", "--force", "bench-bert"])
+            .points(),
+        (2, 2, 0, 0)
+    );
+    assert_eq!(
+        p.run(&["run", "pipelines/p.yaml", "--force"]).points(),
+        (4, 0, 0, 0)
+    );
+    let r = p.run(&["run", "pipelines/p.yaml", "--force", "bench-brt"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean `bench-bert`?"));
+}
+
+#[test]
+fn corrupted_entry_is_reported_and_recomputed() {
+    let p = Project::new();
+    gpt2_only(&p, "[8, 16]", 2);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (4, 0, 0, 0));
+    let entry = p.cache_entries().into_iter().next().unwrap();
+    let text = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &text[..text.len() / 2]).unwrap();
+    let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]).stdout;
+    assert!(dry.contains("corrupt (not a valid cache entry"), "{dry}");
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.points(), (1, 3, 0, 0));
+    assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 4, 0, 0));
+}
+
+fn wait_for_entries(p: &Project, n: usize, limit: Duration) {
+    let start = Instant::now();
+    while p.cache_entries().len() < n {
+        assert!(start.elapsed() < limit, "no cache entries after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn slow_pipeline(p: &Project) {
+    // Six points of about half a second each.
+    p.write("pipelines/p.yaml", "steps:\n  - name: bench-gpt2\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n");
+    p.write("configs/bench/decoder.yaml", "name: slow\narch: decoder\ncontext_lengths: [8, 16, 24, 32, 40, 48]\nnum_tokens: 2\nnum_runs: 1\nwarmup_runs: 0\nmin_duration_s: 0.5\nthreads: 1\n");
+}
+
+#[test]
+fn kill_9_loses_nothing_and_the_next_run_resumes() {
+    let p = Project::new();
+    slow_pipeline(&p);
+    let mut child = p
+        .command(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_entries(&p, 2, Duration::from_secs(60));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = p.cache_entries().len();
+    assert!((2..6).contains(&done), "{done} entries");
+    // Every entry on disk is whole.
+    for entry in p.cache_entries() {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+        assert_eq!(v["result"]["status"], "ok");
+    }
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let (computed, cached, _, _) = r.points();
+    assert_eq!(cached, done);
+    assert_eq!(computed + cached, 6);
+}
+
+#[test]
+fn interrupt_stops_after_the_current_run_and_keeps_finished_points() {
+    let p = Project::new();
+    slow_pipeline(&p);
+    let child = p
+        .command(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_entries(&p, 1, Duration::from_secs(60));
+    // SAFETY: sending SIGINT to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let r = to_run(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("interrupted: finished points are cached; run again to resume"),
+        "{}",
+        r.stderr
+    );
+    let done = p.cache_entries().len();
+    assert!((1..6).contains(&done));
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points().1, done);
+}
+
+#[test]
+fn concurrent_runs_never_compute_a_point_twice() {
+    let p = Project::new();
+    slow_pipeline(&p);
+    let a = p
+        .command(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = p
+        .command(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ra, rb) = (
+        to_run(a.wait_with_output().unwrap()),
+        to_run(b.wait_with_output().unwrap()),
+    );
+    assert_eq!((ra.code, rb.code), (0, 0), "{}\n{}", ra.all(), rb.all());
+    let (ca, _, _, _) = ra.points();
+    let (cb, _, _, _) = rb.points();
+    assert_eq!(
+        ca + cb,
+        6,
+        "each point computed once across both runs:\n{}\n{}",
+        ra.stdout,
+        rb.stdout
+    );
+    assert_eq!(ra.points().0 + ra.points().1, 6);
+    assert_eq!(rb.points().0 + rb.points().1, 6);
+    assert_eq!(p.cache_entries().len(), 6);
+    assert!(
+        !p.path("cache/locks").read_dir().unwrap().any(|_| true),
+        "locks are released"
+    );
+}
+
+#[test]
+fn dead_owners_lock_is_taken_over() {
+    let p = Project::new();
+    gpt2_only(&p, "[8]", 2);
+    let plan = p.run(&["run", "pipelines/p.yaml", "--dry-run"]).stdout;
+    let hash_prefix = plan
+        .lines()
+        .find(|l| l.contains("8 tokens"))
+        .unwrap()
+        .rsplit('[')
+        .next()
+        .unwrap()
+        .trim_end_matches(']')
+        .to_string();
+    // A full hash is needed for the lock name: compute the run once to learn it, then plant a dead lock.
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points().0, 3);
+    let entry = p
+        .cache_entries()
+        .into_iter()
+        .find(|e| {
+            e.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&hash_prefix)
+        })
+        .unwrap();
+    let hash = entry.file_stem().unwrap().to_string_lossy().into_owned();
+    std::fs::remove_file(&entry).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    p.write(
+        &format!("cache/locks/{hash}.lock"),
+        &format!("{{\"pid\":4000000000,\"host\":\"{host}\",\"started_at\":\"then\"}}"),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.points(), (1, 2, 0, 0), "{}", r.all());
+    assert!(
+        r.stderr.contains("from dead process 4000000000"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn cache_command_lists_and_prunes() {
+    let p = Project::new();
+    gpt2_only(&p, "[8, 16]", 2);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points().0, 4);
+    let r = p.run(&["cache", "pipelines/p.yaml"]);
+    assert!(
+        r.stdout.contains(": 4 entries, ") && r.stdout.contains("  gpt2-tiny: 2 point(s)\n"),
+        "{}",
+        r.stdout
+    );
+    gpt2_only(&p, "[8]", 2);
+    let r = p.run(&["cache", "pipelines/p.yaml", "--prune"]);
+    assert!(
+        r.stdout.contains("pruned 1 entry no pipeline references"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(p.cache_entries().len(), 3);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 3, 0, 0));
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `e3pipe` binary on tiny real-architecture models in a temp project.
+
+mod bench;
+mod cache;
+mod project;
+mod report;
+mod validation;

@@ -1,0 +1,175 @@
+//! Aggregate and plot from known result files: the seed's shapes (scaling and single-point), ours, a broken file.
+
+use crate::project::Project;
+
+const SEED_SCALING: &str = r#"{"exp_id": "inference_scaling_20251111_120000", "model": "gpt2", "arch": "decoder",
+  "metrics": {"128": {"first_token_latency_ms": 5.23, "throughput_tokens_per_sec": 96.15, "max_memory_gb": 0.25},
+              "256": {"first_token_latency_ms": 8.67, "throughput_tokens_per_sec": 87.31, "max_memory_gb": 0.28}}}"#;
+const SEED_SINGLE: &str = r#"{"exp_id": "inference_20251110_090000", "config": {"model": "bert-base-uncased", "arch": "encoder", "context_length": 128},
+  "metrics": {"latency_ms": 3.1, "throughput": 41000.0, "max_memory_gb": 0.12}}"#;
+
+fn aggregate_only(p: &Project) -> crate::project::Run {
+    p.write("pipelines/agg.yaml", "steps:\n  - name: aggregate\n    kind: aggregate\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n    predict_lengths: [1024]\n");
+    p.run(&["run", "pipelines/agg.yaml"])
+}
+
+#[test]
+fn aggregate_reads_seed_and_our_results_and_skips_broken_files() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n");
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    p.write("latest/inference/gpt2.json", SEED_SCALING);
+    p.write("latest/inference/bert-base-uncased.json", SEED_SINGLE);
+    p.write("latest/inference/broken.json", "{\"exp_id\": ");
+    p.write("latest/inference/foreign.json", "{\"hello\": 1}");
+    let r = aggregate_only(&p);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("warning: skipping `latest/inference/broken.json`: not valid JSON"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(
+            "warning: skipping `latest/inference/foreign.json`: no `exp_id`: not a results file"
+        ),
+        "{}",
+        r.stderr
+    );
+    let csv = p.read("tables/inference_results.csv");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        &header[..7],
+        [
+            "exp_id",
+            "model",
+            "arch",
+            "context_length",
+            "latency_ms",
+            "throughput",
+            "max_memory_gb"
+        ]
+    );
+    for col in [
+        "ttft_ms",
+        "tbt_ms",
+        "e2e_latency_ms",
+        "encoder_latency_ms",
+        "latency_std_ms",
+        "status",
+        "input_tokens",
+        "n",
+        "latency_median_ms",
+        "latency_p90_ms",
+        "latency_ci_low_ms",
+        "latency_ci_high_ms",
+        "device",
+        "dtype",
+        "weights",
+    ] {
+        assert!(header.contains(&col), "missing column {col}");
+    }
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // bert-tiny at 32 and 512, the seed's gpt2 at 128 and 256, the seed's single point.
+    assert_eq!(rows.len(), 5, "{csv}");
+    let find = |model: &str, length: &str| {
+        rows.iter()
+            .find(|r| r[1] == model && r[3] == length)
+            .unwrap_or_else(|| panic!("no {model}@{length} in {csv}"))
+    };
+    assert_eq!(find("gpt2", "128")[4], "5.2300");
+    assert_eq!(find("gpt2", "256")[6], "0.2800");
+    let single = find("bert-base-uncased", "128");
+    assert_eq!(
+        (single[0], single[4], single[5]),
+        ("inference_20251110_090000", "3.1000", "41000.0000")
+    );
+    let ours = find("bert-tiny", "512");
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert_eq!(
+        (
+            ours[col("status")],
+            ours[col("input_tokens")],
+            ours[col("n")],
+            ours[col("dtype")]
+        ),
+        ("ok", "512", "3", "fp32")
+    );
+    let fit = p.read("tables/scaling_fit.csv");
+    assert!(
+        fit.starts_with("model,arch,k,k_stderr,a_ms,r_squared,lengths\n"),
+        "{fit}"
+    );
+    assert_eq!(
+        fit.lines().count(),
+        3,
+        "bert-tiny and gpt2 have two lengths each: {fit}"
+    );
+    let summary = p.read("tables/summary.csv");
+    assert_eq!(summary.lines().count(), 4, "{summary}");
+    assert!(
+        p.path("tables/inference_results.parquet")
+            .metadata()
+            .unwrap()
+            .len()
+            > 100
+    );
+    // Nothing changed: nothing redone.
+    let r = aggregate_only(&p);
+    assert!(
+        r.stderr.contains("step `aggregate`: inputs unchanged"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn count_color(img: &image::RgbImage, x0: u32, x1: u32, color: [u8; 3]) -> usize {
+    (x0..x1)
+        .flat_map(|x| (0..img.height()).map(move |y| (x, y)))
+        .filter(|&(x, y)| img.get_pixel(x, y).0 == color)
+        .count()
+}
+
+#[test]
+fn latency_curve_has_both_panels_and_every_architecture() {
+    let p = Project::new();
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let img = image::open(p.path("figs/latency_curve.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (1600, 650));
+    for (arch, color) in [
+        ("decoder", [214, 39, 40]),
+        ("encoder-decoder", [44, 160, 44]),
+        ("encoder", [31, 119, 180]),
+    ] {
+        let left = count_color(&img, 0, 800, color);
+        let right = count_color(&img, 800, 1600, color);
+        assert!(
+            left > 200 && right > 200,
+            "{arch} colour: {left} px in the latency panel, {right} px in the memory panel"
+        );
+    }
+    for fig in [
+        "ttft_tbt_curves",
+        "inference_performance",
+        "inference_memory_tradeoff",
+        "latency_curve",
+    ] {
+        assert!(
+            p.path(&format!("figs/{fig}.png")).metadata().unwrap().len() > 10_000,
+            "{fig}.png"
+        );
+        assert!(
+            p.read(&format!("figs/{fig}.svg")).starts_with("<svg"),
+            "{fig}.svg"
+        );
+    }
+    assert!(
+        p.read("figs/latency_curve.svg")
+            .contains("Context length (tokens)")
+    );
+}
