@@ -41,7 +41,10 @@ fn load(dir: &Path) -> Model {
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
-    (a - b).abs().max().double_value(&[])
+    let diff = (a - b).abs().max().double_value(&[]);
+    // Printed for the record (`cargo test --test parity -- --nocapture`).
+    eprintln!("max |diff| = {diff:.2e}");
+    diff
 }
 
 #[test]

@@ -48,12 +48,15 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
     for step in &plan.steps {
         let outcome = match step {
             StepPlan::Bench(bench) => run_bench(plan, bench, &mut counts),
-            StepPlan::Aggregate { step } => {
-                report::aggregate::run_step(step, &plan.root).map(|msg| eprintln!("{msg}"))
+            StepPlan::Aggregate { step, forced } => {
+                report::aggregate::run_step(step, &plan.root, *forced).map(|msg| eprintln!("{msg}"))
             }
-            StepPlan::Plot { step, options } => {
-                report::plot::run_step(step, &plan.root, options).map(|msg| eprintln!("{msg}"))
-            }
+            StepPlan::Plot {
+                step,
+                options,
+                forced,
+            } => report::plot::run_step(step, &plan.root, options, *forced)
+                .map(|msg| eprintln!("{msg}")),
         };
         match outcome {
             Ok(()) => {}
@@ -66,7 +69,7 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
             Err(e) => {
                 let name = match step {
                     StepPlan::Bench(b) => b.step.clone(),
-                    StepPlan::Aggregate { step } | StepPlan::Plot { step, .. } => step.clone(),
+                    StepPlan::Aggregate { step, .. } | StepPlan::Plot { step, .. } => step.clone(),
                 };
                 crate::print_error(&e);
                 failed_steps.push(name);

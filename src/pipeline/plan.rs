@@ -64,12 +64,15 @@ pub struct BenchPlan {
 #[derive(Debug, Clone)]
 pub enum StepPlan {
     Bench(Box<BenchPlan>),
+    /// `forced`: redo even when the inputs' hash is unchanged.
     Aggregate {
         step: String,
+        forced: bool,
     },
     Plot {
         step: String,
         options: crate::pipeline::spec::PlotOptions,
+        forced: bool,
     },
 }
 
@@ -139,12 +142,14 @@ fn plan_step(
         StepKind::Aggregate => {
             return Ok(StepPlan::Aggregate {
                 step: step.name.clone(),
+                forced: force.covers(&step.name),
             });
         }
         StepKind::Plot(options) => {
             return Ok(StepPlan::Plot {
                 step: step.name.clone(),
                 options: options.clone(),
+                forced: force.covers(&step.name),
             });
         }
     };
@@ -271,7 +276,7 @@ impl Plan {
                         );
                     }
                 }
-                StepPlan::Aggregate { step } => {
+                StepPlan::Aggregate { step, .. } => {
                     let _ = writeln!(
                         out,
                         "step `{step}` (aggregate): latest/inference/*.json -> tables/inference_results.csv"

@@ -42,6 +42,9 @@ pub struct Row {
     pub device: Option<String>,
     pub dtype: Option<String>,
     pub weights: Option<String>,
+    /// The longest input the architecture addresses (GPT-2 `n_positions`, BERT `max_position_embeddings`), so
+    /// predictions never extend past it.
+    pub max_positions: Option<i64>,
 }
 
 /// A file in the results folder that could not be read as results.
@@ -82,6 +85,10 @@ pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String
         arch,
         status: "ok".into(),
         weights: text(doc.get("weights")),
+        max_positions: doc
+            .pointer("/config/hyperparameters/n_positions")
+            .or_else(|| doc.pointer("/config/hyperparameters/max_position_embeddings"))
+            .and_then(Value::as_i64),
         ..Row::default()
     };
     let scaling = metrics.values().any(Value::is_object);
@@ -241,6 +248,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         os("device", &|r| r.device.clone()),
         os("dtype", &|r| r.dtype.clone()),
         os("weights", &|r| r.weights.clone()),
+        i("max_positions", &|r| r.max_positions),
     ];
     DataFrame::new_infer_height(columns).map_err(polars_err)
 }
@@ -439,7 +447,7 @@ fn inputs_hash(dir: &Path) -> String {
 }
 
 /// Runs the aggregate step; returns the line to print.
-pub fn run_step(step: &str, root: &Path) -> Result<String> {
+pub fn run_step(step: &str, root: &Path, forced: bool) -> Result<String> {
     let input_dir = root.join("latest").join("inference");
     if !input_dir.is_dir() {
         return Err(Error::MissingInput {
@@ -451,7 +459,8 @@ pub fn run_step(step: &str, root: &Path) -> Result<String> {
     let tables = root.join("tables");
     let stamp_file = tables.join(".aggregate.inputs");
     let hash = inputs_hash(&input_dir);
-    if std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
+    if !forced
+        && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
         && tables.join("inference_results.csv").is_file()
     {
         return Ok(format!(

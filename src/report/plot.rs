@@ -86,6 +86,7 @@ pub fn read_table(path: &Path) -> Result<Vec<Row>> {
         floats("latency_ci_high_ms"),
         floats("latency_std_ms"),
     );
+    let max_positions = floats("max_positions");
     let (ttft, tbt, e2e, throughput) = (
         floats("ttft_ms"),
         floats("tbt_ms"),
@@ -107,6 +108,7 @@ pub fn read_table(path: &Path) -> Result<Vec<Row>> {
             tbt_ms: tbt[i],
             e2e_latency_ms: e2e[i],
             throughput: throughput[i],
+            max_positions: max_positions[i].map(|m| m as i64),
             ..Row::default()
         })
         .collect())
@@ -370,12 +372,18 @@ fn predictions(
         .into_iter()
         .filter_map(|fit| {
             let last = lat.iter().find(|s| s.model == fit.model)?.points.last()?;
+            // A GPT-2 or BERT cannot run past its position limit: no prediction there.
+            let limit = rows
+                .iter()
+                .filter(|r| r.model == fit.model)
+                .find_map(|r| r.max_positions)
+                .map_or(f64::MAX, |m| m as f64);
             let mut pts = vec![(last.0, last.1)];
             pts.extend(
                 lengths
                     .iter()
                     .map(|&l| l as f64)
-                    .filter(|l| *l > last.0)
+                    .filter(|l| *l > last.0 && *l <= limit)
                     .map(|l| (l, fit.predict_ms(l))),
             );
             (pts.len() > 1).then(|| (fit.model.clone(), fit.arch.clone(), pts))
@@ -519,6 +527,20 @@ fn performance_figure<DB: DrawingBackend>(
             [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)],
             color.filled(),
         )))?;
+        // Generators and encoders count different tokens: say which on each bar.
+        let unit = if arch == "encoder" {
+            "input tok/s"
+        } else {
+            "generated tok/s"
+        };
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((i as f64 + 0.2, *v))
+                + Text::new(
+                    format!("{} {unit}", short_number(*v)),
+                    (0, -22),
+                    ("sans-serif", 16),
+                ),
+        ))?;
     }
     root.present()
 }
@@ -636,7 +658,7 @@ fn inputs_hash(table: &Path, options: &PlotOptions) -> String {
 }
 
 /// Runs the plot step; returns the line to print.
-pub fn run_step(step: &str, root: &Path, options: &PlotOptions) -> Result<String> {
+pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) -> Result<String> {
     let table = root.join("tables").join("inference_results.csv");
     if !table.is_file() {
         return Err(Error::MissingInput {
@@ -648,7 +670,8 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions) -> Result<String
     let figs = root.join("figs");
     let stamp_file = figs.join(".plot.inputs");
     let hash = inputs_hash(&table, options);
-    if std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
+    if !forced
+        && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
         && figs.join("latency_curve.png").is_file()
     {
         return Ok(format!(
