@@ -1,6 +1,6 @@
 //! Peak memory of one point. On CPU: the process's peak resident set (`VmHWM`), which Linux lets us reset between
-//! points by writing `5` to `/proc/self/clear_refs`. On CUDA the caching allocator's peak is not exposed through
-//! tch; we report the CPU-side figure and mark the GPU peak as not measured rather than guess.
+//! points by writing `5` to `/proc/self/clear_refs`. On CUDA the caching allocator's peak comes from
+//! `cuda_memory` (a small C++ shim, since tch does not expose it).
 
 /// Resets the peak-RSS high-water mark to the current RSS. Returns false where the kernel does not allow it.
 pub fn reset_peak() -> bool {

@@ -11,9 +11,9 @@ use tokenizers::Tokenizer;
 
 use crate::bench::config::BenchParams;
 use crate::bench::input::exact_length_ids;
-use crate::bench::memory;
 use crate::bench::result::{LIBTORCH_VERSION, PointResult, Status, now_rfc3339};
 use crate::bench::stats::summarize;
+use crate::bench::{cuda_memory, memory};
 use crate::error::{Error, Result};
 use crate::models::config::{Arch, ArchConfig};
 use crate::models::device::{describe, synchronize};
@@ -214,6 +214,11 @@ pub fn measure_point(
     let mask = Tensor::ones([batch, context_length as i64], (Kind::Int64, model.device));
 
     memory::reset_peak();
+    let cuda_index = match model.device {
+        tch::Device::Cuda(i) => Some(i),
+        _ => None,
+    };
+    let cuda_measured = cuda_index.is_some_and(cuda_memory::reset_peak);
     let outcome = catch_torch(|| -> Result<Samples> {
         let _guard = tch::no_grad_guard();
         let mut samples = Samples::default();
@@ -232,6 +237,9 @@ pub fn measure_point(
         Ok(samples)
     });
     result.peak_rss_bytes = memory::peak_rss_bytes();
+    if cuda_measured {
+        result.cuda_peak_bytes = cuda_index.and_then(cuda_memory::peak_bytes);
+    }
     match outcome {
         Ok(samples) => {
             for (metric, values) in samples.by_metric {

@@ -1,5 +1,6 @@
 //! The point cache: keys, the on-disk store, per-point locks and the `e3pipe cache` command.
 
+pub mod file_hash;
 pub mod key;
 pub mod lock;
 pub mod report;

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::result::PointResult;
@@ -92,10 +93,14 @@ impl Store {
         let Ok(dir) = std::fs::read_dir(self.points_dir()) else {
             return Vec::new();
         };
-        let mut out: Vec<(PathBuf, Option<Entry>)> = dir
+        let paths: Vec<PathBuf> = dir
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        // Parsing every entry is the bulk of a no-op rerun's work on a big cache: spread it over the cores.
+        let mut out: Vec<(PathBuf, Option<Entry>)> = paths
+            .into_par_iter()
             .map(|p| {
                 let entry = std::fs::read(&p)
                     .ok()

@@ -43,14 +43,17 @@ impl std::fmt::Display for WeightsId {
 }
 
 /// The weights identity of a spec, hashing the weights file when there is one.
-pub fn weights_id(spec: &ModelSpec) -> Result<WeightsId> {
+pub fn weights_id(
+    spec: &ModelSpec,
+    hashes: &crate::cache::file_hash::FileHashes,
+) -> Result<WeightsId> {
     match &spec.source {
         ModelSource::Random { seed } => Ok(WeightsId::RandomInit { seed: *seed }),
         ModelSource::HfDir { dir } => Ok(WeightsId::File {
-            blake3: weights::file_blake3(&dir.join("model.safetensors"))?,
+            blake3: hashes.blake3(&dir.join("model.safetensors"))?,
         }),
         ModelSource::TorchScript { file } => Ok(WeightsId::File {
-            blake3: weights::file_blake3(file)?,
+            blake3: hashes.blake3(file)?,
         }),
     }
 }

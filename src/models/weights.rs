@@ -69,17 +69,3 @@ pub fn load_safetensors(
         Ok(())
     })
 }
-
-/// blake3 of a file, streamed; identifies real weights in results and cache keys.
-pub fn file_blake3(file: &Path) -> Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    let mut reader = std::fs::File::open(file).map_err(|source| Error::Read {
-        path: file.into(),
-        source,
-    })?;
-    std::io::copy(&mut reader, &mut hasher).map_err(|source| Error::Read {
-        path: file.into(),
-        source,
-    })?;
-    Ok(hasher.finalize().to_hex().to_string())
-}

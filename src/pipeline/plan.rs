@@ -10,11 +10,12 @@ use tch::{Device, Kind};
 use crate::bench::config::BenchParams;
 use crate::bench::result::LIBTORCH_VERSION;
 use crate::bench::runner::infeasibility;
+use crate::cache::file_hash::FileHashes;
 use crate::cache::key::{PointKey, changed_fields};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
 use crate::models::spec::ModelSource;
-use crate::models::{WeightsId, device, kind_name, resolve_kind, weights, weights_id};
+use crate::models::{WeightsId, device, kind_name, resolve_kind, weights_id};
 use crate::pipeline::graph;
 use crate::pipeline::spec::{BenchStep, Pipeline, Step, StepKind};
 
@@ -111,22 +112,25 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
     }
     let store = Store::new(&pipeline.root);
     let entries = store.entries();
+    let hashes = FileHashes::load(&pipeline.root);
     let mut steps = Vec::new();
     for name in selected {
         let Some(step) = pipeline.step(name) else {
             continue;
         };
-        steps.push(plan_step(step, &store, &entries, force)?);
+        steps.push(plan_step(step, &store, &entries, &hashes, force)?);
     }
+    // Only a run may write; `--dry-run` and `graph` leave the project untouched apart from this memo.
+    hashes.save()?;
     Ok(Plan {
         steps,
         root: pipeline.root.clone(),
     })
 }
 
-fn tokenizer_identity(bench: &BenchStep) -> Result<String> {
+fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> {
     match &bench.model.tokenizer {
-        Some(path) => Ok(format!("blake3:{}", weights::file_blake3(path)?)),
+        Some(path) => Ok(format!("blake3:{}", hashes.blake3(path)?)),
         None => Ok(format!("builtin:{}", bench.model.arch)),
     }
 }
@@ -135,6 +139,7 @@ fn plan_step(
     step: &Step,
     store: &Store,
     entries: &[(PathBuf, Option<crate::cache::store::Entry>)],
+    hashes: &FileHashes,
     force: &Force,
 ) -> Result<StepPlan> {
     let bench = match &step.kind {
@@ -181,8 +186,8 @@ fn plan_step(
             });
         }
     }
-    let weights = weights_id(model)?;
-    let tokenizer = tokenizer_identity(bench)?;
+    let weights = weights_id(model, hashes)?;
+    let tokenizer = tokenizer_identity(bench, hashes)?;
     let device_name = device::describe(device);
     let points = bench
         .bench
