@@ -19,16 +19,16 @@ pub fn cuda_available() -> bool {
             return false;
         }
         let dir = env!("E3PIPE_LIBTORCH_LIB");
-        for name in ["libtorch_cuda.so"] {
-            let path = format!("{dir}/{name}\0");
-            // SAFETY: a NUL-terminated path; the handle is deliberately never closed (the backend registers itself
-            // with libtorch for the life of the process).
-            let handle =
-                unsafe { libc::dlopen(path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-            if handle.is_null() {
-                tracing::debug!("no CUDA backend: {name} did not load (CPU-only libtorch install)");
-                return false;
-            }
+        let path = format!("{dir}/libtorch_cuda.so\0");
+        // SAFETY: a NUL-terminated path; the handle is deliberately never closed (the backend registers itself
+        // with libtorch for the life of the process).
+        let handle =
+            unsafe { libc::dlopen(path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if handle.is_null() {
+            tracing::debug!(
+                "no CUDA backend: libtorch_cuda.so did not load (CPU-only libtorch install)"
+            );
+            return false;
         }
         Cuda::is_available()
     })

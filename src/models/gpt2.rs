@@ -149,9 +149,9 @@ impl Gpt2 {
                 )
             };
             let attn = attn.transpose(1, 2).reshape([batch, seq, heads * head_dim]);
-            x = x + block.attn_proj.forward(&attn);
+            x += block.attn_proj.forward(&attn);
             let h = block.ln_2.forward(&x);
-            x = x + block.mlp_proj.forward(&block.c_fc.forward(&h).gelu("tanh"));
+            x += block.mlp_proj.forward(&block.c_fc.forward(&h).gelu("tanh"));
         }
         cache.advance(seq as usize);
         let x = if last_only {

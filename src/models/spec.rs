@@ -152,16 +152,16 @@ impl ModelSpec {
             (None, Some(c)) => c.arch(),
             (None, None) => return Err(bad("arch", "a TorchScript model needs `arch:`".into())),
         };
-        if let Some(c) = &config {
-            if c.arch() != arch {
-                return Err(bad(
-                    "arch",
-                    format!(
-                        "`{arch}` does not match model_type of the config (a `{}` model)",
-                        c.arch()
-                    ),
-                ));
-            }
+        if let Some(c) = &config
+            && c.arch() != arch
+        {
+            return Err(bad(
+                "arch",
+                format!(
+                    "`{arch}` does not match model_type of the config (a `{}` model)",
+                    c.arch()
+                ),
+            ));
         }
 
         let tokenizer = match string("tokenizer")? {

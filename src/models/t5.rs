@@ -290,7 +290,7 @@ impl T5 {
                 block.attn.split(&h.apply(&block.attn.k)),
                 block.attn.split(&h.apply(&block.attn.v)),
             );
-            x = x + block.attn.attend(&h, &k, &v, &bias);
+            x += block.attn.attend(&h, &k, &v, &bias);
             x = &x + block.ff.forward(&block.ff_norm.forward(&x));
         }
         self.encoder_norm.forward(&x)
@@ -334,9 +334,8 @@ impl T5 {
             self.position_bias(&self.decoder_bias, false, past, t, past + t, device);
         if t > 1 {
             let allowed = crate::models::gpt2::causal_mask(t, past, device);
-            self_bias = self_bias
-                + Tensor::zeros_like(&allowed.to_kind(Kind::Float))
-                    .masked_fill(&allowed.logical_not(), f64::from(f32::MIN));
+            self_bias += Tensor::zeros_like(&allowed.to_kind(Kind::Float))
+                .masked_fill(&allowed.logical_not(), f64::from(f32::MIN));
         }
         let mut x = self.shared.forward(decoder_ids);
         for (layer, block) in self.decoder.iter().enumerate() {
@@ -346,10 +345,10 @@ impl T5 {
                 block.self_attn.split(&h.apply(&block.self_attn.v)),
             );
             let (k_all, v_all) = state.self_cache.append(layer, &k, &v);
-            x = x + block.self_attn.attend(&h, &k_all, &v_all, &self_bias);
+            x += block.self_attn.attend(&h, &k_all, &v_all, &self_bias);
             let h = block.cross_norm.forward(&x);
             let (ck, cv) = &state.cross[layer];
-            x = x + block.cross_attn.attend(&h, ck, cv, &state.cross_bias);
+            x += block.cross_attn.attend(&h, ck, cv, &state.cross_bias);
             x = &x + block.ff.forward(&block.ff_norm.forward(&x));
         }
         state.self_cache.advance(t as usize);

@@ -137,12 +137,12 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
             ));
             continue;
         }
-        if point.state == PointState::Cached {
-            if let Lookup::Hit(entry) = store.get(&point.hash) {
-                counts.cached += 1;
-                results.push((point.hash.clone(), entry.result));
-                continue;
-            }
+        if point.state == PointState::Cached
+            && let Lookup::Hit(entry) = store.get(&point.hash)
+        {
+            counts.cached += 1;
+            results.push((point.hash.clone(), entry.result));
+            continue;
         }
         if let PointState::Corrupt(reason) = &point.state {
             tracing::warn!(
@@ -237,7 +237,9 @@ fn wait_for_other(store: &Store, locks: &std::path::Path, hash: &str) -> Result<
         if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Interrupted);
         }
-        if started.elapsed() > Duration::from_secs(5) && started.elapsed().as_secs() % 60 == 0 {
+        if started.elapsed() > Duration::from_secs(5)
+            && started.elapsed().as_secs().is_multiple_of(60)
+        {
             tracing::info!(
                 "still waiting for another e3pipe process to finish point {}",
                 &hash[..12]

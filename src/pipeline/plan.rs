@@ -175,16 +175,16 @@ fn plan_step(
     let threads = params
         .threads
         .unwrap_or_else(|| tch::get_num_threads().max(1) as usize);
-    if let ModelSource::HfDir { dir } | ModelSource::TorchScript { file: dir } = &model.source {
-        if !dir.exists() {
-            return Err(Error::ModelFile {
-                path: dir.clone(),
-                message: format!(
-                    "model `{}` points at a path that does not exist",
-                    model.name
-                ),
-            });
-        }
+    if let ModelSource::HfDir { dir } | ModelSource::TorchScript { file: dir } = &model.source
+        && !dir.exists()
+    {
+        return Err(Error::ModelFile {
+            path: dir.clone(),
+            message: format!(
+                "model `{}` points at a path that does not exist",
+                model.name
+            ),
+        });
     }
     let weights = weights_id(model, hashes)?;
     let tokenizer = tokenizer_identity(bench, hashes)?;

@@ -114,6 +114,11 @@ pub fn read_table(path: &Path) -> Result<Vec<Row>> {
         .collect())
 }
 
+/// A model's predicted curve: (model, arch, (length, latency_ms) points).
+type Prediction = (String, String, Vec<(f64, f64)>);
+/// Picks one metric of a row.
+type Metric = fn(&Row) -> Option<f64>;
+
 /// One model's curve.
 struct Series {
     model: String,
@@ -200,7 +205,7 @@ fn panel<DB: DrawingBackend>(
     y_desc: &str,
     all: &[Series],
     log2: bool,
-    predictions: &[(String, String, Vec<(f64, f64)>)],
+    predictions: &[Prediction],
     y_log: bool,
 ) -> DrawResult<DB> {
     let xs: Vec<f64> = all
@@ -360,11 +365,7 @@ fn panel<DB: DrawingBackend>(
 }
 
 /// Predicted (length, latency) per model, starting at its last measured point so the dash continues the curve.
-fn predictions(
-    rows: &[Row],
-    lat: &[Series],
-    lengths: &[usize],
-) -> Vec<(String, String, Vec<(f64, f64)>)> {
+fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Vec<Prediction> {
     if lengths.is_empty() {
         return Vec::new();
     }
@@ -434,7 +435,7 @@ fn ttft_tbt_figure<DB: DrawingBackend>(
         .cloned()
         .collect();
     let panels = root.split_evenly((1, 3));
-    let specs: [(&str, &str, fn(&Row) -> Option<f64>); 3] = [
+    let specs: [(&str, &str, Metric); 3] = [
         ("Prefill: time to first token", "TTFT (ms)", |r| r.ttft_ms),
         ("Per generated token", "TBT (ms/token)", |r| r.tbt_ms),
         ("End to end", "E2E latency (ms)", |r| r.e2e_latency_ms),

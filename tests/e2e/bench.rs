@@ -12,7 +12,7 @@ fn median(point: &Value, metric: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {metric} in {point:#}"))
 }
 
-fn point<'a>(doc: &'a Value, length: usize) -> &'a Value {
+fn point(doc: &Value, length: usize) -> &Value {
     doc.pointer(&format!("/metrics/{length}/point"))
         .unwrap_or_else(|| panic!("no point {length} in {doc:#}"))
 }
