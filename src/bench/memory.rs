@@ -23,22 +23,3 @@ fn status_field(name: &str) -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peak_follows_a_large_allocation_and_resets() {
-        reset_peak();
-        let before = peak_rss_bytes().unwrap();
-        let block = vec![1u8; 64 << 20];
-        std::hint::black_box(&block);
-        let during = peak_rss_bytes().unwrap();
-        assert!(during >= before + (60 << 20), "peak {during} vs {before}");
-        drop(block);
-        if reset_peak() {
-            assert!(peak_rss_bytes().unwrap() < during);
-        }
-    }
-}

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cache;
+mod memory;
 mod project;
 mod report;
 mod validation;
