@@ -12,18 +12,29 @@ pub mod cache;
 pub mod cli;
 pub mod error;
 pub mod fsio;
+pub mod interrupt;
 pub mod models;
 pub mod pipeline;
 pub mod report;
+pub mod worker;
 pub mod yaml;
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cli::{Cli, Command, GraphFormat};
 use error::{Error, Result};
 use pipeline::plan::Force;
 use pipeline::spec::Pipeline;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Prints a progress line on stderr unless `-q`.
+pub fn say(line: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{line}");
+    }
+}
 
 /// Prints an error and its cause chain as users see it.
 pub fn print_error(e: &Error) {
@@ -36,6 +47,7 @@ pub fn print_error(e: &Error) {
 }
 
 fn init_logging(cli: &Cli) {
+    QUIET.store(cli.quiet, Ordering::Relaxed);
     let default = if cli.quiet {
         "error"
     } else {
@@ -53,24 +65,6 @@ fn init_logging(cli: &Cli) {
         .with_target(false)
         .without_time()
         .try_init();
-}
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    // A second Ctrl-C exits at once; the first lets the current measured run finish.
-    if bench::runner::INTERRUPTED.swap(true, Ordering::SeqCst) {
-        // SAFETY: `_exit` is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-fn install_interrupt_handler() {
-    // SAFETY: the handler only touches an atomic and calls `_exit`, both async-signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
-    }
 }
 
 /// Runs the parsed command line; the exit code is 0 (done), 1 (some work failed) or 2 (invalid input).
@@ -124,7 +118,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 print!("{}", plan.render());
                 return Ok(ExitCode::SUCCESS);
             }
-            install_interrupt_handler();
+            interrupt::install_handler();
             let outcome = pipeline::execute::execute(&plan)?;
             println!("{}", outcome.counts);
             let failed = outcome.counts.failed + outcome.counts.infeasible > 0

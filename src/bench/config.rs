@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
 use crate::error::{Error, Result, suggest};
@@ -37,7 +37,7 @@ pub struct BenchConfig {
 }
 
 /// The parameters that change a point's measurement (they go into its cache key).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BenchParams {
     pub num_tokens: usize,
     pub batch_size: usize,

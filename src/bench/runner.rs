@@ -3,7 +3,6 @@
 //! synchronisation (a no-op on CPU) and uses the monotonic clock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tch::{Kind, Tensor};
@@ -15,39 +14,10 @@ use crate::bench::result::{LIBTORCH_VERSION, PointResult, Status, now_rfc3339};
 use crate::bench::stats::summarize;
 use crate::bench::{cuda_memory, memory};
 use crate::error::{Error, Result};
-use crate::models::config::{Arch, ArchConfig};
-use crate::models::device::{describe, synchronize};
+use crate::models::config::{Arch, infeasibility};
+use crate::models::device::synchronize;
+use crate::models::hardware::describe;
 use crate::models::{Model, kind_name};
-
-/// Set by the Ctrl-C handler: the runner stops after the current measured run.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Why a point cannot run on this model, before any work: positions beyond what the architecture can address.
-pub fn infeasibility(
-    config: Option<&ArchConfig>,
-    context_length: usize,
-    num_tokens: usize,
-) -> Option<String> {
-    match config? {
-        ArchConfig::Gpt2(c) => {
-            // Generating N tokens feeds the prompt plus N - 1 of them back.
-            let needed = context_length + num_tokens.saturating_sub(1);
-            (needed > c.n_positions as usize).then(|| {
-                format!(
-                    "{context_length} + {num_tokens} generated tokens exceed n_positions {}",
-                    c.n_positions
-                )
-            })
-        }
-        ArchConfig::Bert(c) => (context_length > c.max_position_embeddings as usize).then(|| {
-            format!(
-                "{context_length} tokens exceed max_position_embeddings {}",
-                c.max_position_embeddings
-            )
-        }),
-        ArchConfig::T5(_) => None,
-    }
-}
 
 /// Per-run timings, milliseconds.
 #[derive(Default)]
@@ -228,7 +198,7 @@ pub fn measure_point(
         let measuring = Instant::now();
         let mut runs = 0;
         while runs < params.num_runs || measuring.elapsed().as_secs_f64() < params.min_duration_s {
-            if INTERRUPTED.load(Ordering::SeqCst) {
+            if crate::interrupt::interrupted() {
                 return Err(Error::Interrupted);
             }
             run_once(model, &ids, &mask, params, &mut samples, true)?;
@@ -287,42 +257,5 @@ fn catch_torch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 message: first,
             })
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::models::config::{BertConfig, Gpt2Config};
-
-    #[test]
-    fn position_limits_make_points_infeasible() {
-        let gpt2 = ArchConfig::Gpt2(Gpt2Config {
-            vocab_size: 10,
-            n_positions: 1024,
-            n_embd: 8,
-            n_layer: 1,
-            n_head: 2,
-            n_inner: None,
-            layer_norm_epsilon: 1e-5,
-        });
-        assert_eq!(infeasibility(Some(&gpt2), 975, 50), None);
-        assert_eq!(
-            infeasibility(Some(&gpt2), 976, 50).as_deref(),
-            Some("976 + 50 generated tokens exceed n_positions 1024")
-        );
-        let bert = ArchConfig::Bert(BertConfig {
-            vocab_size: 10,
-            hidden_size: 8,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            intermediate_size: 8,
-            max_position_embeddings: 512,
-            type_vocab_size: 2,
-            layer_norm_eps: 1e-12,
-            hidden_act: "gelu".into(),
-        });
-        assert_eq!(infeasibility(Some(&bert), 512, 0), None);
-        assert!(infeasibility(Some(&bert), 513, 0).is_some());
     }
 }

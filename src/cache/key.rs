@@ -9,7 +9,7 @@ use crate::bench::result::METHOD_VERSION;
 use crate::models::WeightsId;
 use crate::models::config::{Arch, ArchConfig};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointKey {
     pub method_version: u32,
     pub arch: Arch,

@@ -5,6 +5,7 @@ pub mod bert;
 pub mod config;
 pub mod device;
 pub mod gpt2;
+pub mod hardware;
 pub mod kv_cache;
 pub mod spec;
 pub mod t5;
@@ -22,7 +23,7 @@ use kv_cache::KvCache;
 use spec::{DTypeChoice, ModelSource, ModelSpec};
 
 /// Which weights were measured: every result says so.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WeightsId {
     /// A seeded random init of the real architecture: same shapes and work as the trained model.

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::error::{Error, Result, suggest};
@@ -27,7 +27,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// Where the weights come from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ModelSource {
     Random { seed: u64 },
     HfDir { dir: PathBuf },
@@ -35,7 +35,7 @@ pub enum ModelSource {
 }
 
 /// Requested numeric type; `auto` is fp32 on CPU and fp16 on CUDA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DTypeChoice {
     #[serde(rename = "auto")]
     Auto,
@@ -48,14 +48,14 @@ pub enum DTypeChoice {
 }
 
 /// Requested device; `auto` is the first CUDA device when one is usable, else the CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceChoice {
     Auto,
     Cpu,
     Cuda(usize),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelSpec {
     /// The file this spec came from, for error messages.
     pub file: PathBuf,

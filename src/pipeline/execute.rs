@@ -1,21 +1,24 @@
 //! Runs a plan step by step in topological order. Bench steps run one at a time (two on one device would disturb
-//! each other's timings); each point is taken from the cache or measured under a per-point lock and cached as soon
-//! as it finishes, so a crash or Ctrl-C loses at most the point in progress.
+//! each other's timings): cached and infeasible points are settled here, the rest are measured by the
+//! `e3pipe-worker` process (see `job`), which caches each point as soon as it finishes, so a crash or Ctrl-C loses
+//! at most the point in progress.
 
-use std::time::{Duration, Instant};
-
-use indicatif::{ProgressBar, ProgressStyle};
-use tokenizers::Tokenizer;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::bench::report_file;
 use crate::bench::result::{PointResult, Status};
-use crate::bench::runner::{INTERRUPTED, measure_point};
-use crate::cache::lock::{Acquire, acquire};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
-use crate::models::{Model, tokenizer};
+use crate::interrupt::INTERRUPTED;
+use crate::models::kind_name;
+use crate::pipeline::job::{self, Finished, Job, JobPoint, Outcome as PointOutcome};
 use crate::pipeline::plan::{BenchPlan, Plan, PointState, StepPlan};
-use crate::report;
+use crate::{report, say};
 
 /// Point counts for the closing line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -49,14 +52,13 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
         let outcome = match step {
             StepPlan::Bench(bench) => run_bench(plan, bench, &mut counts),
             StepPlan::Aggregate { step, forced } => {
-                report::aggregate::run_step(step, &plan.root, *forced).map(|msg| eprintln!("{msg}"))
+                report::aggregate::run_step(step, &plan.root, *forced).map(|msg| say(&msg))
             }
             StepPlan::Plot {
                 step,
                 options,
                 forced,
-            } => report::plot::run_step(step, &plan.root, options, *forced)
-                .map(|msg| eprintln!("{msg}")),
+            } => report::plot::run_step(step, &plan.root, options, *forced).map(|msg| say(&msg)),
         };
         match outcome {
             Ok(()) => {}
@@ -82,171 +84,203 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
     })
 }
 
-fn load_tokenizer(plan: &BenchPlan) -> Result<Tokenizer> {
-    match &plan.bench.model.tokenizer {
-        Some(path) => tokenizer::from_file(path),
-        None => tokenizer::builtin(plan.bench.model.arch).map(|(t, _)| t),
-    }
-}
-
 fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> {
     let store = Store::new(&plan.root);
-    let locks = store.dir.join("locks");
     let model_spec = &bench.bench.model;
-    let to_compute = bench
-        .points
-        .iter()
-        .filter(|p| !matches!(p.state, PointState::Cached | PointState::Infeasible(_)))
-        .count();
-    eprintln!(
+    let mut results: Vec<Option<(String, PointResult)>> = vec![None; bench.points.len()];
+    let mut job_points = Vec::new();
+    for (index, point) in bench.points.iter().enumerate() {
+        match &point.state {
+            PointState::Infeasible(reason) => {
+                tracing::warn!(
+                    "point {}@{} is infeasible: {reason}",
+                    model_spec.name,
+                    point.context_length
+                );
+                counts.infeasible += 1;
+                results[index] = Some((
+                    point.hash.clone(),
+                    infeasible_result(bench, point.context_length, reason),
+                ));
+                continue;
+            }
+            PointState::Cached => {
+                if let Lookup::Hit(entry) = store.get(&point.hash) {
+                    counts.cached += 1;
+                    results[index] = Some((point.hash.clone(), entry.result));
+                    continue;
+                }
+            }
+            PointState::Corrupt(reason) => {
+                tracing::warn!(
+                    "cache entry of {}@{} is corrupt ({reason}); recomputing",
+                    model_spec.name,
+                    point.context_length
+                );
+            }
+            _ => {}
+        }
+        job_points.push(JobPoint {
+            context_length: point.context_length,
+            hash: point.hash.clone(),
+            key: point.key.clone(),
+        });
+    }
+    say(&format!(
         "step `{}`: {} ({}), {} point(s) to compute, {} cached",
         bench.step,
         model_spec.name,
         model_spec.arch,
-        to_compute,
-        bench
-            .points
-            .iter()
-            .filter(|p| p.state == PointState::Cached)
-            .count()
-    );
-
-    if let Some(threads) = bench.bench.bench.params.threads {
-        tch::set_num_threads(threads as i32);
-    }
-    // Loading is the expensive part of a fully cached step: only do it when a point needs measuring.
-    let mut loaded: Option<(Model, Tokenizer)> = None;
-    let progress = ProgressBar::new(to_compute as u64);
-    progress.set_style(
-        ProgressStyle::with_template("  {bar:30} {pos}/{len} points  {msg}  [{elapsed}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-
-    let mut results: Vec<(String, PointResult)> = Vec::new();
-    for point in &bench.points {
-        if let PointState::Infeasible(reason) = &point.state {
-            tracing::warn!(
-                "point {}@{} is infeasible: {reason}",
-                model_spec.name,
-                point.context_length
-            );
-            counts.infeasible += 1;
-            results.push((
-                point.hash.clone(),
-                infeasible_result(bench, point.context_length, reason),
-            ));
-            continue;
+        job_points.len(),
+        counts_cached(bench, &results)
+    ));
+    let mut interrupted = false;
+    if !job_points.is_empty() {
+        let job = Job {
+            root: plan.root.clone(),
+            step: bench.step.clone(),
+            model: model_spec.clone(),
+            params: bench.bench.bench.params,
+            device: job::device_name(bench.device),
+            dtype: kind_name(bench.kind).into(),
+            threads: bench.threads,
+            weights: bench.weights.to_string(),
+            points: job_points.clone(),
+        };
+        let (finished, status) = run_worker(&job)?;
+        for f in finished {
+            let Some(index) = bench.points.iter().position(|p| p.hash == f.hash) else {
+                continue;
+            };
+            match f.outcome {
+                PointOutcome::Computed => counts.computed += 1,
+                PointOutcome::Cached => counts.cached += 1,
+                PointOutcome::Failed if f.result.status == Status::Infeasible => {
+                    counts.infeasible += 1
+                }
+                PointOutcome::Failed => counts.failed += 1,
+            }
+            results[index] = Some((f.hash, f.result));
         }
-        if point.state == PointState::Cached
-            && let Lookup::Hit(entry) = store.get(&point.hash)
-        {
-            counts.cached += 1;
-            results.push((point.hash.clone(), entry.result));
-            continue;
-        }
-        if let PointState::Corrupt(reason) = &point.state {
-            tracing::warn!(
-                "cache entry of {}@{} is corrupt ({reason}); recomputing",
-                model_spec.name,
-                point.context_length
-            );
-        }
-        let _lock = match acquire(&locks, &point.hash)? {
-            Acquire::Held(lock) => lock,
-            Acquire::Busy(owner) => {
-                progress.set_message(format!(
-                    "{}@{} waits for pid {}",
-                    model_spec.name, point.context_length, owner.pid
-                ));
-                match wait_for_other(&store, &locks, &point.hash)? {
-                    Waited::Done(result) => {
-                        counts.cached += 1;
-                        results.push((point.hash.clone(), *result));
-                        progress.inc(1);
-                        continue;
-                    }
-                    Waited::Lock(lock) => lock,
+        interrupted = status == WorkerStatus::Interrupted;
+        if let WorkerStatus::Failed(why) = &status {
+            // The points the worker did not report failed with it (a crash inside libtorch, the OOM killer, ...).
+            for (index, point) in bench.points.iter().enumerate() {
+                if results[index].is_none() {
+                    counts.failed += 1;
+                    let mut r = infeasible_result(bench, point.context_length, why);
+                    r.status = Status::Error;
+                    results[index] = Some((point.hash.clone(), r));
                 }
             }
-        };
-        if loaded.is_none() {
-            progress.set_message(format!("loading {}", model_spec.name));
-            let model = Model::load(model_spec, bench.device, bench.kind)?;
-            loaded = Some((model, load_tokenizer(bench)?));
+            eprintln!("error: step `{}`: {why}", bench.step);
         }
-        let Some((model, tok)) = &loaded else {
-            continue;
-        };
-        progress.set_message(format!("{}@{}", model_spec.name, point.context_length));
-        let mut result =
-            measure_point(model, tok, &bench.bench.bench.params, point.context_length)?;
-        result.weights = bench.weights.to_string();
-        match result.status {
-            Status::Ok => {
-                store.put(&point.key, &result)?;
-                counts.computed += 1;
-            }
-            Status::Infeasible => counts.infeasible += 1,
-            Status::Oom | Status::Error => {
-                counts.failed += 1;
-                let reason = result.reason.clone().unwrap_or_default();
-                progress.suspend(|| {
-                    eprintln!(
-                        "error: point {}@{} failed: {reason}",
-                        model_spec.name, point.context_length
-                    )
-                });
-            }
-        }
-        results.push((point.hash.clone(), result));
-        progress.inc(1);
     }
-    progress.finish_and_clear();
+    let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
     print_summary(&model_spec.name, &results);
-    if let Some(path) = report_file::write(&plan.root, bench, &results)? {
-        eprintln!(
-            "  wrote {}",
-            path.strip_prefix(&plan.root).unwrap_or(&path).display()
-        );
+    if !interrupted {
+        if let Some(path) = report_file::write(&plan.root, bench, &results)? {
+            say(&format!(
+                "  wrote {}",
+                path.strip_prefix(&plan.root).unwrap_or(&path).display()
+            ));
+        }
     }
-    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+    if interrupted || INTERRUPTED.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
     }
     Ok(())
 }
 
-enum Waited {
-    Done(Box<PointResult>),
-    Lock(crate::cache::lock::PointLock),
+fn counts_cached(bench: &BenchPlan, results: &[Option<(String, PointResult)>]) -> usize {
+    bench
+        .points
+        .iter()
+        .zip(results)
+        .filter(|(p, r)| p.state == PointState::Cached && r.is_some())
+        .count()
 }
 
-/// Another live process holds this point: wait until it caches the result, or until its lock is gone.
-fn wait_for_other(store: &Store, locks: &std::path::Path, hash: &str) -> Result<Waited> {
-    let started = Instant::now();
-    loop {
-        if let Lookup::Hit(entry) = store.get(hash) {
-            return Ok(Waited::Done(Box::new(entry.result)));
-        }
-        if let Acquire::Held(lock) = acquire(locks, hash)? {
-            // The other process may have finished between our two checks.
-            if let Lookup::Hit(entry) = store.get(hash) {
-                return Ok(Waited::Done(Box::new(entry.result)));
-            }
-            return Ok(Waited::Lock(lock));
-        }
-        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(Error::Interrupted);
-        }
-        if started.elapsed() > Duration::from_secs(5)
-            && started.elapsed().as_secs().is_multiple_of(60)
-        {
-            tracing::info!(
-                "still waiting for another e3pipe process to finish point {}",
-                &hash[..12]
-            );
-        }
-        std::thread::sleep(Duration::from_millis(250));
+#[derive(Debug, PartialEq)]
+enum WorkerStatus {
+    Done,
+    Interrupted,
+    Failed(String),
+}
+
+/// The worker binary sits beside this one (`E3PIPE_WORKER` overrides, for packaging).
+fn worker_path() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("E3PIPE_WORKER") {
+        return Ok(PathBuf::from(p));
     }
+    let exe = std::env::current_exe().map_err(|source| Error::Read {
+        path: "/proc/self/exe".into(),
+        source,
+    })?;
+    Ok(exe.with_file_name("e3pipe-worker"))
+}
+
+/// Runs the job in `e3pipe-worker`, collecting its per-point reports. Ctrl-C here is forwarded to it, so it stops
+/// after its current measured run.
+fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
+    let path = worker_path()?;
+    let mut child = Command::new(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+    let payload = serde_json::to_vec(job).map_err(|e| Error::Step {
+        step: job.step.clone(),
+        message: e.to_string(),
+    })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&payload).map_err(|source| Error::Write {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut finished = Vec::new();
+        if let Some(out) = stdout {
+            for line in BufReader::new(out).lines().map_while(std::io::Result::ok) {
+                if let Ok(f) = serde_json::from_str::<Finished>(&line) {
+                    finished.push(f);
+                }
+            }
+        }
+        finished
+    });
+    let mut forwarded = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })? {
+            break status;
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) && !forwarded {
+            // SAFETY: signalling our own child process by pid.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+            forwarded = true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let finished = reader.join().unwrap_or_default();
+    let outcome = match status.code() {
+        Some(0) => WorkerStatus::Done,
+        Some(130) => WorkerStatus::Interrupted,
+        Some(code) => WorkerStatus::Failed(format!("the measuring worker exited with code {code}")),
+        None => WorkerStatus::Failed(format!(
+            "the measuring worker was killed by signal {}",
+            status.signal().unwrap_or(0)
+        )),
+    };
+    Ok((finished, outcome))
 }
 
 fn infeasible_result(bench: &BenchPlan, context_length: usize, reason: &str) -> PointResult {
@@ -265,7 +299,7 @@ fn infeasible_result(bench: &BenchPlan, context_length: usize, reason: &str) -> 
             0
         },
         dtype: crate::models::kind_name(bench.kind).into(),
-        device: crate::models::device::describe(bench.device),
+        device: crate::models::hardware::describe(bench.device),
         threads: bench.threads,
         libtorch_version: crate::bench::result::LIBTORCH_VERSION.into(),
         e3pipe_version: env!("CARGO_PKG_VERSION").into(),

@@ -2,5 +2,6 @@
 
 pub mod execute;
 pub mod graph;
+pub mod job;
 pub mod plan;
 pub mod spec;

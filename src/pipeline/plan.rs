@@ -9,13 +9,13 @@ use tch::{Device, Kind};
 
 use crate::bench::config::BenchParams;
 use crate::bench::result::LIBTORCH_VERSION;
-use crate::bench::runner::infeasibility;
 use crate::cache::file_hash::FileHashes;
 use crate::cache::key::{PointKey, changed_fields};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
+use crate::models::config::infeasibility;
 use crate::models::spec::ModelSource;
-use crate::models::{WeightsId, device, kind_name, resolve_kind, weights_id};
+use crate::models::{WeightsId, hardware, kind_name, resolve_kind, weights_id};
 use crate::pipeline::graph;
 use crate::pipeline::spec::{BenchStep, Pipeline, Step, StepKind};
 
@@ -159,7 +159,7 @@ fn plan_step(
         }
     };
     let model = &bench.model;
-    let device = device::resolve(model.device).map_err(|message| Error::BadValue {
+    let device = hardware::resolve(model.device).map_err(|message| Error::BadValue {
         path: model.file.clone(),
         field: "device".into(),
         message,
@@ -172,9 +172,7 @@ fn plan_step(
         );
     }
     let params: &BenchParams = &bench.bench.params;
-    let threads = params
-        .threads
-        .unwrap_or_else(|| tch::get_num_threads().max(1) as usize);
+    let threads = params.threads.unwrap_or_else(hardware::default_threads);
     if let ModelSource::HfDir { dir } | ModelSource::TorchScript { file: dir } = &model.source
         && !dir.exists()
     {
@@ -188,7 +186,7 @@ fn plan_step(
     }
     let weights = weights_id(model, hashes)?;
     let tokenizer = tokenizer_identity(bench, hashes)?;
-    let device_name = device::describe(device);
+    let device_name = hardware::describe(device);
     let points = bench
         .bench
         .context_lengths
@@ -268,7 +266,7 @@ impl Plan {
                         b.bench.model.arch,
                         b.weights,
                         kind_name(b.kind),
-                        device::describe(b.device),
+                        hardware::describe(b.device),
                         b.threads
                     );
                     for p in &b.points {

@@ -12,10 +12,19 @@ fn peak_follows_a_large_allocation_and_resets() {
     let block = vec![1u8; BLOCK];
     std::hint::black_box(&block);
     let during = peak_rss_bytes().unwrap();
-    assert!(during >= rss_bytes().unwrap(), "the peak is never below the current RSS");
-    assert!(during >= before + (BLOCK as u64) / 2, "peak {during} vs rss before {before}");
+    assert!(
+        during >= rss_bytes().unwrap(),
+        "the peak is never below the current RSS"
+    );
+    assert!(
+        during >= before + (BLOCK as u64) / 2,
+        "peak {during} vs rss before {before}"
+    );
     drop(block);
     if reset_peak() {
-        assert!(peak_rss_bytes().unwrap() + (BLOCK as u64) / 2 < during, "reset brings the peak down");
+        assert!(
+            peak_rss_bytes().unwrap() + (BLOCK as u64) / 2 < during,
+            "reset brings the peak down"
+        );
     }
 }

@@ -1,0 +1,63 @@
+//! What the orchestrator asks the measuring worker to do, and what the worker reports back, as JSON: the job on
+//! the worker's stdin, one `Finished` line per point on its stdout.
+//!
+//! Measuring runs in a separate process (`e3pipe-worker`) because only it links libtorch: the orchestrator starts
+//! in milliseconds (a no-op rerun never pays libtorch's ~0.3 s of static initialisation), and a crash inside
+//! libtorch (a segfault, the kernel's OOM killer) fails the points in flight instead of the whole run.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bench::config::BenchParams;
+use crate::bench::result::PointResult;
+use crate::cache::key::PointKey;
+use crate::models::spec::ModelSpec;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub root: PathBuf,
+    pub step: String,
+    pub model: ModelSpec,
+    pub params: BenchParams,
+    /// `cpu` or `cuda:N`, as planned.
+    pub device: String,
+    /// `fp32`, `fp16` or `bf16`, as planned.
+    pub dtype: String,
+    pub threads: usize,
+    /// The weights' identity for results (`random-init seed N`, `file blake3:…`).
+    pub weights: String,
+    pub points: Vec<JobPoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobPoint {
+    pub context_length: usize,
+    pub hash: String,
+    pub key: PointKey,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Measured now and cached.
+    Computed,
+    /// Another process measured it while we waited for its lock.
+    Cached,
+    /// Measured now but failed (`oom`, `error`) or found infeasible; not cached, so a rerun tries again.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finished {
+    pub hash: String,
+    pub outcome: Outcome,
+    pub result: PointResult,
+}
+
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}

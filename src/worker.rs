@@ -1,0 +1,201 @@
+//! The measuring worker (`e3pipe-worker`): reads a `Job` on stdin, loads the model once (only if a point still
+//! needs measuring after taking its lock), measures each point, caches it atomically as soon as it finishes, and
+//! reports each on stdout. Locks make concurrent runs cooperate; the worker dies with its parent (kill -9 of the
+//! orchestrator leaves no orphan measuring).
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tch::{Device, Kind};
+use tokenizers::Tokenizer;
+
+use crate::bench::result::{PointResult, Status};
+use crate::bench::runner::measure_point;
+use crate::cache::lock::{Acquire, PointLock, acquire};
+use crate::cache::store::{Lookup, Store};
+use crate::error::{Error, Result};
+use crate::interrupt::INTERRUPTED;
+use crate::models::spec::parse_device;
+use crate::models::{Model, device, tokenizer};
+use crate::pipeline::job::{Finished, Job, Outcome};
+
+/// Entry point of the `e3pipe-worker` binary.
+pub fn run() -> ExitCode {
+    // SAFETY: prctl with constant arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    crate::interrupt::install_handler();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("E3PIPE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+    let mut input = String::new();
+    let job: Job = match std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_str(&input).map_err(|e| e.to_string()))
+    {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("error: e3pipe-worker: unreadable job on stdin: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_job(&job) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Interrupted) => ExitCode::from(130),
+        Err(e) => {
+            crate::print_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn kind_of(dtype: &str) -> Kind {
+    match dtype {
+        "fp16" => Kind::Half,
+        "bf16" => Kind::BFloat16,
+        _ => Kind::Float,
+    }
+}
+
+fn resolve_device(job: &Job) -> Result<Device> {
+    let bad = |message: String| Error::Model {
+        model: job.model.name.clone(),
+        message,
+    };
+    match parse_device(&job.device) {
+        Some(crate::models::spec::DeviceChoice::Cuda(i)) => {
+            if !device::cuda_available() {
+                return Err(bad(format!(
+                    "planned on `cuda:{i}` but libtorch cannot use CUDA here"
+                )));
+            }
+            Ok(Device::Cuda(i))
+        }
+        _ => Ok(Device::Cpu),
+    }
+}
+
+fn report(finished: &Finished) -> Result<()> {
+    let line = serde_json::to_string(finished).map_err(|e| Error::Step {
+        step: "bench".into(),
+        message: e.to_string(),
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|_| out.flush())
+        .map_err(|source| Error::Write {
+            path: "<stdout>".into(),
+            source,
+        })
+}
+
+fn run_job(job: &Job) -> Result<()> {
+    let store = Store::new(&job.root);
+    let locks = store.dir.join("locks");
+    tch::set_num_threads(job.threads as i32);
+    let device = resolve_device(job)?;
+    let progress = ProgressBar::new(job.points.len() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("  {bar:30} {pos}/{len} points  {msg}  [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    // Loading is the expensive part when another run already computed everything: only load when needed.
+    let mut loaded: Option<(Model, Tokenizer)> = None;
+    for point in &job.points {
+        let label = format!("{}@{}", job.model.name, point.context_length);
+        let _lock = match acquire(&locks, &point.hash)? {
+            Acquire::Held(lock) => lock,
+            Acquire::Busy(owner) => {
+                progress.set_message(format!("{label} waits for pid {}", owner.pid));
+                match wait_for_other(&store, &locks, &point.hash)? {
+                    Waited::Done(result) => {
+                        report(&Finished {
+                            hash: point.hash.clone(),
+                            outcome: Outcome::Cached,
+                            result: *result,
+                        })?;
+                        progress.inc(1);
+                        continue;
+                    }
+                    Waited::Lock(lock) => lock,
+                }
+            }
+        };
+        if loaded.is_none() {
+            progress.set_message(format!("loading {}", job.model.name));
+            let model = Model::load(&job.model, device, kind_of(&job.dtype))?;
+            let tok = match &job.model.tokenizer {
+                Some(path) => tokenizer::from_file(path)?,
+                None => tokenizer::builtin(job.model.arch)?.0,
+            };
+            loaded = Some((model, tok));
+        }
+        let Some((model, tok)) = &loaded else {
+            continue;
+        };
+        progress.set_message(label.clone());
+        let mut result = measure_point(model, tok, &job.params, point.context_length)?;
+        result.weights = job.weights.clone();
+        let outcome = if result.status == Status::Ok {
+            store.put(&point.key, &result)?;
+            Outcome::Computed
+        } else {
+            let reason = result.reason.clone().unwrap_or_default();
+            progress.suspend(|| eprintln!("error: point {label} failed: {reason}"));
+            Outcome::Failed
+        };
+        report(&Finished {
+            hash: point.hash.clone(),
+            outcome,
+            result,
+        })?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(())
+}
+
+enum Waited {
+    Done(Box<PointResult>),
+    Lock(PointLock),
+}
+
+/// Another live process holds this point: wait until it caches the result, or until its lock is gone.
+fn wait_for_other(store: &Store, locks: &std::path::Path, hash: &str) -> Result<Waited> {
+    let started = Instant::now();
+    let mut next_note = Duration::from_secs(60);
+    loop {
+        if let Lookup::Hit(entry) = store.get(hash) {
+            return Ok(Waited::Done(Box::new(entry.result)));
+        }
+        if let Acquire::Held(lock) = acquire(locks, hash)? {
+            // The other process may have finished between our two checks.
+            if let Lookup::Hit(entry) = store.get(hash) {
+                return Ok(Waited::Done(Box::new(entry.result)));
+            }
+            return Ok(Waited::Lock(lock));
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
+        if started.elapsed() > next_note {
+            tracing::info!(
+                "still waiting for another e3pipe process to finish point {}",
+                &hash[..12]
+            );
+            next_note += Duration::from_secs(60);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
