@@ -113,7 +113,7 @@ pub enum Error {
     },
 
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(String),
 
     #[error("step `{step}`: {message}")]
     Step { step: String, message: String },

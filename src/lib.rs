@@ -4,7 +4,8 @@
 //! - `pipeline::spec` reads and validates a pipeline YAML and the configs it names;
 //! - `pipeline::graph` orders its steps as a petgraph DAG;
 //! - `pipeline::plan` decides, per (model, context length) point, whether it is cached, new or stale;
-//! - `pipeline::execute` runs bench steps (`bench`, `models`), caching each point (`cache`);
+//! - `pipeline::execute` settles cached points and hands the rest to the measuring worker (the `e3pipe-worker`
+//!   crate in `worker/`, the only part that links libtorch), which caches each point (`cache`);
 //! - `report` aggregates results into tables (polars) and draws figures (plotters).
 
 pub mod bench;
@@ -16,7 +17,6 @@ pub mod interrupt;
 pub mod models;
 pub mod pipeline;
 pub mod report;
-pub mod worker;
 pub mod yaml;
 
 use std::process::ExitCode;

@@ -1,10 +1,7 @@
 //! Measuring points: exact-length inputs, the timing loop, memory, statistics and the result files.
 
 pub mod config;
-pub mod cuda_memory;
-pub mod input;
 pub mod memory;
 pub mod report_file;
 pub mod result;
-pub mod runner;
 pub mod stats;

@@ -5,9 +5,18 @@
 
 use std::path::Path;
 
-use tch::Device;
+use serde::{Deserialize, Serialize};
 
 use crate::models::spec::DeviceChoice;
+
+/// Where a point runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Device {
+    #[serde(rename = "cpu")]
+    Cpu,
+    #[serde(rename = "cuda")]
+    Cuda(usize),
+}
 
 /// CUDA is usable when libtorch's CUDA libraries are installed (the full wheel, `make setup-cuda`) and an NVIDIA
 /// driver is loaded. `E3PIPE_NO_CUDA` or an empty `CUDA_VISIBLE_DEVICES` force the CPU.
@@ -17,7 +26,7 @@ pub fn cuda_device_count() -> usize {
     {
         return 0;
     }
-    let lib = Path::new(env!("E3PIPE_LIBTORCH_LIB"));
+    let lib = Path::new(env!("E3PIPE_LIBTORCH_DIR")).join("lib");
     // libtorch_cuda.so needs cuBLAS from the `nvidia-cublas` wheel, which the slim CPU install leaves out.
     let cublas = lib.join("../../nvidia/cu13/lib");
     let has_stack = std::fs::read_dir(&cublas).is_ok_and(|d| {
@@ -82,7 +91,7 @@ pub fn describe(device: Device) -> String {
                 .unwrap_or_else(|| "unknown GPU".into());
             format!("cuda:{i} ({name})")
         }
-        _ => format!("cpu ({})", cpu_model()),
+        Device::Cpu => format!("cpu ({})", cpu_model()),
     }
 }
 

@@ -15,8 +15,7 @@ use crate::bench::result::{PointResult, Status};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
 use crate::interrupt::INTERRUPTED;
-use crate::models::kind_name;
-use crate::pipeline::job::{self, Finished, Job, JobPoint, Outcome as PointOutcome};
+use crate::pipeline::job::{Finished, Job, JobPoint, Outcome as PointOutcome};
 use crate::pipeline::plan::{BenchPlan, Plan, PointState, StepPlan};
 use crate::{report, say};
 
@@ -141,8 +140,8 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
             step: bench.step.clone(),
             model: model_spec.clone(),
             params: bench.bench.bench.params,
-            device: job::device_name(bench.device),
-            dtype: kind_name(bench.kind).into(),
+            device: bench.device,
+            dtype: bench.dtype,
             threads: bench.threads,
             weights: bench.weights.to_string(),
             points: job_points.clone(),
@@ -178,13 +177,11 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
     }
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
     print_summary(&model_spec.name, &results);
-    if !interrupted {
-        if let Some(path) = report_file::write(&plan.root, bench, &results)? {
-            say(&format!(
-                "  wrote {}",
-                path.strip_prefix(&plan.root).unwrap_or(&path).display()
-            ));
-        }
+    if !interrupted && let Some(path) = report_file::write(&plan.root, bench, &results)? {
+        say(&format!(
+            "  wrote {}",
+            path.strip_prefix(&plan.root).unwrap_or(&path).display()
+        ));
     }
     if interrupted || INTERRUPTED.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
@@ -298,7 +295,7 @@ fn infeasible_result(bench: &BenchPlan, context_length: usize, reason: &str) -> 
         } else {
             0
         },
-        dtype: crate::models::kind_name(bench.kind).into(),
+        dtype: bench.dtype.name().into(),
         device: crate::models::hardware::describe(bench.device),
         threads: bench.threads,
         libtorch_version: crate::bench::result::LIBTORCH_VERSION.into(),

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::bench::config::BenchParams;
 use crate::bench::result::PointResult;
 use crate::cache::key::PointKey;
+use crate::models::DType;
+use crate::models::hardware::Device;
 use crate::models::spec::ModelSpec;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,10 +22,8 @@ pub struct Job {
     pub step: String,
     pub model: ModelSpec,
     pub params: BenchParams,
-    /// `cpu` or `cuda:N`, as planned.
-    pub device: String,
-    /// `fp32`, `fp16` or `bf16`, as planned.
-    pub dtype: String,
+    pub device: Device,
+    pub dtype: DType,
     pub threads: usize,
     /// The weights' identity for results (`random-init seed N`, `file blake3:…`).
     pub weights: String,
@@ -53,11 +53,4 @@ pub struct Finished {
     pub hash: String,
     pub outcome: Outcome,
     pub result: PointResult,
-}
-
-pub fn device_name(device: tch::Device) -> String {
-    match device {
-        tch::Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".into(),
-    }
 }

@@ -5,8 +5,6 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use tch::{Device, Kind};
-
 use crate::bench::config::BenchParams;
 use crate::bench::result::LIBTORCH_VERSION;
 use crate::cache::file_hash::FileHashes;
@@ -14,8 +12,9 @@ use crate::cache::key::{PointKey, changed_fields};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
 use crate::models::config::infeasibility;
+use crate::models::hardware::Device;
 use crate::models::spec::ModelSource;
-use crate::models::{WeightsId, hardware, kind_name, resolve_kind, weights_id};
+use crate::models::{DType, WeightsId, hardware, resolve_dtype, weights_id};
 use crate::pipeline::graph;
 use crate::pipeline::spec::{BenchStep, Pipeline, Step, StepKind};
 
@@ -56,7 +55,7 @@ pub struct BenchPlan {
     pub step: String,
     pub bench: BenchStep,
     pub device: Device,
-    pub kind: Kind,
+    pub dtype: DType,
     pub threads: usize,
     pub weights: WeightsId,
     pub points: Vec<PlannedPoint>,
@@ -164,8 +163,8 @@ fn plan_step(
         field: "device".into(),
         message,
     })?;
-    let kind = resolve_kind(model.dtype, device);
-    if device == Device::Cpu && kind == Kind::Half {
+    let dtype = resolve_dtype(model.dtype, device);
+    if device == Device::Cpu && dtype == DType::Fp16 {
         tracing::warn!(
             "model `{}`: fp16 on CPU is slow and not representative; consider `dtype: fp32`",
             model.name
@@ -197,7 +196,7 @@ fn plan_step(
                 model.config.clone(),
                 weights.clone(),
                 tokenizer.clone(),
-                kind_name(kind),
+                dtype.name(),
                 params,
                 threads,
                 length,
@@ -244,7 +243,7 @@ fn plan_step(
         step: step.name.clone(),
         bench: (**bench).clone(),
         device,
-        kind,
+        dtype,
         threads,
         weights,
         points,
@@ -265,7 +264,7 @@ impl Plan {
                         b.bench.model.name,
                         b.bench.model.arch,
                         b.weights,
-                        kind_name(b.kind),
+                        b.dtype.name(),
                         hardware::describe(b.device),
                         b.threads
                     );

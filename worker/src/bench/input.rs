@@ -3,11 +3,11 @@
 
 use tokenizers::Tokenizer;
 
-use crate::error::Result;
 use crate::models::tokenizer::encode;
+use e3pipe::error::Result;
 
 /// Public-domain prose the prompts are cut from (see `assets/text/README.md`).
-pub const CORPUS: &str = include_str!("../../assets/text/corpus.txt");
+pub const CORPUS: &str = include_str!("../../../assets/text/corpus.txt");
 
 /// The special tokens the tokenizer wraps a text in (e.g. `[CLS]`/`[SEP]` for BERT, `</s>` for T5, none for GPT-2).
 fn special_affixes(tokenizer: &Tokenizer) -> Result<(Vec<i64>, Vec<i64>)> {
@@ -41,8 +41,8 @@ pub fn exact_length_ids(tokenizer: &Tokenizer, n: usize) -> Result<Vec<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::config::Arch;
     use crate::models::tokenizer::builtin;
+    use e3pipe::models::config::Arch;
 
     #[test]
     fn every_arch_gets_exactly_n_tokens() {

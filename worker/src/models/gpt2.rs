@@ -4,8 +4,8 @@
 use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
-use crate::models::config::Gpt2Config;
 use crate::models::kv_cache::KvCache;
+use e3pipe::models::config::Gpt2Config;
 
 /// GPT-2's Conv1D: `y = x W + b` with `W` stored `[in, out]`.
 #[derive(Debug)]

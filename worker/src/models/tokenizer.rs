@@ -6,12 +6,12 @@ use std::path::Path;
 
 use tokenizers::Tokenizer;
 
-use crate::error::{Error, Result};
-use crate::models::config::Arch;
+use e3pipe::error::{Error, Result};
+use e3pipe::models::config::Arch;
 
-const GPT2_JSON: &[u8] = include_bytes!("../../assets/tokenizers/gpt2/tokenizer.json");
-const BERT_JSON: &[u8] = include_bytes!("../../assets/tokenizers/bert/tokenizer.json");
-const T5_JSON: &[u8] = include_bytes!("../../assets/tokenizers/t5/tokenizer.json");
+const GPT2_JSON: &[u8] = include_bytes!("../../../assets/tokenizers/gpt2/tokenizer.json");
+const BERT_JSON: &[u8] = include_bytes!("../../../assets/tokenizers/bert/tokenizer.json");
+const T5_JSON: &[u8] = include_bytes!("../../../assets/tokenizers/t5/tokenizer.json");
 
 /// The built-in tokenizer of an architecture family, and its name for results.
 pub fn builtin(arch: Arch) -> Result<(Tokenizer, &'static str)> {

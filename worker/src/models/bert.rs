@@ -5,7 +5,7 @@
 use tch::nn::{self, Module, Path};
 use tch::{Kind, Tensor};
 
-use crate::models::config::BertConfig;
+use e3pipe::models::config::BertConfig;
 
 #[derive(Debug)]
 struct Layer {

@@ -8,16 +8,17 @@ use std::time::Instant;
 use tch::{Kind, Tensor};
 use tokenizers::Tokenizer;
 
-use crate::bench::config::BenchParams;
+use crate::bench::cuda_memory;
 use crate::bench::input::exact_length_ids;
-use crate::bench::result::{LIBTORCH_VERSION, PointResult, Status, now_rfc3339};
-use crate::bench::stats::summarize;
-use crate::bench::{cuda_memory, memory};
-use crate::error::{Error, Result};
-use crate::models::config::{Arch, infeasibility};
 use crate::models::device::synchronize;
-use crate::models::hardware::describe;
 use crate::models::{Model, kind_name};
+use e3pipe::bench::config::BenchParams;
+use e3pipe::bench::memory;
+use e3pipe::bench::result::{LIBTORCH_VERSION, PointResult, Status, now_rfc3339};
+use e3pipe::bench::stats::summarize;
+use e3pipe::error::{Error, Result};
+use e3pipe::models::config::{Arch, infeasibility};
+use e3pipe::models::hardware::{Device as Placement, describe};
 
 /// Per-run timings, milliseconds.
 #[derive(Default)]
@@ -133,7 +134,10 @@ pub fn measure_point(
             0
         },
         dtype: kind_name(model.kind).into(),
-        device: describe(model.device),
+        device: describe(match model.device {
+            tch::Device::Cuda(i) => Placement::Cuda(i),
+            _ => Placement::Cpu,
+        }),
         threads: tch::get_num_threads().max(1) as usize,
         libtorch_version: LIBTORCH_VERSION.into(),
         e3pipe_version: env!("CARGO_PKG_VERSION").into(),
@@ -198,7 +202,7 @@ pub fn measure_point(
         let measuring = Instant::now();
         let mut runs = 0;
         while runs < params.num_runs || measuring.elapsed().as_secs_f64() < params.min_duration_s {
-            if crate::interrupt::interrupted() {
+            if e3pipe::interrupt::interrupted() {
                 return Err(Error::Interrupted);
             }
             run_once(model, &ids, &mask, params, &mut samples, true)?;

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use e3pipe::models::Model;
 use e3pipe::models::config::Arch;
 use e3pipe::models::spec::{DTypeChoice, DeviceChoice, ModelSource, ModelSpec, read_hf_config};
+use e3pipe_worker::models::Model;
 use tch::{Device, Kind, Tensor};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
 }
 
 fn reference(file: &Path) -> HashMap<String, Tensor> {
@@ -125,7 +125,7 @@ fn bert_with_padding_matches_transformers() {
 #[test]
 fn trained_minilm_reproduces_its_reference() {
     // The wheel's model directory, linked by `make setup`; CI installs it too.
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/minilm");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/minilm");
     assert!(
         dir.join("model.safetensors").is_file(),
         "run `make setup` first: {} is missing",
@@ -142,8 +142,8 @@ fn trained_minilm_reproduces_its_reference() {
         "MiniLM hidden states differ from transformers by {diff}"
     );
     // And the built-in BERT tokenizer gives the reference ids.
-    let (tok, _) = e3pipe::models::tokenizer::builtin(Arch::Encoder).unwrap();
-    let ids = e3pipe::models::tokenizer::encode(
+    let (tok, _) = e3pipe_worker::models::tokenizer::builtin(Arch::Encoder).unwrap();
+    let ids = e3pipe_worker::models::tokenizer::encode(
         &tok,
         "The quick brown fox jumps over the lazy dog.",
         true,
@@ -277,7 +277,7 @@ fn bad_model_files_are_named_errors() {
     );
     // A tokenizer.json that does not parse.
     std::fs::write(dir.join("tokenizer.json"), b"{ nope").unwrap();
-    let err = e3pipe::models::tokenizer::from_file(&dir.join("tokenizer.json"))
+    let err = e3pipe_worker::models::tokenizer::from_file(&dir.join("tokenizer.json"))
         .err()
         .unwrap()
         .to_string();

@@ -1,4 +1,4 @@
-//! The measuring worker (`e3pipe-worker`): reads a `Job` on stdin, loads the model once (only if a point still
+//! The measuring process (`e3pipe-worker`): reads a `Job` on stdin, loads the model once (only if a point still
 //! needs measuring after taking its lock), measures each point, caches it atomically as soon as it finishes, and
 //! reports each on stdout. Locks make concurrent runs cooperate; the worker dies with its parent (kill -9 of the
 //! orchestrator leaves no orphan measuring).
@@ -9,18 +9,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tch::{Device, Kind};
+use tch::Device;
 use tokenizers::Tokenizer;
 
-use crate::bench::result::{PointResult, Status};
 use crate::bench::runner::measure_point;
-use crate::cache::lock::{Acquire, PointLock, acquire};
-use crate::cache::store::{Lookup, Store};
-use crate::error::{Error, Result};
-use crate::interrupt::INTERRUPTED;
-use crate::models::spec::parse_device;
-use crate::models::{Model, device, tokenizer};
-use crate::pipeline::job::{Finished, Job, Outcome};
+use crate::models::{Model, device, kind_of, tokenizer};
+use e3pipe::bench::result::{PointResult, Status};
+use e3pipe::cache::lock::{Acquire, PointLock, acquire};
+use e3pipe::cache::store::{Lookup, Store};
+use e3pipe::error::{Error, Result};
+use e3pipe::interrupt::INTERRUPTED;
+use e3pipe::models::hardware::Device as Placement;
+use e3pipe::pipeline::job::{Finished, Job, Outcome};
 
 /// Entry point of the `e3pipe-worker` binary.
 pub fn run() -> ExitCode {
@@ -28,7 +28,7 @@ pub fn run() -> ExitCode {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
-    crate::interrupt::install_handler();
+    e3pipe::interrupt::install_handler();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("E3PIPE_LOG")
@@ -54,35 +54,20 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Interrupted) => ExitCode::from(130),
         Err(e) => {
-            crate::print_error(&e);
+            e3pipe::print_error(&e);
             ExitCode::from(e.exit_code())
         }
     }
 }
 
-fn kind_of(dtype: &str) -> Kind {
-    match dtype {
-        "fp16" => Kind::Half,
-        "bf16" => Kind::BFloat16,
-        _ => Kind::Float,
-    }
-}
-
 fn resolve_device(job: &Job) -> Result<Device> {
-    let bad = |message: String| Error::Model {
-        model: job.model.name.clone(),
-        message,
-    };
-    match parse_device(&job.device) {
-        Some(crate::models::spec::DeviceChoice::Cuda(i)) => {
-            if !device::cuda_available() {
-                return Err(bad(format!(
-                    "planned on `cuda:{i}` but libtorch cannot use CUDA here"
-                )));
-            }
-            Ok(Device::Cuda(i))
-        }
-        _ => Ok(Device::Cpu),
+    match job.device {
+        Placement::Cuda(i) if !device::cuda_available() => Err(Error::Model {
+            model: job.model.name.clone(),
+            message: format!("planned on `cuda:{i}` but libtorch cannot use CUDA here"),
+        }),
+        Placement::Cuda(i) => Ok(Device::Cuda(i)),
+        Placement::Cpu => Ok(Device::Cpu),
     }
 }
 
@@ -134,7 +119,7 @@ fn run_job(job: &Job) -> Result<()> {
         };
         if loaded.is_none() {
             progress.set_message(format!("loading {}", job.model.name));
-            let model = Model::load(&job.model, device, kind_of(&job.dtype))?;
+            let model = Model::load(&job.model, device, kind_of(job.dtype))?;
             let tok = match &job.model.tokenizer {
                 Some(path) => tokenizer::from_file(path)?,
                 None => tokenizer::builtin(job.model.arch)?.0,

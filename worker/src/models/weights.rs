@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tch::{Tensor, nn::VarStore};
 
-use crate::error::{Error, Result};
+use e3pipe::error::{Error, Result};
 
 /// Copies every variable of `vs` from `file`. Tensor names in the file may carry one of `prefixes` (HF heads save
 /// `transformer.h.0...` or `bert.encoder...`); `aliases` maps a variable to alternative names (tied embeddings).

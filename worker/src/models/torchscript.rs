@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
-use crate::error::{Error, Result};
-use crate::models::config::Arch;
+use e3pipe::error::{Error, Result};
+use e3pipe::models::config::Arch;
 
 #[derive(Debug)]
 pub struct ScriptModel {

@@ -5,8 +5,8 @@
 use tch::nn::{self, Module, Path};
 use tch::{Device, Kind, Tensor};
 
-use crate::models::config::T5Config;
 use crate::models::kv_cache::KvCache;
+use e3pipe::models::config::T5Config;
 
 #[derive(Debug)]
 struct RmsNorm {

@@ -1,0 +1,5 @@
+//! Measuring one point: exact-length inputs, the timing loop, and the GPU allocator's peak.
+
+pub mod cuda_memory;
+pub mod input;
+pub mod runner;
