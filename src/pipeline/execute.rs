@@ -50,8 +50,12 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
     for step in &plan.steps {
         let outcome = match step {
             StepPlan::Bench(bench) => run_bench(plan, bench, &mut counts),
-            StepPlan::Aggregate { step, forced } => {
-                report::aggregate::run_step(step, &plan.root, *forced).map(|msg| say(&msg))
+            StepPlan::Aggregate {
+                step,
+                forced,
+                models,
+            } => {
+                report::aggregate::run_step(step, &plan.root, *forced, models).map(|msg| say(&msg))
             }
             StepPlan::Plot {
                 step,

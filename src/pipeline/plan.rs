@@ -64,10 +64,12 @@ pub struct BenchPlan {
 #[derive(Debug, Clone)]
 pub enum StepPlan {
     Bench(Box<BenchPlan>),
-    /// `forced`: redo even when the inputs' hash is unchanged.
+    /// `forced`: redo even when the inputs' hash is unchanged. `models`: the models of the bench steps upstream
+    /// (the only results aggregated); empty when there are none, and then every result in `latest/inference/` is.
     Aggregate {
         step: String,
         forced: bool,
+        models: Vec<String>,
     },
     Plot {
         step: String,
@@ -117,7 +119,11 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
         let Some(step) = pipeline.step(name) else {
             continue;
         };
-        steps.push(plan_step(step, &store, &entries, &hashes, force)?);
+        let mut planned = plan_step(step, &store, &entries, &hashes, force)?;
+        if let StepPlan::Aggregate { models, .. } = &mut planned {
+            *models = upstream_models(pipeline, step);
+        }
+        steps.push(planned);
     }
     // Only a run may write; `--dry-run` and `graph` leave the project untouched apart from this memo.
     hashes.save()?;
@@ -125,6 +131,28 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
         steps,
         root: pipeline.root.clone(),
     })
+}
+
+/// Model names of the bench steps `step` depends on, directly or not.
+fn upstream_models(pipeline: &Pipeline, step: &Step) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+    let mut models = Vec::new();
+    while let Some(name) = stack.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        if let Some(up) = pipeline.step(name) {
+            if let StepKind::Bench(b) = &up.kind {
+                models.push(b.model.name.clone());
+            }
+            stack.extend(up.needs.iter().map(String::as_str));
+        }
+    }
+    models.sort();
+    models.dedup();
+    models
 }
 
 fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> {
@@ -147,6 +175,7 @@ fn plan_step(
             return Ok(StepPlan::Aggregate {
                 step: step.name.clone(),
                 forced: force.covers(&step.name),
+                models: Vec::new(),
             });
         }
         StepKind::Plot(options) => {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde_json::Value;
 
+use crate::bench::report_file::sanitize;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::report::fit::{Fit, fit_power_law};
@@ -170,17 +171,30 @@ fn point_row(base: &Row, length: i64, point: &Value, m: &Value) -> Row {
     row
 }
 
-/// Reads every `*.json` in `dir`; unreadable or foreign files are returned as skipped, never fatal.
-pub fn collect(dir: &Path) -> (Vec<Row>, Vec<Skipped>) {
+/// The results files aggregate reads: every `*.json` in `dir`, or only those of `models` when given.
+fn input_files(dir: &Path, models: &[String]) -> Vec<PathBuf> {
+    let wanted = |p: &Path| {
+        models.is_empty()
+            || models.iter().any(|m| {
+                p.file_stem()
+                    .is_some_and(|s| s.to_string_lossy() == sanitize(m))
+            })
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| p.extension().is_some_and(|x| x == "json") && wanted(p))
                 .collect()
         })
         .unwrap_or_default();
     files.sort();
+    files
+}
+
+/// Reads the results files; unreadable or foreign files are returned as skipped, never fatal.
+pub fn collect(dir: &Path, models: &[String]) -> (Vec<Row>, Vec<Skipped>) {
+    let files = input_files(dir, models);
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for file in files {
@@ -427,12 +441,9 @@ pub fn fits(rows: &[Row]) -> Vec<Fit> {
         .collect()
 }
 
-fn inputs_hash(dir: &Path) -> String {
+fn inputs_hash(dir: &Path, models: &[String]) -> String {
     let mut hasher = blake3::Hasher::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
+    let files = input_files(dir, models);
     for f in files {
         hasher.update(
             f.file_name()
@@ -447,7 +458,8 @@ fn inputs_hash(dir: &Path) -> String {
 }
 
 /// Runs the aggregate step; returns the line to print.
-pub fn run_step(step: &str, root: &Path, forced: bool) -> Result<String> {
+/// `models`: aggregate only these models' results (the pipeline's bench steps); empty means every file.
+pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Result<String> {
     let input_dir = root.join("latest").join("inference");
     if !input_dir.is_dir() {
         return Err(Error::MissingInput {
@@ -458,7 +470,7 @@ pub fn run_step(step: &str, root: &Path, forced: bool) -> Result<String> {
     }
     let tables = root.join("tables");
     let stamp_file = tables.join(".aggregate.inputs");
-    let hash = inputs_hash(&input_dir);
+    let hash = inputs_hash(&input_dir, models);
     if !forced
         && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
         && tables.join("inference_results.csv").is_file()
@@ -467,7 +479,7 @@ pub fn run_step(step: &str, root: &Path, forced: bool) -> Result<String> {
             "step `{step}`: inputs unchanged, tables are up to date"
         ));
     }
-    let (rows, skipped) = collect(&input_dir);
+    let (rows, skipped) = collect(&input_dir, models);
     for s in &skipped {
         tracing::warn!("skipping `{}`: {}", s.file.display(), s.reason);
         eprintln!(
