@@ -63,8 +63,8 @@ def main():
         tok = out.logits[:, -1:].argmax(-1)
 
         def hf_step():
-            model(tok, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past.crop(L)
+            model(tok, cache=past, use_cache=True, logits_to_keep=1)
+            past.crop(-1)  # drop the token just added: every timed step sees L cached positions
 
         hf_ms = median_ms(hf_step, args.reps)
         print(f"gpt2-medium decode step @ {L}: weights {gb:.2f} GB, GEMV floor {floor_ms:.1f} ms "
@@ -86,8 +86,8 @@ def main():
         past = out.past_key_values
 
         def t5_step():
-            t5(encoder_outputs=enc, decoder_input_ids=start, past_key_values=past, use_cache=True)
-            past.self_attention_cache.crop(1)
+            t5(encoder_outputs=enc, decoder_input_ids=start, cache=past, use_cache=True)
+            past.self_attention_cache.crop(-1)
 
         hf_ms = median_ms(t5_step, args.reps)
         print(f"t5-base decode step: weights {gb:.2f} GB, GEMV floor {floor_ms:.1f} ms, transformers {hf_ms:.1f} ms, "
