@@ -28,6 +28,12 @@ use pipeline::plan::Force;
 use pipeline::spec::Pipeline;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+static LOG_FILTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The log filter of this run (`-v`, `-q`, `RUST_LOG`), passed on to the measuring worker.
+pub fn log_filter() -> &'static str {
+    LOG_FILTER.get().map_or("warn", String::as_str)
+}
 
 /// Prints a progress line on stderr unless `-q`.
 pub fn say(line: &str) {
@@ -57,7 +63,10 @@ fn init_logging(cli: &Cli) {
             _ => "debug",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string());
+    // The measuring worker logs at the same level (it reads `E3PIPE_LOG`; see `pipeline::execute`).
+    let _ = LOG_FILTER.set(directives.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

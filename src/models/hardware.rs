@@ -39,7 +39,12 @@ pub fn cuda_device_count() -> usize {
     gpu_names().len()
 }
 
-fn gpu_names() -> Vec<String> {
+fn gpu_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(query_gpu_names)
+}
+
+fn query_gpu_names() -> Vec<String> {
     std::process::Command::new("nvidia-smi")
         .args(["--query-gpu=name", "--format=csv,noheader"])
         .output()

@@ -103,7 +103,7 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
                 counts.infeasible += 1;
                 results[index] = Some((
                     point.hash.clone(),
-                    infeasible_result(bench, point.context_length, reason),
+                    unmeasured_result(bench, point.context_length, Status::Infeasible, reason),
                 ));
                 continue;
             }
@@ -171,8 +171,7 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
             for (index, point) in bench.points.iter().enumerate() {
                 if results[index].is_none() {
                     counts.failed += 1;
-                    let mut r = infeasible_result(bench, point.context_length, why);
-                    r.status = Status::Error;
+                    let r = unmeasured_result(bench, point.context_length, Status::Error, why);
                     results[index] = Some((point.hash.clone(), r));
                 }
             }
@@ -226,6 +225,7 @@ fn worker_path() -> Result<PathBuf> {
 fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
     let path = worker_path()?;
     let mut child = Command::new(&path)
+        .env("E3PIPE_LOG", crate::log_filter())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -284,14 +284,20 @@ fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
     Ok((finished, outcome))
 }
 
-fn infeasible_result(bench: &BenchPlan, context_length: usize, reason: &str) -> PointResult {
+/// The record of a point that was never measured: infeasible, or lost with a crashed worker.
+fn unmeasured_result(
+    bench: &BenchPlan,
+    context_length: usize,
+    status: Status,
+    reason: &str,
+) -> PointResult {
     let params = &bench.bench.bench.params;
     PointResult {
         model: bench.bench.model.name.clone(),
         arch: bench.bench.model.arch,
         context_length,
         input_tokens: 0,
-        status: Status::Infeasible,
+        status,
         reason: Some(reason.to_string()),
         batch_size: params.batch_size,
         num_tokens: if bench.bench.model.arch.generates() {

@@ -232,3 +232,54 @@ fn only_runs_the_named_steps() {
         r.stderr
     );
 }
+
+#[test]
+fn a_failing_point_is_recorded_and_the_run_goes_on() {
+    let p = Project::new();
+    // Token ids of the real GPT-2 tokenizer do not fit a 1000-token vocabulary: every point of this model fails.
+    p.write(
+        "configs/model/small-vocab.yaml",
+        &crate::project::GPT2_TINY
+            .replace("vocab_size: 50257", "vocab_size: 1000")
+            .replace("name: gpt2-tiny", "name: small-vocab"),
+    );
+    p.write("pipelines/p.yaml", "steps:\n  - name: bad\n    kind: bench\n    model: configs/model/small-vocab.yaml\n    bench: configs/bench/decoder.yaml\n  - name: good\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n");
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(r.points(), (2, 0, 2, 0));
+    assert!(
+        r.stderr
+            .contains("error: point small-vocab@32 failed: token id"),
+        "{}",
+        r.stderr
+    );
+    let bad = point(&p.results("small-vocab"), 32).clone();
+    assert_eq!(bad["status"], "error");
+    assert!(
+        bad["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside the model's vocabulary")
+    );
+    assert_eq!(point(&p.results("bert-tiny"), 512)["status"], "ok");
+    // Failures are not cached: the next run tries them again and keeps the good points.
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 2, 2, 0));
+}
+
+#[test]
+fn a_crashed_worker_fails_its_points_not_the_run() {
+    let p = Project::new();
+    let mut cmd = p.command(&["run", "pipelines/p.yaml", "--only", "bench-bert,bench-gpt2"]);
+    // A worker that dies at once, as one killed by the kernel's OOM killer would.
+    cmd.env("E3PIPE_WORKER", "/bin/false");
+    let r = crate::project::to_run(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(r.points(), (0, 0, 4, 0));
+    assert!(
+        r.stderr
+            .contains("error: step `bench-gpt2`: the measuring worker exited with code 1"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(point(&p.results("bert-tiny"), 32)["status"], "error");
+}
