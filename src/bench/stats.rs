@@ -2,6 +2,8 @@
 //! single sample, the median gets a bootstrap 95 % confidence interval, and outliers (modified z-score > 3.5 via
 //! the median absolute deviation) are counted and warned about, never dropped.
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,26 +81,19 @@ fn outliers(sorted: &[f64], median: f64) -> usize {
         .count()
 }
 
-/// Percentile bootstrap of the median with a fixed-seed generator, so the same samples give the same interval.
+/// Percentile bootstrap of the median.
 fn bootstrap_median_ci(samples: &[f64], median: f64) -> (f64, f64) {
     let n = samples.len();
     if n < 2 {
         return (median, median);
     }
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        // splitmix64: tiny, seeded, good enough for resampling indices.
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    // Fixed seed: the same samples always give the same interval.
+    let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
     let mut medians = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
     let mut resample = vec![0.0; n];
     for _ in 0..BOOTSTRAP_RESAMPLES {
         for slot in resample.iter_mut() {
-            *slot = samples[(next() % n as u64) as usize];
+            *slot = samples[rng.random_range(0..n)];
         }
         resample.sort_by(f64::total_cmp);
         medians.push(quantile(&resample, 0.5));
