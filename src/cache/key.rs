@@ -16,8 +16,10 @@ pub struct PointKey {
     /// Architecture hyperparameters (`None` for TorchScript, whose file hash stands for them).
     pub hyperparameters: Option<ArchConfig>,
     pub weights: WeightsId,
-    /// Tokenizer identity: the built-in name or the blake3 of the `tokenizer.json` used.
+    /// Tokenizer identity: the built-in name and hash, or the blake3 of the `tokenizer.json` used.
     pub tokenizer: String,
+    /// blake3 of the prose prompts are cut from (`assets/text/corpus.txt`).
+    pub prompt_text: String,
     pub dtype: String,
     pub num_tokens: usize,
     pub batch_size: usize,
@@ -51,6 +53,7 @@ impl PointKey {
             hyperparameters,
             weights,
             tokenizer,
+            prompt_text: env!("E3PIPE_CORPUS_BLAKE3").into(),
             dtype: dtype.into(),
             num_tokens: if arch.generates() {
                 params.num_tokens
@@ -174,7 +177,7 @@ mod tests {
         // Changing this value is a deliberate change of the cache format: every cached point is recomputed.
         assert_eq!(
             key(50).hash(),
-            "7db46f72ebbf2e01ca3c25dc5f39b945e7de1e97ddb3db7ef1e71f4cae2b0103"
+            "0306aabc5aecd2d2e44e020573c51008cb9b9aefe9b733cf0c5e25fbcc73329d"
         );
     }
 

@@ -1,8 +1,13 @@
-//! Per-point locks so two `e3pipe run`s on one project never compute the same point twice. A lock file records
-//! the owner's pid, host and start time; a lock whose owner is dead (same host, no such pid) is taken over with a
-//! warning.
+//! Per-point locks so two `e3pipe run`s on one project never compute the same point twice.
+//!
+//! A lock is an advisory `flock` on `cache/locks/<key>.lock` (std's `File::try_lock`), which the kernel releases
+//! when its owner dies however it dies, so there is no stale-lock race to get wrong. The file records the owner's
+//! pid, host and start time for messages; finding a previous owner's record under a free lock means that owner died
+//! mid-point, which is reported as a takeover.
 
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -16,14 +21,17 @@ pub struct Owner {
     pub started_at: String,
 }
 
-/// Held lock; the file is removed on drop.
+/// Held lock: the record is removed, then the lock released, on drop.
 #[derive(Debug)]
 pub struct PointLock {
     path: PathBuf,
+    _file: File,
 }
 
 impl Drop for PointLock {
     fn drop(&mut self) {
+        // Unlink while still holding the lock; `acquire` re-checks the path after locking, so a waiter that locked
+        // the unlinked file retries on a fresh one.
         let _ = std::fs::remove_file(&self.path);
     }
 }
@@ -40,8 +48,8 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 pub fn acquire(dir: &Path, hash: &str) -> Result<Acquire> {
@@ -50,71 +58,61 @@ pub fn acquire(dir: &Path, hash: &str) -> Result<Acquire> {
         source,
     })?;
     let path = dir.join(format!("{hash}.lock"));
-    for _ in 0..3 {
-        match std::fs::OpenOptions::new()
+    let err = |source| Error::Write {
+        path: path.clone(),
+        source,
+    };
+    loop {
+        let mut file = OpenOptions::new()
+            .read(true)
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(false)
             .open(&path)
-        {
-            Ok(mut file) => {
-                let owner = Owner {
-                    pid: std::process::id(),
+            .map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let owner = serde_json::from_str(&text).unwrap_or(Owner {
+                    pid: 0,
                     host: host_name(),
-                    started_at: crate::bench::result::now_rfc3339(),
-                };
-                let text = serde_json::to_string(&owner).unwrap_or_default();
-                file.write_all(text.as_bytes())
-                    .map_err(|source| Error::Write {
-                        path: path.clone(),
-                        source,
-                    })?;
-                return Ok(Acquire::Held(PointLock { path }));
+                    started_at: String::new(),
+                });
+                return Ok(Acquire::Busy(owner));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner: Option<Owner> = std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok());
-                match owner {
-                    Some(owner) if owner.host != host_name() || alive(owner.pid) => {
-                        return Ok(Acquire::Busy(owner));
-                    }
-                    Some(owner) => {
-                        tracing::warn!(
-                            "taking over the lock of point {} from dead process {} (started {})",
-                            &hash[..12],
-                            owner.pid,
-                            owner.started_at
-                        );
-                        let _ = std::fs::remove_file(&path);
-                    }
-                    None => {
-                        // Created but not yet written by its owner, or torn by a crash: wait briefly, then treat
-                        // an unreadable lock older than a few seconds as dead.
-                        let age = std::fs::metadata(&path)
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| t.elapsed().ok());
-                        if age.is_some_and(|a| a.as_secs() >= 5) {
-                            let _ = std::fs::remove_file(&path);
-                        } else {
-                            std::thread::sleep(std::time::Duration::from_millis(200));
-                        }
-                    }
-                }
-            }
-            Err(source) => return Err(Error::Write { path, source }),
+            Err(TryLockError::Error(source)) => return Err(err(source)),
         }
-    }
-    let owner = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    Ok(owner.map(Acquire::Busy).unwrap_or_else(|| {
-        Acquire::Busy(Owner {
-            pid: 0,
+        // The previous holder may have unlinked the file between our open and our lock: then lock a fresh one.
+        let same_file = std::fs::metadata(&path)
+            .ok()
+            .zip(file.metadata().ok())
+            .is_some_and(|(a, b)| a.ino() == b.ino() && a.dev() == b.dev());
+        if !same_file {
+            continue;
+        }
+        let mut previous = String::new();
+        let _ = file.read_to_string(&mut previous);
+        if let Ok(dead) = serde_json::from_str::<Owner>(&previous) {
+            tracing::warn!(
+                "taking over the lock of point {} from dead process {} (started {})",
+                short(hash),
+                dead.pid,
+                dead.started_at
+            );
+        }
+        let owner = Owner {
+            pid: std::process::id(),
             host: host_name(),
-            started_at: String::new(),
-        })
-    }))
+            started_at: crate::bench::result::now_rfc3339(),
+        };
+        let text = serde_json::to_string(&owner).unwrap_or_default();
+        file.set_len(0).map_err(err)?;
+        file.rewind().map_err(err)?;
+        file.write_all(text.as_bytes()).map_err(err)?;
+        return Ok(Acquire::Held(PointLock { path, _file: file }));
+    }
 }
 
 #[cfg(test)]
@@ -126,12 +124,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = acquire(dir.path(), "abcdef0123456789").unwrap();
         assert!(matches!(first, Acquire::Held(_)));
-        assert!(matches!(
-            acquire(dir.path(), "abcdef0123456789").unwrap(),
-            Acquire::Busy(_)
-        ));
+        match acquire(dir.path(), "abcdef0123456789").unwrap() {
+            Acquire::Busy(owner) => assert_eq!(owner.pid, std::process::id()),
+            Acquire::Held(_) => panic!("a held lock was taken twice"),
+        }
         drop(first);
-        // A lock left by a dead process (pid far above pid_max) is taken over.
+        assert!(
+            !dir.path().join("abcdef0123456789.lock").exists(),
+            "released locks leave no file"
+        );
+        // The record of a process that died mid-point, with no lock held on it, is taken over.
         let stale = Owner {
             pid: 4_000_000_000,
             host: host_name(),

@@ -1,11 +1,12 @@
 //! `e3pipe cache`: what the cache holds (entries per model, bytes on disk) and `--prune` of entries that no
-//! pipeline under the project's `pipelines/` folder references any more.
+//! pipeline under the project's `pipelines/` folder references any more. Points measured on other machines (other
+//! device, threads or libtorch) of points a pipeline still lists are kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::cache::store::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::plan::{Force, StepPlan, plan};
 use crate::pipeline::spec::Pipeline;
 
@@ -46,6 +47,8 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
     }
     // Every pipeline of the project counts, so pruning for one pipeline never drops another's points.
     let mut referenced = BTreeSet::new();
+    // Entries measured on another machine (other device, threads or libtorch) of a point a pipeline still lists.
+    let mut portable = BTreeSet::new();
     let dir = pipeline.root.join("pipelines");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
@@ -61,27 +64,35 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
             Ok(plan) => {
                 for step in plan.steps {
                     if let StepPlan::Bench(b) = step {
-                        referenced.extend(b.points.into_iter().map(|p| p.hash));
+                        for p in b.points {
+                            portable.insert(portable_fields(&p.key.fields()));
+                            referenced.insert(p.hash);
+                        }
                     }
                 }
             }
             Err(e) => {
                 // An unreadable pipeline could reference anything: refuse to prune rather than lose its points.
-                eprintln!(
-                    "error: not pruning: pipeline `{}` does not load: {e}",
-                    file.display()
-                );
-                return Ok(());
+                return Err(Error::Step {
+                    step: "cache --prune".into(),
+                    message: format!(
+                        "not pruning: pipeline `{}` does not load: {e}",
+                        file.display()
+                    ),
+                });
             }
         }
     }
     let mut removed = 0;
-    for (path, _) in &entries {
+    for (path, entry) in &entries {
         let hash = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if !referenced.contains(&hash) && std::fs::remove_file(path).is_ok() {
+        let elsewhere = entry
+            .as_ref()
+            .is_some_and(|e| portable.contains(&portable_fields(&e.key)));
+        if !referenced.contains(&hash) && !elsewhere && std::fs::remove_file(path).is_ok() {
             removed += 1;
         }
     }
@@ -90,4 +101,13 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
         if removed == 1 { "y" } else { "ies" }
     );
     Ok(())
+}
+
+/// A key's fields without those that name the machine, as one comparable string.
+fn portable_fields(fields: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut f = fields.clone();
+    for machine in ["device", "threads", "libtorch"] {
+        f.remove(machine);
+    }
+    serde_json::Value::Object(f).to_string()
 }

@@ -39,9 +39,26 @@ pub fn cuda_device_count() -> usize {
     gpu_names().len()
 }
 
+/// Names of the GPUs libtorch sees, in its order: `cuda:N` is the N-th entry of `CUDA_VISIBLE_DEVICES` when set.
 fn gpu_names() -> &'static [String] {
     static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    NAMES.get_or_init(query_gpu_names)
+    NAMES.get_or_init(|| {
+        let all = query_gpu_names();
+        match std::env::var("CUDA_VISIBLE_DEVICES") {
+            Ok(visible) => visible
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    v.parse::<usize>()
+                        .ok()
+                        .and_then(|i| all.get(i).cloned())
+                        .unwrap_or_else(|| format!("GPU {v}"))
+                })
+                .collect(),
+            Err(_) => all,
+        }
+    })
 }
 
 fn query_gpu_names() -> Vec<String> {
@@ -100,8 +117,8 @@ pub fn describe(device: Device) -> String {
     }
 }
 
-/// Intra-op threads when a bench config names none: one per available core, set explicitly in the worker so the
-/// cache key and the measurement agree.
+/// Intra-op threads when a bench config names none: one per available logical CPU (libtorch itself would pick
+/// physical cores), set explicitly in the worker so the cache key and the measurement agree.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -4,7 +4,7 @@
 //! at most the point in progress.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -127,6 +127,7 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
             context_length: point.context_length,
             hash: point.hash.clone(),
             key: point.key.clone(),
+            forced: point.state == PointState::Forced,
         });
     }
     say(&format!(
@@ -224,15 +225,18 @@ fn worker_path() -> Result<PathBuf> {
 /// after its current measured run.
 fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
     let path = worker_path()?;
+    // Its own process group: a terminal's Ctrl-C reaches only us, and we forward it exactly once (a second SIGINT
+    // makes the worker exit at once).
     let mut child = Command::new(&path)
         .env("E3PIPE_LOG", crate::log_filter())
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
+        .map_err(|e| Error::Step {
+            step: job.step.clone(),
+            message: format!("cannot start the measuring worker `{}` ({e}); `cargo build` builds it beside `e3pipe`", path.display()),
         })?;
     let payload = serde_json::to_vec(job).map_err(|e| Error::Step {
         step: job.step.clone(),

@@ -35,6 +35,8 @@ pub struct JobPoint {
     pub context_length: usize,
     pub hash: String,
     pub key: PointKey,
+    /// `--force`: measure even if the cache has it.
+    pub forced: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

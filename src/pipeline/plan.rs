@@ -11,7 +11,7 @@ use crate::cache::file_hash::FileHashes;
 use crate::cache::key::{PointKey, changed_fields};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
-use crate::models::config::infeasibility;
+use crate::models::config::{Arch, infeasibility};
 use crate::models::hardware::Device;
 use crate::models::spec::ModelSource;
 use crate::models::{DType, WeightsId, hardware, resolve_dtype, weights_id};
@@ -158,7 +158,14 @@ fn upstream_models(pipeline: &Pipeline, step: &Step) -> Vec<String> {
 fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> {
     match &bench.model.tokenizer {
         Some(path) => Ok(format!("blake3:{}", hashes.blake3(path)?)),
-        None => Ok(format!("builtin:{}", bench.model.arch)),
+        None => {
+            let builtin = match bench.model.arch {
+                Arch::Decoder => env!("E3PIPE_TOKENIZER_DECODER_BLAKE3"),
+                Arch::Encoder => env!("E3PIPE_TOKENIZER_ENCODER_BLAKE3"),
+                Arch::EncoderDecoder => env!("E3PIPE_TOKENIZER_ENCODER_DECODER_BLAKE3"),
+            };
+            Ok(format!("builtin:{}:{builtin}", bench.model.arch))
+        }
     }
 }
 

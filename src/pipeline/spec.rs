@@ -126,6 +126,23 @@ impl Pipeline {
             .into_iter()
             .map(|raw| raw.resolve(file, &root))
             .collect::<Result<Vec<_>>>()?;
+        // Results are kept per model name (`latest/inference/<name>.json`): two steps must not share one.
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for step in &steps {
+            if let StepKind::Bench(b) = &step.kind {
+                if let Some((_, other)) = seen.iter().find(|(m, _)| *m == b.model.name) {
+                    return Err(Error::BadValue {
+                        path: file.into(),
+                        field: format!("step `{}`", step.name),
+                        message: format!(
+                            "model `{}` is already measured by step `{other}`; give each model config its own `name`",
+                            b.model.name
+                        ),
+                    });
+                }
+                seen.push((&b.model.name, &step.name));
+            }
+        }
         Ok(Pipeline {
             file: file.into(),
             root,

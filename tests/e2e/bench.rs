@@ -282,4 +282,15 @@ fn a_crashed_worker_fails_its_points_not_the_run() {
         r.stderr
     );
     assert_eq!(point(&p.results("bert-tiny"), 32)["status"], "error");
+    // No worker at all: a clear error, exit 1 (not "invalid input").
+    let mut cmd = p.command(&["run", "pipelines/p.yaml", "--only", "bench-bert"]);
+    cmd.env("E3PIPE_WORKER", "/nonexistent/e3pipe-worker");
+    let r = crate::project::to_run(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("cannot start the measuring worker `/nonexistent/e3pipe-worker`"),
+        "{}",
+        r.stderr
+    );
 }

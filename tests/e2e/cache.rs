@@ -119,18 +119,21 @@ fn kill_9_loses_nothing_and_the_next_run_resumes() {
 }
 
 #[test]
-fn interrupt_stops_after_the_current_run_and_keeps_finished_points() {
+fn ctrl_c_stops_after_the_current_run_and_keeps_finished_points() {
+    use std::os::unix::process::CommandExt;
     let p = Project::new();
     slow_pipeline(&p);
+    // As a terminal does: SIGINT to the whole foreground process group.
     let child = p
         .command(&["run", "pipelines/p.yaml"])
+        .process_group(0)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     wait_for_entries(&p, 1, Duration::from_secs(60));
-    // SAFETY: sending SIGINT to our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // SAFETY: signalling the process group of our own child.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     let r = to_run(child.wait_with_output().unwrap());
     assert_eq!(r.code, 130, "{}", r.all());
     assert!(
@@ -140,8 +143,17 @@ fn interrupt_stops_after_the_current_run_and_keeps_finished_points() {
         r.stderr
     );
     let done = p.cache_entries().len();
-    assert!((1..6).contains(&done));
-    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points().1, done);
+    assert!((1..6).contains(&done), "{done} entries");
+    // The worker stopped on its own (an abrupt exit would leave its lock file behind).
+    assert_eq!(
+        std::fs::read_dir(p.path("cache/locks")).unwrap().count(),
+        0,
+        "no lock left behind"
+    );
+    assert_eq!(
+        p.run(&["run", "pipelines/p.yaml"]).points(),
+        (6 - done, done, 0, 0)
+    );
 }
 
 #[test]
@@ -181,6 +193,38 @@ fn concurrent_runs_never_compute_a_point_twice() {
         !p.path("cache/locks").read_dir().unwrap().any(|_| true),
         "locks are released"
     );
+}
+
+#[test]
+fn a_run_started_later_takes_what_the_first_has_finished() {
+    let p = Project::new();
+    slow_pipeline(&p);
+    let a = p
+        .command(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_entries(&p, 1, Duration::from_secs(60));
+    let b = p
+        .command(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ra, rb) = (
+        to_run(a.wait_with_output().unwrap()),
+        to_run(b.wait_with_output().unwrap()),
+    );
+    assert_eq!((ra.code, rb.code), (0, 0), "{}\n{}", ra.all(), rb.all());
+    assert_eq!(
+        ra.points().0 + rb.points().0,
+        6,
+        "each point computed once:\n{}\n{}",
+        ra.stdout,
+        rb.stdout
+    );
+    assert!(rb.points().1 >= 1);
 }
 
 #[test]

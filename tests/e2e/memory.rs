@@ -7,7 +7,7 @@ use e3pipe::bench::memory::{peak_rss_bytes, reset_peak, rss_bytes};
 #[test]
 fn peak_follows_a_large_allocation_and_resets() {
     const BLOCK: usize = 256 << 20;
-    reset_peak();
+    assert!(reset_peak());
     let before = rss_bytes().unwrap();
     let block = vec![1u8; BLOCK];
     std::hint::black_box(&block);

@@ -116,6 +116,18 @@ fn duplicate_step_names() {
 }
 
 #[test]
+fn two_steps_measuring_one_model_name() {
+    rejects(
+        &format!(
+            "steps:\n{BENCH_STEP}{}",
+            BENCH_STEP.replace("name: bench-gpt2", "name: bench-gpt2-again")
+        ),
+        |_| {},
+        &["step `bench-gpt2-again`: model `gpt2-tiny` is already measured by step `bench-gpt2`"],
+    );
+}
+
+#[test]
 fn missing_config_file() {
     rejects(
         "steps:\n  - name: bench-gpt2\n    kind: bench\n    model: configs/model/nope.yaml\n    bench: configs/bench/decoder.yaml\n",

@@ -117,6 +117,18 @@ fn run_job(job: &Job) -> Result<()> {
                 }
             }
         };
+        // Another run may have finished this point since we planned it.
+        if !point.forced
+            && let Lookup::Hit(entry) = store.get(&point.hash)
+        {
+            report(&Finished {
+                hash: point.hash.clone(),
+                outcome: Outcome::Cached,
+                result: entry.result,
+            })?;
+            progress.inc(1);
+            continue;
+        }
         if loaded.is_none() {
             progress.set_message(format!("loading {}", job.model.name));
             let model = Model::load(&job.model, device, kind_of(job.dtype))?;

@@ -163,11 +163,12 @@ pub fn measure_point(
     let ids = exact_length_ids(tokenizer, context_length)?;
     if ids.len() != context_length {
         // The bug this project exists to avoid: never label a point with a length it did not feed.
-        return Err(Error::Point {
-            model: model.name.clone(),
-            length: context_length,
-            message: format!("built {} input tokens", ids.len()),
-        });
+        result.status = Status::Error;
+        result.reason = Some(format!(
+            "could build only {} of {context_length} input tokens (the tokenizer encodes the prompt text to nothing?)",
+            ids.len()
+        ));
+        return Ok(finish(result));
     }
     if let Some(bad) = ids
         .iter()
@@ -187,7 +188,7 @@ pub fn measure_point(
         .to_device(model.device);
     let mask = Tensor::ones([batch, context_length as i64], (Kind::Int64, model.device));
 
-    memory::reset_peak();
+    let rss_reset = memory::reset_peak();
     let cuda_index = match model.device {
         tch::Device::Cuda(i) => Some(i),
         _ => None,
@@ -210,7 +211,12 @@ pub fn measure_point(
         }
         Ok(samples)
     });
-    result.peak_rss_bytes = memory::peak_rss_bytes();
+    // Without a reset the high-water mark would include earlier points and model loading: report none.
+    result.peak_rss_bytes = if rss_reset {
+        memory::peak_rss_bytes()
+    } else {
+        None
+    };
     if cuda_measured {
         result.cuda_peak_bytes = cuda_index.and_then(cuda_memory::peak_bytes);
     }

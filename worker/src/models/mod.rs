@@ -80,7 +80,7 @@ impl Model {
             message,
         };
         if let ModelSource::TorchScript { file } = &spec.source {
-            let script = torchscript::ScriptModel::load(file, spec.arch, device)?;
+            let script = torchscript::ScriptModel::load(file, spec.arch, device, kind)?;
             return Ok(Model {
                 name: spec.name.clone(),
                 arch: spec.arch,

@@ -20,14 +20,16 @@ pub struct ScriptModel {
 }
 
 impl ScriptModel {
-    pub fn load(file: &Path, arch: Arch, device: Device) -> Result<ScriptModel> {
-        let module = CModule::load_on_device(file, device).map_err(|e| Error::ModelFile {
+    pub fn load(file: &Path, arch: Arch, device: Device, kind: Kind) -> Result<ScriptModel> {
+        let mut module = CModule::load_on_device(file, device).map_err(|e| Error::ModelFile {
             path: file.into(),
             message: format!(
                 "not a loadable TorchScript file: {}",
                 first_line(&e.to_string())
             ),
         })?;
+        // The requested dtype applies to TorchScript weights too, so results and cache keys tell the truth.
+        module.to(device, kind, false);
         let model = ScriptModel {
             module,
             file: file.into(),
