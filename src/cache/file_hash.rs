@@ -82,7 +82,8 @@ impl FileHashes {
     }
 }
 
-/// blake3 of a file's contents, streamed and hashed on all cores (rayon) for multi-GB weights.
+/// blake3 of a file's contents, read whole and hashed on all cores (rayon): multi-GB weights hash in a second or
+/// two, and only when the file changed.
 pub fn hash_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.into(),
