@@ -160,18 +160,8 @@ fn ctrl_c_stops_after_the_current_run_and_keeps_finished_points() {
 fn concurrent_runs_never_compute_a_point_twice() {
     let p = Project::new();
     slow_pipeline(&p);
-    let a = p
-        .command(&["run", "pipelines/p.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let b = p
-        .command(&["run", "pipelines/p.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let a = p.spawn(&["run", "pipelines/p.yaml"]);
+    let b = p.spawn(&["run", "pipelines/p.yaml"]);
     let (ra, rb) = (
         to_run(a.wait_with_output().unwrap()),
         to_run(b.wait_with_output().unwrap()),
@@ -199,19 +189,9 @@ fn concurrent_runs_never_compute_a_point_twice() {
 fn a_run_started_later_takes_what_the_first_has_finished() {
     let p = Project::new();
     slow_pipeline(&p);
-    let a = p
-        .command(&["run", "pipelines/p.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let a = p.spawn(&["run", "pipelines/p.yaml"]);
     wait_for_entries(&p, 1, Duration::from_secs(60));
-    let b = p
-        .command(&["run", "pipelines/p.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let b = p.spawn(&["run", "pipelines/p.yaml"]);
     let (ra, rb) = (
         to_run(a.wait_with_output().unwrap()),
         to_run(b.wait_with_output().unwrap()),

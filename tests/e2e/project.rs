@@ -120,6 +120,15 @@ impl Project {
         cmd
     }
 
+    /// Starts the binary in the background, capturing its output.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         to_run(self.command(args).output().unwrap())
     }
