@@ -182,6 +182,12 @@ mod tests {
     }
 
     #[test]
+    fn built_in_prompt_text_is_in_the_key() {
+        let corpus = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/text/corpus.txt")).unwrap();
+        assert_eq!(key(50).prompt_text, blake3::hash(&corpus).to_hex().to_string());
+    }
+
+    #[test]
     fn changed_fields_name_old_and_new() {
         let diff = changed_fields(&key(50).fields(), &key(100).fields());
         assert_eq!(diff, vec!["num_tokens: 50 -> 100".to_string()]);

@@ -273,3 +273,31 @@ fn cache_command_lists_and_prunes() {
     assert_eq!(p.cache_entries().len(), 3);
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 3, 0, 0));
 }
+
+#[test]
+fn prune_keeps_points_measured_on_other_machines() {
+    let p = Project::new();
+    gpt2_only(&p, "[8, 16]", 2);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points().0, 4);
+    // The same point as measured on a GPU box with other threads: a different key, still wanted by the pipeline.
+    let entry = p.cache_entries().into_iter().next().unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    doc["key"]["device"] = "cuda:0 (NVIDIA H200)".into();
+    doc["key"]["threads"] = 16.into();
+    let fake = "f".repeat(64);
+    doc["hash"] = fake.clone().into();
+    p.write(&format!("cache/points/{fake}.json"), &doc.to_string());
+    // And one no pipeline wants any more.
+    doc["key"]["num_tokens"] = 999.into();
+    let gone = "e".repeat(64);
+    p.write(&format!("cache/points/{gone}.json"), &doc.to_string());
+    let r = p.run(&["cache", "pipelines/p.yaml", "--prune"]);
+    assert!(
+        r.stdout.contains("pruned 1 entry no pipeline references"),
+        "{}",
+        r.stdout
+    );
+    assert!(p.path(&format!("cache/points/{fake}.json")).exists());
+    assert!(!p.path(&format!("cache/points/{gone}.json")).exists());
+}

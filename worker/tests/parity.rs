@@ -286,3 +286,19 @@ fn bad_model_files_are_named_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn torchscript_models_are_converted_to_the_requested_dtype() {
+    // The exported tiny BERT builds its attention mask in fp32 inside the script, so once its weights are
+    // converted to bf16 it cannot run: loading must say so, not quietly measure fp32 and label it bf16.
+    let spec = script_spec(&fixtures().join("tiny-bert-encoder.pt"), Arch::Encoder);
+    let err = Model::load(&spec, Device::Cpu, Kind::BFloat16)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("does not run in `bf16` (set `dtype: fp32`"),
+        "{err}"
+    );
+    assert!(Model::load(&spec, Device::Cpu, Kind::Float).is_ok());
+}

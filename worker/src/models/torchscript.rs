@@ -51,9 +51,15 @@ impl ScriptModel {
         };
         probe.map_err(|e| Error::ModelFile {
             path: file.into(),
-            message: format!(
-                "does not follow e3pipe's `{arch}` TorchScript calling convention: {e}"
-            ),
+            message: if kind == Kind::Float {
+                format!("does not follow e3pipe's `{arch}` TorchScript calling convention: {e}")
+            } else {
+                // Scripts often build fp32 masks inside; converted weights then clash with them.
+                let dtype = crate::models::kind_name(kind);
+                format!(
+                    "does not run in `{dtype}` (set `dtype: fp32`, or export it in `{dtype}`): {e}"
+                )
+            },
         })?;
         Ok(model)
     }
