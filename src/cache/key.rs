@@ -183,8 +183,15 @@ mod tests {
 
     #[test]
     fn built_in_prompt_text_is_in_the_key() {
-        let corpus = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/text/corpus.txt")).unwrap();
-        assert_eq!(key(50).prompt_text, blake3::hash(&corpus).to_hex().to_string());
+        let corpus = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/text/corpus.txt"
+        ))
+        .unwrap();
+        assert_eq!(
+            key(50).prompt_text,
+            blake3::hash(&corpus).to_hex().to_string()
+        );
     }
 
     #[test]
