@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::bench::report_file;
 use crate::bench::result::{PointResult, Status};
-use crate::cache::store::{Lookup, Store};
+
 use crate::error::{Error, Result};
 use crate::interrupt::INTERRUPTED;
 use crate::pipeline::job::{Finished, Job, JobPoint, Outcome as PointOutcome};
@@ -88,7 +88,6 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
 }
 
 fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> {
-    let store = Store::new(&plan.root);
     let model_spec = &bench.bench.model;
     let mut results: Vec<Option<(String, PointResult)>> = vec![None; bench.points.len()];
     let mut job_points = Vec::new();
@@ -108,9 +107,9 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
                 continue;
             }
             PointState::Cached => {
-                if let Lookup::Hit(entry) = store.get(&point.hash) {
+                if let Some(result) = &point.cached {
                     counts.cached += 1;
-                    results[index] = Some((point.hash.clone(), entry.result));
+                    results[index] = Some((point.hash.clone(), (**result).clone()));
                     continue;
                 }
             }

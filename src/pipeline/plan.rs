@@ -2,14 +2,15 @@
 //! `new`, `stale` (with the key fields that changed against the latest entry for the same model and length),
 //! `corrupt`, `forced` or `infeasible`. `--dry-run` prints this and stops.
 
+use std::cell::OnceCell;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::bench::config::BenchParams;
-use crate::bench::result::LIBTORCH_VERSION;
+use crate::bench::result::{LIBTORCH_VERSION, PointResult};
 use crate::cache::file_hash::FileHashes;
 use crate::cache::key::{PointKey, changed_fields};
-use crate::cache::store::{Lookup, Store};
+use crate::cache::store::{Entry, Lookup, Store};
 use crate::error::{Error, Result};
 use crate::models::config::{Arch, infeasibility};
 use crate::models::hardware::Device;
@@ -47,6 +48,8 @@ pub struct PlannedPoint {
     pub key: PointKey,
     pub hash: String,
     pub state: PointState,
+    /// The cached result, read (and checksummed) while planning, for `Cached` points.
+    pub cached: Option<Box<PointResult>>,
 }
 
 /// A bench step with everything resolved: device, dtype, threads and the points.
@@ -112,7 +115,8 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
         }
     }
     let store = Store::new(&pipeline.root);
-    let entries = store.entries();
+    // Every entry is parsed only if some point misses the cache (to explain what changed).
+    let entries = OnceCell::new();
     let hashes = FileHashes::load(&pipeline.root);
     let mut steps = Vec::new();
     for name in selected {
@@ -172,7 +176,7 @@ fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> 
 fn plan_step(
     step: &Step,
     store: &Store,
-    entries: &[(PathBuf, Option<crate::cache::store::Entry>)],
+    entries: &OnceCell<Vec<(PathBuf, Option<Entry>)>>,
     hashes: &FileHashes,
     force: &Force,
 ) -> Result<StepPlan> {
@@ -240,6 +244,7 @@ fn plan_step(
                 LIBTORCH_VERSION,
             );
             let hash = key.hash();
+            let mut cached = None;
             let state = if let Some(reason) =
                 infeasibility(model.config.as_ref(), length, key.num_tokens)
             {
@@ -250,11 +255,16 @@ fn plan_step(
                     Lookup::Hit(entry)
                         if entry.result.status == crate::bench::result::Status::Ok =>
                     {
+                        cached = Some(Box::new(entry.result));
                         PointState::Cached
                     }
                     Lookup::Hit(_) => PointState::New,
                     Lookup::Corrupt(reason) => PointState::Corrupt(reason),
-                    Lookup::Miss => match store.latest_for(entries, &model.name, length) {
+                    Lookup::Miss => match store.latest_for(
+                        entries.get_or_init(|| store.entries()),
+                        &model.name,
+                        length,
+                    ) {
                         Some(old) => {
                             let changes = changed_fields(&old.key, &key.fields());
                             if changes.is_empty() {
@@ -272,6 +282,7 @@ fn plan_step(
                 key,
                 hash,
                 state,
+                cached,
             }
         })
         .collect();

@@ -207,6 +207,13 @@ fn torchscript_models_follow_the_calling_convention() {
     assert!(max_abs_diff(&hidden, &r["seq2seq.enc_hidden"]) < 1e-4);
 }
 
+fn load_error(spec: &ModelSpec) -> String {
+    match Model::load(spec, Device::Cpu, Kind::Float) {
+        Ok(_) => panic!("`{}` loaded but should not have", spec.file.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
 #[test]
 fn bad_model_files_are_named_errors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -218,10 +225,7 @@ fn bad_model_files_are_named_errors() {
     )
     .unwrap();
     // Missing weights file.
-    let err = Model::load(&hf_spec(&dir), Device::Cpu, Kind::Float)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(&hf_spec(&dir));
     assert!(
         err.contains("model.safetensors") && err.contains("does not exist"),
         "{err}"
@@ -229,21 +233,37 @@ fn bad_model_files_are_named_errors() {
     // Truncated weights file.
     let bytes = std::fs::read(fixtures().join("tiny-gpt2/model.safetensors")).unwrap();
     std::fs::write(dir.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
-    let err = Model::load(&hf_spec(&dir), Device::Cpu, Kind::Float)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(&hf_spec(&dir));
     assert!(err.contains("not a readable safetensors file"), "{err}");
-    // Wrong shapes: BERT weights under a GPT-2 config name the first missing tensor.
+    // Wrong shape: the config says 48 wide, the file holds 32.
+    std::fs::copy(
+        fixtures().join("tiny-gpt2/model.safetensors"),
+        dir.join("model.safetensors"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(fixtures().join("tiny-gpt2/config.json")).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        config.replace("\"n_embd\": 32", "\"n_embd\": 48"),
+    )
+    .unwrap();
+    let err = load_error(&hf_spec(&dir));
+    assert!(
+        err.contains("has shape [") && err.contains("the config needs ["),
+        "{err}"
+    );
+    std::fs::copy(
+        fixtures().join("tiny-gpt2/config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    // Missing tensors: BERT weights under a GPT-2 config name the first missing tensor.
     std::fs::copy(
         fixtures().join("tiny-bert/model.safetensors"),
         dir.join("model.safetensors"),
     )
     .unwrap();
-    let err = Model::load(&hf_spec(&dir), Device::Cpu, Kind::Float)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = load_error(&hf_spec(&dir));
     assert!(
         err.contains("tensor `") && err.contains("is missing"),
         "{err}"
@@ -254,23 +274,12 @@ fn bad_model_files_are_named_errors() {
     assert!(err.contains("unsupported model_type `llama`"), "{err}");
     // A TorchScript file that is not one, and one with the wrong calling convention.
     std::fs::write(dir.join("bad.pt"), b"not torchscript").unwrap();
-    let err = Model::load(
-        &script_spec(&dir.join("bad.pt"), Arch::Encoder),
-        Device::Cpu,
-        Kind::Float,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = load_error(&script_spec(&dir.join("bad.pt"), Arch::Encoder));
     assert!(err.contains("not a loadable TorchScript file"), "{err}");
-    let err = Model::load(
-        &script_spec(&fixtures().join("tiny-bert-encoder.pt"), Arch::Decoder),
-        Device::Cpu,
-        Kind::Float,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = load_error(&script_spec(
+        &fixtures().join("tiny-bert-encoder.pt"),
+        Arch::Decoder,
+    ));
     assert!(
         err.contains("does not follow e3pipe's `decoder` TorchScript calling convention"),
         "{err}"
