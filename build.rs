@@ -1,7 +1,90 @@
 //! Records which libtorch this build targets, without linking it (only the `e3pipe-worker` crate links libtorch):
 //! its version goes into results and cache keys, its folder tells whether the CUDA libraries are installed. Also the
-//! hashes of the assets the worker embeds (tokenizers, prompt text), for cache keys.
+//! hashes of the assets the worker embeds (tokenizers, prompt text), for cache keys; and the identity of the
+//! measuring code (`E3PIPE_METHOD_ID`).
+use std::path::{Path, PathBuf};
+
+/// The sources on the measured path: everything the worker runs between reading a job and writing a point. The
+/// orchestrator, reports and docs are not on it, so editing them keeps every cached point.
+const MEASURED_PATHS: &[&str] = &[
+    "worker/src",
+    "worker/build.rs",
+    "worker/Cargo.toml",
+    "src/bench/stats.rs",
+    "src/bench/stopping.rs",
+    "src/bench/memory.rs",
+    "src/bench/result.rs",
+];
+/// Crates whose code runs inside the timed region (their versions come from Cargo.lock).
+const MEASURED_CRATES: &[&str] = &["tch", "torch-sys", "tokenizers"];
+
+fn files_under(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for e in entries {
+            files_under(&e, out);
+        }
+    } else if path.is_file() {
+        out.push(path.to_path_buf());
+    }
+}
+
+/// Code with comment-only lines, blank lines and indentation dropped: rewording a doc comment or reformatting
+/// does not change what is measured.
+fn normalised(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn method_id() -> String {
+    let mut hasher = blake3::Hasher::new();
+    let mut files = Vec::new();
+    for p in MEASURED_PATHS {
+        println!("cargo:rerun-if-changed={p}");
+        files_under(Path::new(p), &mut files);
+    }
+    for f in &files {
+        hasher.update(f.display().to_string().as_bytes());
+        hasher.update(b"\0");
+        hasher.update(normalised(&String::from_utf8_lossy(&std::fs::read(f).unwrap_or_default())).as_bytes());
+        hasher.update(b"\0");
+    }
+    // The crates on the timed path, at their locked versions.
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    for block in lock.split("[[package]]") {
+        if MEASURED_CRATES.iter().any(|c| block.contains(&format!("name = \"{c}\"\n"))) {
+            hasher.update(block.trim().as_bytes());
+        }
+    }
+    // How the worker is compiled: the profiles and the compiler.
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    let manifest = std::fs::read_to_string("Cargo.toml").unwrap_or_default();
+    let mut in_profile = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_profile = line.starts_with("[profile");
+        }
+        if in_profile && !line.is_empty() && !line.starts_with('#') {
+            hasher.update(line.as_bytes());
+        }
+    }
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if let Ok(out) = std::process::Command::new(rustc).arg("-V").output() {
+        hasher.update(&out.stdout);
+    }
+    hasher.update(std::env::var("PROFILE").unwrap_or_default().as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
 fn main() {
+    println!("cargo:rustc-env=E3PIPE_METHOD_ID={}", method_id());
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let dir = std::env::var("LIBTORCH").unwrap_or_default();
     let dir = std::fs::canonicalize(&dir)

@@ -1,4 +1,5 @@
-//! `configs/bench/*.yaml`: how a bench step measures (the seed's keys, plus `min_duration_s` and `threads`).
+//! `configs/bench/*.yaml`: how a bench step measures (the seed's keys, plus `min_duration_s`, `threads` and the
+//! adaptive stopping rule `target_rel_ci` with its caps `max_runs` and `max_duration_s`).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,9 @@ const KEYS: &[&str] = &[
     "warmup_runs",
     "min_duration_s",
     "threads",
+    "target_rel_ci",
+    "max_runs",
+    "max_duration_s",
 ];
 
 /// Length used by single-point configs that name none (the seed's default prompt budget).
@@ -46,6 +50,14 @@ pub struct BenchParams {
     pub min_duration_s: f64,
     /// Intra-op threads; `None` keeps libtorch's default (one per core).
     pub threads: Option<usize>,
+    /// Adaptive stopping: measure until the headline median's ≥ 95 % interval is within ± this fraction of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rel_ci: Option<f64>,
+    /// Caps of the adaptive phase (only with `target_rel_ci`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<f64>,
 }
 
 impl BenchConfig {
@@ -135,18 +147,44 @@ impl BenchConfig {
                     false,
                 ),
             };
-        let min_duration_s = match map.get("min_duration_s") {
-            None | Some(Value::Null) => 0.0,
-            Some(v) => v
-                .as_f64()
-                .filter(|s| *s >= 0.0 && s.is_finite())
-                .ok_or_else(|| {
-                    bad(
-                        "min_duration_s",
-                        format!("expected seconds >= 0, got `{}`", show(v)),
-                    )
-                })?,
+        let seconds = |key: &str, positive: bool| -> Result<Option<f64>> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .filter(|s| s.is_finite() && if positive { *s > 0.0 } else { *s >= 0.0 })
+                    .map(Some)
+                    .ok_or_else(|| {
+                        let bound = if positive { "> 0" } else { ">= 0" };
+                        bad(key, format!("expected seconds {bound}, got `{}`", show(v)))
+                    }),
+            }
         };
+        let target_rel_ci = match map.get("target_rel_ci") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_f64().filter(|t| *t > 0.0 && *t < 1.0).ok_or_else(|| {
+                bad(
+                    "target_rel_ci",
+                    format!("expected a fraction of the median between 0 and 1 (0.02 = ±2 %), got `{}`", show(v)),
+                )
+            })?),
+        };
+        let max_duration_s = seconds("max_duration_s", true)?;
+        let min_duration_s = seconds("min_duration_s", false)?.unwrap_or(0.0);
+        let max_runs = match map.get("max_runs") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(int("max_runs", None, 1)? as usize),
+        };
+        if target_rel_ci.is_none() {
+            for (key, set) in [("max_runs", max_runs.is_some()), ("max_duration_s", max_duration_s.is_some())] {
+                if set {
+                    return Err(bad(
+                        key,
+                        "caps adaptive stopping, which is off; set `target_rel_ci` (e.g. 0.02) or remove it".into(),
+                    ));
+                }
+            }
+        }
         let threads = match map.get("threads") {
             None | Some(Value::Null) => None,
             Some(_) => Some(int("threads", None, 1)? as usize),
@@ -162,7 +200,22 @@ impl BenchConfig {
             warmup_runs: int("warmup_runs", Some(1), 0)? as usize,
             min_duration_s,
             threads,
+            target_rel_ci,
+            max_runs,
+            max_duration_s,
         };
+        if let Some(max) = max_runs {
+            let min_runs = crate::bench::stats::MIN_RUNS_FOR_TARGET_LEVEL;
+            if max < params.num_runs.max(min_runs) {
+                return Err(bad(
+                    "max_runs",
+                    format!(
+                        "{max} can never reach the target: a 95 % interval of the median needs at least {min_runs} runs (and `num_runs` is {})",
+                        params.num_runs
+                    ),
+                ));
+            }
+        }
         Ok(BenchConfig {
             file: file.into(),
             name,

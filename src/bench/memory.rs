@@ -1,9 +1,44 @@
 //! Peak memory of one point. On CPU: the process's peak resident set (`VmHWM`), which Linux lets us reset between
 //! points by writing `5` to `/proc/self/clear_refs`. On CUDA the caching allocator's peak comes from
 //! `cuda_memory` (a small C++ shim, since tch does not expose it).
+//!
+//! A point's peak must not depend on what ran before it: the reset sets the high-water mark to the *current*
+//! RSS, and glibc keeps memory freed by a longer point in its heaps, so the heaps are trimmed back to the system
+//! first (`malloc_trim`).
 
-/// Resets the peak-RSS high-water mark to the current RSS. Returns false where the kernel does not allow it.
+use serde::{Deserialize, Serialize};
+
+/// Where `max_memory_gb` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemorySource {
+    /// The CUDA caching allocator's peak (`torch.cuda.max_memory_allocated`).
+    CudaAllocator,
+    /// The process's peak resident set on the host (CPU points).
+    #[default]
+    HostRss,
+    /// A GPU point whose allocator peak could not be read: no number rather than the host's.
+    Unavailable,
+}
+
+impl MemorySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemorySource::CudaAllocator => "cuda_allocator",
+            MemorySource::HostRss => "host_rss",
+            MemorySource::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Returns freed heap memory to the system, then resets the peak-RSS high-water mark to the current RSS. Returns
+/// false where the kernel does not allow the reset.
 pub fn reset_peak() -> bool {
+    // SAFETY: malloc_trim only releases free memory of glibc's own heaps.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    unsafe {
+        libc::malloc_trim(0);
+    }
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 

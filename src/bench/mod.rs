@@ -5,3 +5,4 @@ pub mod memory;
 pub mod report_file;
 pub mod result;
 pub mod stats;
+pub mod stopping;

@@ -30,6 +30,8 @@ pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]
                 "throughput_tokens_per_sec",
                 p.median("throughput_tokens_per_sec"),
             );
+            put("itl_ms", p.median("itl_ms"));
+            put("decode_tokens_per_sec", p.decode_tokens_per_sec());
         } else {
             put(
                 "forward_pass_latency_ms",
@@ -38,7 +40,9 @@ pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]
             put("sequences_per_sec", p.median("sequences_per_sec"));
             put("tokens_per_sec", p.median("tokens_per_sec"));
         }
+        put("prefill_tokens_per_sec", p.prefill_tokens_per_sec());
         put("max_memory_gb", p.max_memory_gb());
+        m.insert("memory_source".into(), json!(p.memory_source.as_str()));
         m.insert("status".into(), json!(p.status.as_str()));
         m.insert("input_tokens".into(), json!(p.input_tokens));
         m.insert("cache_key".into(), json!(hash));

@@ -4,11 +4,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bench::memory::MemorySource;
 use crate::bench::stats::Summary;
+use crate::bench::stopping::StopReason;
 use crate::models::config::Arch;
 
-/// Version of the measurement method; bump it when timing changes so cached points are recomputed.
-pub const METHOD_VERSION: u32 = 1;
+/// Version of the measurement method's meaning (what a field measures); bump it by hand when that changes.
+pub const METHOD_VERSION: u32 = 2;
+
+/// Identity of the measuring code: the blake3, taken at build time (`build.rs`), of the sources on the measured
+/// path (the worker crate, the statistics and memory code it records with, the toolchain and the profile it is
+/// compiled with). Editing any of them recomputes the points they measured; editing docs, plots or the planner
+/// does not.
+pub const METHOD_ID: &str = env!("E3PIPE_METHOD_ID");
 
 /// libtorch version of the wheel e3pipe was built against.
 pub const LIBTORCH_VERSION: &str = env!("E3PIPE_LIBTORCH_VERSION");
@@ -58,9 +66,26 @@ pub struct PointResult {
     pub peak_rss_bytes: Option<u64>,
     /// GPU caching-allocator peak, bytes; `None` where not measured (see `bench::memory`).
     pub cuda_peak_bytes: Option<u64>,
-    /// Statistics per metric: `ttft_ms`, `tbt_ms`, `e2e_latency_ms`, `encoder_latency_ms`,
-    /// `forward_pass_latency_ms`, `throughput_tokens_per_sec`, `sequences_per_sec`, `tokens_per_sec`.
+    /// Which of the two peaks `max_memory_gb` reports; never a mix.
+    #[serde(default)]
+    pub memory_source: MemorySource,
+    /// Statistics per metric (per measured run unless said): `ttft_ms`, `tbt_ms` (a run's mean decode step),
+    /// `itl_ms` (every decode step: runs × (num_tokens - 1) samples), `e2e_latency_ms`, `encoder_latency_ms`,
+    /// `forward_pass_latency_ms`, `throughput_tokens_per_sec`, `prefill_tokens_per_sec`, `sequences_per_sec`,
+    /// `tokens_per_sec`.
     pub stats: BTreeMap<String, Summary>,
+    /// Unmeasured runs done first (more than asked for TorchScript, whose executor optimises on its second run).
+    #[serde(default)]
+    pub warmup_runs: usize,
+    /// Why measuring stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<StopReason>,
+    /// `METHOD_ID` of the code that measured the point.
+    #[serde(default)]
+    pub method: String,
+    /// The `e3pipe run` that measured it (its start time and pid), to tell curves mixing runs.
+    #[serde(default)]
+    pub run_id: String,
     /// Measured wall time of the whole point including warm-up, seconds.
     pub wall_s: f64,
     pub finished_at: String,
@@ -79,14 +104,31 @@ impl PointResult {
         }
     }
 
-    /// Peak memory in GB as the seed reported it (GPU peak where measured, else process peak).
+    /// Peak memory in GB as the seed reported it: the device peak on CUDA, the process peak on CPU (`memory_source`
+    /// says which; a GPU point whose allocator could not be read has none rather than the host's).
     pub fn max_memory_gb(&self) -> Option<f64> {
-        self.cuda_peak_bytes
-            .or(self.peak_rss_bytes)
-            .map(|b| b as f64 / 1e9)
+        match self.memory_source {
+            MemorySource::CudaAllocator => self.cuda_peak_bytes,
+            MemorySource::HostRss => self.peak_rss_bytes,
+            MemorySource::Unavailable => None,
+        }
+        .map(|b| b as f64 / 1e9)
     }
 
-    /// The seed's throughput: generated tokens/s for generators, input tokens/s for encoders.
+    /// Input tokens per second of the prefill (decoder), the encoder (encoder-decoder) or the forward (encoder).
+    pub fn prefill_tokens_per_sec(&self) -> Option<f64> {
+        self.median("prefill_tokens_per_sec")
+    }
+
+    /// Generated tokens per second of the decode phase alone: batch / median inter-token latency.
+    pub fn decode_tokens_per_sec(&self) -> Option<f64> {
+        self.median("itl_ms")
+            .filter(|ms| *ms > 0.0)
+            .map(|ms| self.batch_size as f64 * 1e3 / ms)
+    }
+
+    /// The seed's throughput: generated tokens/s (over the whole generation, prefill included) for generators,
+    /// input tokens/s for encoders.
     pub fn throughput(&self) -> Option<f64> {
         match self.arch {
             Arch::Encoder => self.median("tokens_per_sec"),

@@ -1,9 +1,13 @@
 //! Summary statistics of one metric's samples, in the manner of hyperfine and criterion: std is `None` for a
-//! single sample, the median gets a bootstrap 95 % confidence interval, and outliers (modified z-score > 3.5 via
-//! the median absolute deviation) are counted and warned about, never dropped.
+//! single sample, outliers (modified z-score > 3.5 via the median absolute deviation) are counted and warned
+//! about, never dropped.
+//!
+//! The median's interval is the distribution-free order-statistic interval `[x(k), x(n-k+1)]`: for any continuous
+//! distribution it covers the true median with probability exactly `1 - 2·P(Bin(n, ½) ≤ k-1)`, which is recorded
+//! as `ci_level`. `k` is the largest for which that is at least 95 %; with fewer than 6 samples no interval reaches
+//! 95 %, so the widest one, `[min, max]`, is given with its real level (75 % at n = 3, 93.75 % at n = 5). A
+//! bootstrap would print "95 %" over the same `[min, max]` and be wrong.
 
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,20 +17,27 @@ pub struct Summary {
     pub std: Option<f64>,
     pub median: f64,
     pub p90: f64,
+    pub p99: f64,
     pub min: f64,
     pub max: f64,
-    /// Bootstrap 95 % confidence interval of the median.
-    pub ci95_low: f64,
-    pub ci95_high: f64,
+    /// Order-statistic confidence interval of the median ...
+    pub ci_low: f64,
+    pub ci_high: f64,
+    /// ... and its exact coverage (0 for a single sample: one value covers the median with probability 0).
+    pub ci_level: f64,
     pub outliers: usize,
-    /// Raw samples, in run order.
+    /// Raw samples, in the order they were taken.
     pub samples: Vec<f64>,
 }
 
-/// Resamples for the bootstrap; 2000 keeps the CI's own noise well under a percent.
-const BOOTSTRAP_RESAMPLES: usize = 2000;
+/// The confidence the median's interval aims for ...
+pub const TARGET_CI_LEVEL: f64 = 0.95;
+/// ... reached from this many samples on (1 - 2/2^6 = 96.9 %; 5 samples give 93.75 %).
+pub const MIN_RUNS_FOR_TARGET_LEVEL: usize = 6;
 /// Iglewicz and Hoaglin's threshold for the modified z-score.
 const OUTLIER_Z: f64 = 3.5;
+/// Below this many samples the MAD is too coarse for a z-score to mean anything.
+const MIN_SAMPLES_FOR_OUTLIERS: usize = 5;
 
 pub fn summarize(samples: &[f64]) -> Option<Summary> {
     if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
@@ -39,17 +50,19 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
     let std = (n > 1)
         .then(|| (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
     let median = quantile(&sorted, 0.5);
-    let (ci95_low, ci95_high) = bootstrap_median_ci(samples, median);
+    let interval = median_interval(n);
     Some(Summary {
         n,
         mean,
         std,
         median,
         p90: quantile(&sorted, 0.9),
+        p99: quantile(&sorted, 0.99),
         min: sorted[0],
         max: sorted[n - 1],
-        ci95_low,
-        ci95_high,
+        ci_low: sorted[interval.lower],
+        ci_high: sorted[interval.upper],
+        ci_level: interval.level,
         outliers: outliers(&sorted, median),
         samples: samples.to_vec(),
     })
@@ -62,8 +75,52 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-/// Below this many samples the MAD is too coarse for a z-score to mean anything.
-const MIN_SAMPLES_FOR_OUTLIERS: usize = 5;
+/// The order statistics bounding the median's interval (0-based indices into the sorted samples).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MedianInterval {
+    pub lower: usize,
+    pub upper: usize,
+    /// Exact coverage for a continuous distribution.
+    pub level: f64,
+}
+
+/// The narrowest symmetric order-statistic interval with coverage ≥ 95 %, or `[min, max]` when none has.
+pub fn median_interval(n: usize) -> MedianInterval {
+    if n <= 1 {
+        return MedianInterval {
+            lower: 0,
+            upper: 0,
+            level: 0.0,
+        };
+    }
+    // cdf[j] = P(Bin(n, ½) ≤ j), summed in log space so large n neither overflows nor underflows.
+    let ln_half_n = n as f64 * 0.5f64.ln();
+    let mut ln_choose = 0.0; // ln C(n, 0)
+    let mut cdf = 0.0;
+    let mut best = MedianInterval {
+        lower: 0,
+        upper: n - 1,
+        level: 1.0 - 2.0 * (ln_half_n).exp(),
+    };
+    // Interval [x(k), x(n-k+1)] (1-based) has coverage 1 - 2·P(Bin ≤ k-1); k runs up to n/2.
+    for k in 1..=n / 2 {
+        let j = k - 1;
+        if j > 0 {
+            ln_choose += ((n - j + 1) as f64).ln() - (j as f64).ln();
+        }
+        cdf += (ln_choose + ln_half_n).exp();
+        let level = 1.0 - 2.0 * cdf;
+        if level + 1e-12 < TARGET_CI_LEVEL {
+            break;
+        }
+        best = MedianInterval {
+            lower: k - 1,
+            upper: n - k,
+            level,
+        };
+    }
+    best
+}
 
 fn outliers(sorted: &[f64], median: f64) -> usize {
     if sorted.len() < MIN_SAMPLES_FOR_OUTLIERS {
@@ -81,28 +138,20 @@ fn outliers(sorted: &[f64], median: f64) -> usize {
         .count()
 }
 
-/// Percentile bootstrap of the median.
-fn bootstrap_median_ci(samples: &[f64], median: f64) -> (f64, f64) {
-    let n = samples.len();
-    if n < 2 {
-        return (median, median);
-    }
-    // Fixed seed: the same samples always give the same interval.
-    let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
-    let mut medians = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
-    let mut resample = vec![0.0; n];
-    for _ in 0..BOOTSTRAP_RESAMPLES {
-        for slot in resample.iter_mut() {
-            *slot = samples[rng.random_range(0..n)];
-        }
-        resample.sort_by(f64::total_cmp);
-        medians.push(quantile(&resample, 0.5));
-    }
-    medians.sort_by(f64::total_cmp);
-    (quantile(&medians, 0.025), quantile(&medians, 0.975))
+/// A confidence level as people write it: `75 %`, `93.75 %`, `95.1 %`.
+pub fn level_label(level: f64) -> String {
+    let pct = level * 100.0;
+    let text = format!("{pct:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text} %")
 }
 
 impl Summary {
+    /// The interval's largest distance from the median, relative to it.
+    pub fn relative_half_width(&self) -> f64 {
+        (self.median - self.ci_low).max(self.ci_high - self.median) / self.median.abs().max(f64::MIN_POSITIVE)
+    }
+
     /// A warning for the console when the samples are not trustworthy as a single number.
     pub fn warning(&self) -> Option<String> {
         if self.outliers > 0 {
@@ -111,11 +160,12 @@ impl Summary {
                 self.outliers, self.n
             ));
         }
-        let spread = (self.ci95_high - self.ci95_low) / self.median.max(f64::MIN_POSITIVE);
-        (self.n >= 3 && spread > 0.2).then(|| {
+        let spread = self.relative_half_width();
+        (self.n >= 3 && spread > 0.1).then(|| {
             format!(
-                "wide spread: 95% CI of the median is ±{:.0}%",
-                spread * 50.0
+                "wide spread: the {} interval of the median reaches ±{:.0}%",
+                level_label(self.ci_level),
+                spread * 100.0
             )
         })
     }
@@ -134,15 +184,87 @@ mod tests {
         );
         assert!((s.std.unwrap() - 1.5811).abs() < 1e-4);
         assert!((s.p90 - 4.6).abs() < 1e-12);
-        assert!(s.ci95_low >= 1.0 && s.ci95_low <= 3.0 && s.ci95_high >= 3.0 && s.ci95_high <= 5.0);
+        assert!((s.p99 - 4.96).abs() < 1e-12);
+        // n = 5: no interval reaches 95 %, so [min, max] with its true level 1 - 2/32.
+        assert_eq!((s.ci_low, s.ci_high, s.ci_level), (1.0, 5.0, 0.9375));
         assert_eq!(s.outliers, 0);
     }
 
     #[test]
-    fn one_sample_has_no_std() {
+    fn three_runs_give_a_75_percent_interval_not_95() {
+        // The bug this replaces: a bootstrap labelled [min, max] of 3 runs "95 %"; its real coverage is 75 %.
+        let s = summarize(&[10.0, 12.0, 11.0]).unwrap();
+        assert_eq!((s.ci_low, s.ci_high), (10.0, 12.0));
+        assert_eq!(s.ci_level, 0.75);
+        assert_eq!(level_label(s.ci_level), "75 %");
+    }
+
+    #[test]
+    fn levels_match_the_binomial_by_hand() {
+        // n = 6: k = 1 gives 1 - 2/64 = 0.96875, k = 2 gives 1 - 2·7/64 = 0.78125 < 95 %.
+        assert_eq!(
+            median_interval(6),
+            MedianInterval {
+                lower: 0,
+                upper: 5,
+                level: 0.96875
+            }
+        );
+        // n = 20: P(Bin ≤ 5) = 0.020695, so k = 6 -> [x(6), x(15)] at 0.958611.
+        let i = median_interval(20);
+        assert_eq!((i.lower, i.upper), (5, 14));
+        assert!((i.level - 0.958611).abs() < 1e-6, "{}", i.level);
+        // n = 2: [min, max] covers with probability 1/2.
+        assert_eq!(median_interval(2).level, 0.5);
+    }
+
+    #[test]
+    fn the_95_percent_level_starts_at_six_samples() {
+        assert!(median_interval(MIN_RUNS_FOR_TARGET_LEVEL).level >= TARGET_CI_LEVEL);
+        assert!(median_interval(MIN_RUNS_FOR_TARGET_LEVEL - 1).level < TARGET_CI_LEVEL);
+    }
+
+    #[test]
+    fn large_samples_stay_at_or_above_95_and_narrow() {
+        for n in [6, 7, 50, 147, 1000, 100_000] {
+            let i = median_interval(n);
+            assert!(i.level >= TARGET_CI_LEVEL, "n = {n}: {}", i.level);
+            assert!(i.level < 0.99 || n < 20, "n = {n}: {}", i.level);
+            assert!(i.lower < n / 2 && i.upper >= n / 2 && i.upper < n);
+            assert_eq!(i.lower + i.upper, n - 1, "symmetric");
+        }
+    }
+
+    #[test]
+    fn coverage_is_what_it_says_in_simulation() {
+        // Draw many samples of 3 and of 9 from a skewed distribution with known median and count how often the
+        // interval covers it: the recorded level must be the observed coverage.
+        use rand::rngs::StdRng;
+        use rand::{RngExt, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(7);
+        let true_median = 2f64.ln(); // exponential(1)
+        for n in [3usize, 9] {
+            let trials = 20_000;
+            let mut covered = 0;
+            let mut level = 0.0;
+            for _ in 0..trials {
+                let xs: Vec<f64> = (0..n)
+                    .map(|_| -(1.0 - rng.random::<f64>()).ln())
+                    .collect();
+                let s = summarize(&xs).unwrap();
+                level = s.ci_level;
+                covered += usize::from(s.ci_low <= true_median && true_median <= s.ci_high);
+            }
+            let observed = covered as f64 / trials as f64;
+            assert!((observed - level).abs() < 0.01, "n = {n}: observed {observed}, level {level}");
+        }
+    }
+
+    #[test]
+    fn one_sample_has_no_std_and_no_confidence() {
         let s = summarize(&[7.0]).unwrap();
         assert_eq!(s.std, None);
-        assert_eq!((s.ci95_low, s.ci95_high), (7.0, 7.0));
+        assert_eq!((s.ci_low, s.ci_high, s.ci_level), (7.0, 7.0, 0.0));
     }
 
     #[test]
@@ -151,6 +273,13 @@ mod tests {
         assert_eq!(s.outliers, 1);
         assert_eq!(s.max, 50.0);
         assert!(s.warning().is_some());
+    }
+
+    #[test]
+    fn wide_spread_warning_names_the_real_level() {
+        let s = summarize(&[10.0, 15.0, 12.0]).unwrap();
+        let w = s.warning().unwrap();
+        assert!(w.contains("75 %") && !w.contains("95"), "{w}");
     }
 
     #[test]

@@ -5,13 +5,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bench::config::BenchParams;
-use crate::bench::result::METHOD_VERSION;
+use crate::bench::result::{METHOD_ID, METHOD_VERSION};
 use crate::models::WeightsId;
 use crate::models::config::{Arch, ArchConfig};
+use crate::models::hardware::HardwareId;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointKey {
     pub method_version: u32,
+    /// The measuring code's identity (`METHOD_ID`, from its sources at build time).
+    pub method: String,
     pub arch: Arch,
     /// Architecture hyperparameters (`None` for TorchScript, whose file hash stands for them).
     pub hyperparameters: Option<ArchConfig>,
@@ -26,10 +29,18 @@ pub struct PointKey {
     pub num_runs: usize,
     pub warmup_runs: usize,
     pub min_duration_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_rel_ci: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<f64>,
     pub threads: usize,
     pub context_length: usize,
-    /// The hardware: CPU model or GPU name.
+    /// Where it runs, as people read it: `cpu (AMD EPYC 7B13)`, `cuda:0 (NVIDIA H200)`.
     pub device: String,
+    /// What of that hardware changes the kernels: CPU generation, ISA, logical CPUs; GPU model.
+    pub hardware: HardwareId,
     pub libtorch: String,
 }
 
@@ -45,10 +56,12 @@ impl PointKey {
         threads: usize,
         context_length: usize,
         device: String,
+        hardware: HardwareId,
         libtorch: &str,
     ) -> PointKey {
         PointKey {
             method_version: METHOD_VERSION,
+            method: METHOD_ID.into(),
             arch,
             hyperparameters,
             weights,
@@ -64,9 +77,13 @@ impl PointKey {
             num_runs: params.num_runs,
             warmup_runs: params.warmup_runs,
             min_duration_s: params.min_duration_s,
+            target_rel_ci: params.target_rel_ci,
+            max_runs: params.target_rel_ci.and(params.max_runs),
+            max_duration_s: params.target_rel_ci.and(params.max_duration_s),
             threads,
             context_length,
             device,
+            hardware,
             libtorch: libtorch.into(),
         }
     }
@@ -121,6 +138,12 @@ pub fn changed_fields(
     names.dedup();
     let show = |v: Option<&serde_json::Value>| match v {
         None => "none".to_string(),
+        // Hashes (the method identity, file hashes) read best abbreviated, as git does.
+        Some(serde_json::Value::String(s))
+            if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("{}…", &s[..8])
+        }
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     };
@@ -148,6 +171,9 @@ mod tests {
             warmup_runs: 1,
             min_duration_s: 0.0,
             threads: None,
+            target_rel_ci: None,
+            max_runs: None,
+            max_duration_s: None,
         };
         let config = ArchConfig::Gpt2(Gpt2Config {
             vocab_size: 50257,
@@ -157,8 +183,9 @@ mod tests {
             n_head: 16,
             n_inner: None,
             layer_norm_epsilon: 1e-5,
+            eos_token_id: Some(50256),
         });
-        PointKey::new(
+        let mut key = PointKey::new(
             Arch::Decoder,
             Some(config),
             WeightsId::RandomInit { seed: 0 },
@@ -168,8 +195,16 @@ mod tests {
             2,
             128,
             "cpu (test)".into(),
+            HardwareId::Cuda {
+                name: "test".into(),
+                memory_total: "1 MiB".into(),
+                compute_capability: "9.0".into(),
+            },
             "2.13.0+cu130",
-        )
+        );
+        // The build's own method identity changes with every edit of the measured code; pin one here.
+        key.method = "0".repeat(64);
+        key
     }
 
     #[test]
@@ -177,7 +212,7 @@ mod tests {
         // Changing this value is a deliberate change of the cache format: every cached point is recomputed.
         assert_eq!(
             key(50).hash(),
-            "0306aabc5aecd2d2e44e020573c51008cb9b9aefe9b733cf0c5e25fbcc73329d"
+            "571a56437c37502daa1a039cd81bd5b49a3f8c4039bfc4c74a4a2ede659fa3a0"
         );
     }
 
@@ -198,5 +233,22 @@ mod tests {
     fn changed_fields_name_old_and_new() {
         let diff = changed_fields(&key(50).fields(), &key(100).fields());
         assert_eq!(diff, vec!["num_tokens: 50 -> 100".to_string()]);
+    }
+
+    #[test]
+    fn a_new_method_makes_points_stale_and_is_named_short() {
+        let mut new = key(50);
+        new.method = format!("91bc{}", "0".repeat(60));
+        assert_ne!(new.hash(), key(50).hash());
+        assert_eq!(
+            changed_fields(&key(50).fields(), &new.fields()),
+            vec!["method: 00000000… -> 91bc0000…".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_build_has_a_method_identity() {
+        assert_eq!(METHOD_ID.len(), 64);
+        assert!(METHOD_ID.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

@@ -99,6 +99,7 @@ impl ArchConfig {
                 "n_head",
                 "n_inner",
                 "layer_norm_epsilon",
+                "eos_token_id",
             ],
             "t5" => &[
                 "model_type",
@@ -115,6 +116,7 @@ impl ArchConfig {
                 "feed_forward_proj",
                 "tie_word_embeddings",
                 "decoder_start_token_id",
+                "eos_token_id",
             ],
             "bert" => &[
                 "model_type",
@@ -144,6 +146,18 @@ pub struct Gpt2Config {
     pub n_inner: Option<i64>,
     #[serde(default = "eps_1e5")]
     pub layer_norm_epsilon: f64,
+    /// Never generated during a measured generation (as transformers' `min_new_tokens`), so every run decodes
+    /// exactly `num_tokens` real steps; GPT-2's is 50256.
+    #[serde(default = "gpt2_eos")]
+    pub eos_token_id: Option<i64>,
+}
+
+fn gpt2_eos() -> Option<i64> {
+    Some(50256)
+}
+
+fn t5_eos() -> Option<i64> {
+    Some(1)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,6 +182,9 @@ pub struct T5Config {
     pub tie_word_embeddings: bool,
     #[serde(default)]
     pub decoder_start_token_id: i64,
+    /// Masked during measured generations, as for GPT-2; T5's is 1.
+    #[serde(default = "t5_eos")]
+    pub eos_token_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -284,31 +301,40 @@ impl ArchConfig {
     }
 }
 
+/// The longest context length an architecture can run with `num_tokens` generated: a decoder feeds the prompt
+/// plus N - 1 generated tokens back (L + N - 1 ≤ n_positions), an encoder its input (L ≤ max positions); `None`
+/// where nothing limits it (T5's relative buckets). One rule for planning points and for predicting them.
+pub fn longest_feasible_length(
+    arch: Arch,
+    max_positions: Option<usize>,
+    num_tokens: usize,
+) -> Option<usize> {
+    let max = max_positions?;
+    Some(match arch {
+        Arch::Decoder => (max + 1).saturating_sub(num_tokens.max(1)),
+        Arch::Encoder | Arch::EncoderDecoder => max,
+    })
+}
+
 /// Why a point cannot run on this model, before any work: positions beyond what the architecture can address.
 pub fn infeasibility(
     config: Option<&ArchConfig>,
     context_length: usize,
     num_tokens: usize,
 ) -> Option<String> {
-    match config? {
-        ArchConfig::Gpt2(c) => {
-            // Generating N tokens feeds the prompt plus N - 1 of them back.
-            let needed = context_length + num_tokens.saturating_sub(1);
-            (needed > c.n_positions as usize).then(|| {
-                format!(
-                    "{context_length} + {num_tokens} generated tokens exceed n_positions {}",
-                    c.n_positions
-                )
-            })
-        }
-        ArchConfig::Bert(c) => (context_length > c.max_position_embeddings as usize).then(|| {
-            format!(
-                "{context_length} tokens exceed max_position_embeddings {}",
-                c.max_position_embeddings
-            )
-        }),
-        ArchConfig::T5(_) => None,
-    }
+    let config = config?;
+    let longest = longest_feasible_length(config.arch(), config.max_positions(), num_tokens)?;
+    (context_length > longest).then(|| match config {
+        ArchConfig::Gpt2(c) => format!(
+            "{context_length} + {num_tokens} generated tokens exceed n_positions {}",
+            c.n_positions
+        ),
+        ArchConfig::Bert(c) => format!(
+            "{context_length} tokens exceed max_position_embeddings {}",
+            c.max_position_embeddings
+        ),
+        ArchConfig::T5(_) => format!("{context_length} tokens exceed {longest}"),
+    })
 }
 
 #[cfg(test)]
@@ -325,6 +351,7 @@ mod tests {
             n_head: 2,
             n_inner: None,
             layer_norm_epsilon: 1e-5,
+            eos_token_id: Some(50256),
         });
         assert_eq!(infeasibility(Some(&gpt2), 975, 50), None);
         assert_eq!(
@@ -344,5 +371,9 @@ mod tests {
         });
         assert_eq!(infeasibility(Some(&bert), 512, 0), None);
         assert!(infeasibility(Some(&bert), 513, 0).is_some());
+        assert_eq!(longest_feasible_length(Arch::Decoder, Some(1024), 50), Some(975));
+        assert_eq!(longest_feasible_length(Arch::Decoder, Some(1024), 1), Some(1024));
+        assert_eq!(longest_feasible_length(Arch::Encoder, Some(512), 0), Some(512));
+        assert_eq!(longest_feasible_length(Arch::EncoderDecoder, None, 50), None);
     }
 }

@@ -15,6 +15,7 @@ use crate::bench::result::{PointResult, Status};
 
 use crate::error::{Error, Result};
 use crate::interrupt::INTERRUPTED;
+use crate::models::hardware::CUDA_ORDER_ENV;
 use crate::pipeline::job::{Finished, Job, JobPoint, Outcome as PointOutcome};
 use crate::pipeline::plan::{BenchPlan, Plan, PointState, StepPlan};
 use crate::{report, say};
@@ -148,6 +149,7 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
             dtype: bench.dtype,
             threads: bench.threads,
             weights: bench.weights.to_string(),
+            run_id: run_id().to_string(),
             points: job_points.clone(),
         };
         let (finished, status) = run_worker(&job)?;
@@ -208,6 +210,12 @@ enum WorkerStatus {
     Failed(String),
 }
 
+/// This `e3pipe run`: its start time and pid, recorded with every point it measures.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{} pid {}", crate::bench::result::now_rfc3339(), std::process::id()))
+}
+
 /// The worker binary sits beside this one (`E3PIPE_WORKER` overrides, for packaging).
 fn worker_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("E3PIPE_WORKER") {
@@ -228,6 +236,8 @@ fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
     // makes the worker exit at once).
     let mut child = Command::new(&path)
         .env("E3PIPE_LOG", crate::log_filter())
+        // libtorch numbers GPUs as `nvidia-smi` does, so `cuda:N` is the GPU the cache key names.
+        .env(CUDA_ORDER_ENV.0, CUDA_ORDER_ENV.1)
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -315,7 +325,12 @@ fn unmeasured_result(
         weights_bytes: 0,
         peak_rss_bytes: None,
         cuda_peak_bytes: None,
+        memory_source: Default::default(),
         stats: Default::default(),
+        warmup_runs: 0,
+        stopped_by: None,
+        method: crate::bench::result::METHOD_ID.into(),
+        run_id: run_id().to_string(),
         wall_s: 0.0,
         finished_at: crate::bench::result::now_rfc3339(),
     }

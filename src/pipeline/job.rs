@@ -27,6 +27,8 @@ pub struct Job {
     pub threads: usize,
     /// The weights' identity for results (`random-init seed N`, `file blake3:…`).
     pub weights: String,
+    /// The `e3pipe run` this job belongs to, recorded with each point.
+    pub run_id: String,
     pub points: Vec<JobPoint>,
 }
 

@@ -226,6 +226,11 @@ fn plan_step(
     let weights = weights_id(model, hashes)?;
     let tokenizer = tokenizer_identity(bench, hashes)?;
     let device_name = hardware::describe(device);
+    let hardware_id = hardware::identify(device).map_err(|message| Error::BadValue {
+        path: model.file.clone(),
+        field: "device".into(),
+        message,
+    })?;
     let points = bench
         .bench
         .context_lengths
@@ -241,6 +246,7 @@ fn plan_step(
                 threads,
                 length,
                 device_name.clone(),
+                hardware_id.clone(),
                 LIBTORCH_VERSION,
             );
             let hash = key.hash();

@@ -35,7 +35,24 @@ pub struct Row {
     pub latency_p90_ms: Option<f64>,
     pub latency_ci_low_ms: Option<f64>,
     pub latency_ci_high_ms: Option<f64>,
+    /// The exact coverage of that interval (0.75 for 3 runs), never a nominal 95 %.
+    pub latency_ci_level: Option<f64>,
     pub n: Option<i64>,
+    /// Input tokens/s of the prefill (or encoder, or forward); generated tokens/s of the decode phase alone.
+    pub prefill_tokens_per_sec: Option<f64>,
+    pub decode_tokens_per_sec: Option<f64>,
+    /// Inter-token latency over every decode step of every run.
+    pub itl_median_ms: Option<f64>,
+    pub itl_p90_ms: Option<f64>,
+    pub itl_p99_ms: Option<f64>,
+    pub num_tokens: Option<i64>,
+    /// `cuda_allocator` or `host_rss`: what `max_memory_gb` measured.
+    pub memory_source: Option<String>,
+    pub stopped_by: Option<String>,
+    pub finished_at: Option<String>,
+    /// The measuring code's identity and the run that measured the point.
+    pub method: Option<String>,
+    pub run_id: Option<String>,
     pub status: String,
     pub reason: Option<String>,
     pub input_tokens: Option<i64>,
@@ -133,6 +150,9 @@ fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
         tbt_ms: num(m.get("tbt_ms")),
         e2e_latency_ms: num(m.get("e2e_latency_ms")),
         encoder_latency_ms: num(m.get("encoder_latency_ms")),
+        prefill_tokens_per_sec: num(m.get("prefill_tokens_per_sec")),
+        decode_tokens_per_sec: num(m.get("decode_tokens_per_sec")),
+        memory_source: text(m.get("memory_source")),
         status: text(m.get("status")).unwrap_or_else(|| "ok".into()),
         input_tokens: m.get("input_tokens").and_then(Value::as_i64),
         ..base.clone()
@@ -153,8 +173,19 @@ fn point_row(base: &Row, length: i64, point: &Value, m: &Value) -> Row {
     row.latency_mean_ms = stat(headline, "mean");
     row.latency_std_ms = stat(headline, "std");
     row.latency_p90_ms = stat(headline, "p90");
-    row.latency_ci_low_ms = stat(headline, "ci95_low");
-    row.latency_ci_high_ms = stat(headline, "ci95_high");
+    row.latency_ci_low_ms = stat(headline, "ci_low");
+    row.latency_ci_high_ms = stat(headline, "ci_high");
+    row.latency_ci_level = stat(headline, "ci_level");
+    row.itl_median_ms = stat("itl_ms", "median");
+    row.itl_p90_ms = stat("itl_ms", "p90");
+    row.itl_p99_ms = stat("itl_ms", "p99");
+    row.prefill_tokens_per_sec = stat("prefill_tokens_per_sec", "median");
+    row.num_tokens = point.get("num_tokens").and_then(Value::as_i64);
+    row.memory_source = text(point.get("memory_source")).or(row.memory_source);
+    row.stopped_by = text(point.get("stopped_by"));
+    row.finished_at = text(point.get("finished_at"));
+    row.method = text(point.get("method")).filter(|m| !m.is_empty());
+    row.run_id = text(point.get("run_id")).filter(|m| !m.is_empty());
     row.n = point
         .pointer(&format!("/stats/{headline}/n"))
         .and_then(Value::as_i64);
@@ -164,7 +195,12 @@ fn point_row(base: &Row, length: i64, point: &Value, m: &Value) -> Row {
     row.status = text(point.get("status")).unwrap_or(row.status);
     row.reason = text(point.get("reason"));
     row.input_tokens = point.get("input_tokens").and_then(Value::as_i64);
-    row.peak_memory_bytes = point.get("peak_rss_bytes").and_then(Value::as_i64);
+    // The bytes behind `max_memory_gb`, from the same source.
+    row.peak_memory_bytes = match row.memory_source.as_deref() {
+        Some("cuda_allocator") => point.get("cuda_peak_bytes").and_then(Value::as_i64),
+        Some("unavailable") => None,
+        _ => point.get("peak_rss_bytes").and_then(Value::as_i64),
+    };
     row.device = text(point.get("device"));
     row.dtype = text(point.get("dtype"));
     row.weights = text(point.get("weights")).or(row.weights);
@@ -254,15 +290,27 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         f("latency_p90_ms", &|r| r.latency_p90_ms),
         f("latency_ci_low_ms", &|r| r.latency_ci_low_ms),
         f("latency_ci_high_ms", &|r| r.latency_ci_high_ms),
+        f("latency_ci_level", &|r| r.latency_ci_level),
         i("n", &|r| r.n),
+        os("stopped_by", &|r| r.stopped_by.clone()),
+        f("prefill_tokens_per_sec", &|r| r.prefill_tokens_per_sec),
+        f("decode_tokens_per_sec", &|r| r.decode_tokens_per_sec),
+        f("itl_median_ms", &|r| r.itl_median_ms),
+        f("itl_p90_ms", &|r| r.itl_p90_ms),
+        f("itl_p99_ms", &|r| r.itl_p99_ms),
+        i("num_tokens", &|r| r.num_tokens),
         s("status", &|r| r.status.clone()),
         os("reason", &|r| r.reason.clone()),
         i("input_tokens", &|r| r.input_tokens),
         i("peak_memory_bytes", &|r| r.peak_memory_bytes),
+        os("memory_source", &|r| r.memory_source.clone()),
         os("device", &|r| r.device.clone()),
         os("dtype", &|r| r.dtype.clone()),
         os("weights", &|r| r.weights.clone()),
         i("max_positions", &|r| r.max_positions),
+        os("finished_at", &|r| r.finished_at.clone()),
+        os("method", &|r| r.method.clone()),
+        os("run_id", &|r| r.run_id.clone()),
     ];
     DataFrame::new_infer_height(columns).map_err(polars_err)
 }
@@ -395,9 +443,22 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
             fits.iter().map(|f| f.arch.clone()).collect::<Vec<_>>(),
         ),
         Column::new("k".into(), fits.iter().map(|f| f.k).collect::<Vec<_>>()),
+        // Standard error (not an interval) with its degrees of freedom, and the t-based 95 % interval of k.
         Column::new(
             "k_stderr".into(),
             fits.iter().map(|f| f.k_stderr).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "df".into(),
+            fits.iter().map(|f| f.df as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "k_ci95_low".into(),
+            fits.iter().map(|f| f.k_ci95.map(|c| c.0)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "k_ci95_high".into(),
+            fits.iter().map(|f| f.k_ci95.map(|c| c.1)).collect::<Vec<_>>(),
         ),
         Column::new("a_ms".into(), fits.iter().map(|f| f.a).collect::<Vec<_>>()),
         Column::new(
@@ -418,6 +479,46 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
         ),
     ];
     DataFrame::new_infer_height(columns).map_err(polars_err)
+}
+
+/// Warnings for curves a reader could misjudge: points measured by different builds of the measuring code, or in
+/// different runs (hours apart, under different machine load), joined into one line.
+pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
+    let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    models.sort();
+    models.dedup();
+    let mut warnings = Vec::new();
+    for model in models {
+        let ok: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.model == model && r.status == "ok")
+            .collect();
+        let distinct = |f: &dyn Fn(&Row) -> Option<&str>| {
+            let mut v: Vec<&str> = ok.iter().filter_map(|r| f(r)).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let methods = distinct(&|r| r.method.as_deref());
+        if methods.len() > 1 {
+            let short: Vec<String> = methods.iter().map(|m| format!("{}…", &m[..m.len().min(8)])).collect();
+            warnings.push(format!(
+                "curve `{model}` mixes points measured by {} different builds of the measuring code (method {}); `e3pipe run --force <step>` remeasures it with one",
+                methods.len(),
+                short.join(", ")
+            ));
+        }
+        let runs = distinct(&|r| r.run_id.as_deref());
+        if runs.len() > 1 {
+            warnings.push(format!(
+                "curve `{model}` mixes points measured in {} different runs ({} … {}); timings drift between runs, so compare within one (`e3pipe run --force <step>`)",
+                runs.len(),
+                runs[0],
+                runs[runs.len() - 1]
+            ));
+        }
+    }
+    warnings
 }
 
 /// Fits latency ≈ a·L^k per model over its `ok` points with at least two distinct lengths.
@@ -493,6 +594,9 @@ pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Res
             step: step.into(),
             message: format!("no results found in `{}`", input_dir.display()),
         });
+    }
+    for w in curve_warnings(&rows) {
+        eprintln!("warning: {w}");
     }
     let mut df = frame(&rows)?;
     write_atomic(&tables.join("inference_results.csv"), &csv_bytes(&mut df)?)?;

@@ -3,3 +3,4 @@
 pub mod aggregate;
 pub mod fit;
 pub mod plot;
+pub mod student_t;

@@ -1,7 +1,8 @@
 //! The plot step: figures drawn from `tables/inference_results.csv` with plotters, as PNG and SVG.
-//! - `latency_curve`: latency vs context length (shaded 95 % CI of the median, or ± std) and peak memory vs
-//!   length; colour and marker by architecture; failed/infeasible points marked on the axis; predictions from the
-//!   scaling fit dashed.
+//! - `latency_curve`: latency vs context length, shaded with the order-statistic interval of the median (its real
+//!   level in the axis title: 75 % for 3 runs) or ± std for files that carry no interval; peak memory vs length
+//!   (its source named); colour and marker by architecture; failed/infeasible points marked on the axis;
+//!   predictions from the scaling fit dashed, with their 95 % prediction band, and only at lengths that can run.
 //! - `ttft_tbt_curves`, `inference_performance`, `inference_memory_tradeoff` as the seed drew them.
 //!
 //! Text uses DejaVu Sans embedded in the binary, so figures render on machines with no fonts installed.
@@ -17,6 +18,8 @@ use polars::prelude::*;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::pipeline::spec::PlotOptions;
+use crate::bench::stats::level_label;
+use crate::models::config::{Arch, longest_feasible_length};
 use crate::report::aggregate::{Row, fits};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -87,6 +90,8 @@ pub fn read_table(path: &Path) -> Result<Vec<Row>> {
         floats("latency_std_ms"),
     );
     let max_positions = floats("max_positions");
+    let (ci_level, num_tokens) = (floats("latency_ci_level"), floats("num_tokens"));
+    let memory_source = strings("memory_source");
     let (ttft, tbt, e2e, throughput) = (
         floats("ttft_ms"),
         floats("tbt_ms"),
@@ -109,13 +114,16 @@ pub fn read_table(path: &Path) -> Result<Vec<Row>> {
             e2e_latency_ms: e2e[i],
             throughput: throughput[i],
             max_positions: max_positions[i].map(|m| m as i64),
+            latency_ci_level: ci_level[i],
+            num_tokens: num_tokens[i].map(|n| n as i64),
+            memory_source: memory_source[i].clone(),
             ..Row::default()
         })
         .collect())
 }
 
-/// A model's predicted curve: (model, arch, (length, latency_ms) points).
-type Prediction = (String, String, Vec<(f64, f64)>);
+/// A model's predicted curve: (model, arch, (length, latency_ms, 95 % prediction band) points).
+type Prediction = (String, String, Vec<(f64, f64, Option<(f64, f64)>)>);
 /// Picks one metric of a row.
 type Metric = fn(&Row) -> Option<f64>;
 
@@ -221,7 +229,11 @@ fn panel<DB: DrawingBackend>(
     let ys: Vec<f64> = all
         .iter()
         .flat_map(|s| s.points.iter().flat_map(|p| [p.2, p.3, p.1]))
-        .chain(predictions.iter().flat_map(|p| p.2.iter().map(|q| q.1)))
+        .chain(predictions.iter().flat_map(|p| {
+            p.2.iter()
+                .flat_map(|q| [Some(q.1), q.2.map(|b| b.0), q.2.map(|b| b.1)])
+                .flatten()
+        }))
         .filter(|y| y.is_finite() && (!y_log || *y > 0.0))
         .collect();
     let (x_min, x_max) = xs
@@ -332,8 +344,21 @@ fn panel<DB: DrawingBackend>(
         let color = arch_color(arch);
         let xy: Vec<(f64, f64)> = points
             .iter()
-            .map(|(l, y)| (x_of(*l, log2), y_of(*y)))
+            .map(|(l, y, _)| (x_of(*l, log2), y_of(*y)))
             .collect();
+        // The 95 % prediction band: where a measurement at that length would fall if the power law held.
+        let banded: Vec<(f64, (f64, f64))> = points
+            .iter()
+            .filter_map(|(l, _, b)| Some((x_of(*l, log2), (*b)?)))
+            .collect();
+        if banded.len() > 1 {
+            let mut outline: Vec<(f64, f64)> = banded.iter().map(|(x, b)| (*x, y_of(b.1))).collect();
+            outline.extend(banded.iter().rev().map(|(x, b)| (*x, y_of(b.0))));
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.08).filled())))?
+                .label(format!("{model}: 95 % prediction band"))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 24, y + 5)], color.mix(0.15).filled()));
+        }
         chart
             .draw_series(DashedLineSeries::new(
                 xy.clone(),
@@ -364,7 +389,8 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Predicted (length, latency) per model, starting at its last measured point so the dash continues the curve.
+/// Predicted (length, latency, band) per model, starting at its last measured point so the dash continues the
+/// curve; never at a length the model cannot run (the planner's rule, `longest_feasible_length`).
 fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Vec<Prediction> {
     if lengths.is_empty() {
         return Vec::new();
@@ -373,23 +399,75 @@ fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Vec<Predictio
         .into_iter()
         .filter_map(|fit| {
             let last = lat.iter().find(|s| s.model == fit.model)?.points.last()?;
-            // A GPT-2 or BERT cannot run past its position limit: no prediction there.
-            let limit = rows
-                .iter()
-                .filter(|r| r.model == fit.model)
-                .find_map(|r| r.max_positions)
+            let of_model = || rows.iter().filter(|r| r.model == fit.model);
+            let limit = Arch::parse(&fit.arch)
+                .and_then(|arch| {
+                    longest_feasible_length(
+                        arch,
+                        of_model().find_map(|r| r.max_positions).map(|m| m as usize),
+                        of_model().find_map(|r| r.num_tokens).unwrap_or(1).max(0) as usize,
+                    )
+                })
                 .map_or(f64::MAX, |m| m as f64);
-            let mut pts = vec![(last.0, last.1)];
+            let at_last = fit.predict(last.0);
+            let mut pts = vec![(last.0, last.1, at_last.interval_ms)];
             pts.extend(
                 lengths
                     .iter()
                     .map(|&l| l as f64)
                     .filter(|l| *l > last.0 && *l <= limit)
-                    .map(|l| (l, fit.predict_ms(l))),
+                    .map(|l| {
+                        let p = fit.predict(l);
+                        (l, p.ms, p.interval_ms)
+                    }),
             );
             (pts.len() > 1).then(|| (fit.model.clone(), fit.arch.clone(), pts))
         })
         .collect()
+}
+
+/// How the latency band reads in the axis title: the interval's real level (the lowest among the points).
+fn band_label(rows: &[Row]) -> String {
+    let levels: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.status == "ok")
+        .filter_map(|r| r.latency_ci_level)
+        .collect();
+    if levels.is_empty() {
+        return "band: ± std where given".into();
+    }
+    let lowest = levels.iter().cloned().fold(f64::MAX, f64::min);
+    let highest = levels.iter().cloned().fold(f64::MIN, f64::max);
+    let level = if (highest - lowest).abs() < 1e-9 {
+        level_label(lowest)
+    } else {
+        format!("≥ {}", level_label(lowest))
+    };
+    format!("band: {level} interval of the median")
+}
+
+/// The memory axis names its source, never a mix unsaid.
+fn memory_label(rows: &[Row]) -> String {
+    let mut sources: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.memory_source.as_deref())
+        .filter(|s| *s != "unavailable")
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let names: Vec<&str> = sources
+        .iter()
+        .map(|s| match *s {
+            "cuda_allocator" => "GPU allocator",
+            "host_rss" => "process RSS",
+            other => other,
+        })
+        .collect();
+    if names.is_empty() {
+        "Peak memory (GB)".into()
+    } else {
+        format!("Peak memory (GB, {})", names.join(" / "))
+    }
 }
 
 fn latency_figure<DB: DrawingBackend>(
@@ -405,7 +483,7 @@ fn latency_figure<DB: DrawingBackend>(
     panel(
         &left,
         "Latency vs context length",
-        "Latency (ms): first token / forward",
+        &format!("Latency (ms): first token / forward; {}", band_label(rows)),
         &lat,
         options.log2_x,
         &predicted,
@@ -414,7 +492,7 @@ fn latency_figure<DB: DrawingBackend>(
     panel(
         &right,
         "Peak memory vs context length",
-        "Peak memory (GB)",
+        &memory_label(rows),
         &mem,
         options.log2_x,
         &[],
@@ -715,4 +793,52 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
         "step `{step}`: drew figs/latency_curve.png and 3 more figures (PNG and SVG) from {} rows",
         rows.len()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(length: i64, ms: f64) -> Row {
+        Row {
+            model: "g".into(),
+            arch: "decoder".into(),
+            status: "ok".into(),
+            context_length: Some(length),
+            latency_ms: Some(ms),
+            max_positions: Some(600),
+            num_tokens: Some(4),
+            latency_ci_level: Some(0.75),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn predictions_stop_where_the_model_cannot_run_and_carry_a_band() {
+        let rows: Vec<Row> = [(64, 10.0), (128, 21.0), (256, 39.0)]
+            .iter()
+            .map(|(l, ms)| row(*l, *ms))
+            .collect();
+        let lat = series(&rows, |r| r.latency_ms, latency_band);
+        // 597 + 4 - 1 = 600 positions fit; 598 does not.
+        let predicted = predictions(&rows, &lat, &[512, 597, 598, 4096]);
+        let [(model, _, points)] = predicted.as_slice() else {
+            panic!("{predicted:?}")
+        };
+        assert_eq!(model, "g");
+        let lengths: Vec<f64> = points.iter().map(|p| p.0).collect();
+        assert_eq!(lengths, [256.0, 512.0, 597.0]);
+        for (_, ms, band) in &points[1..] {
+            let (lo, hi) = band.expect("three lengths leave one degree of freedom");
+            assert!(lo < *ms && *ms < hi);
+        }
+    }
+
+    #[test]
+    fn the_band_is_labelled_with_its_real_level() {
+        let mut rows = vec![row(64, 1.0), row(128, 2.0)];
+        assert_eq!(band_label(&rows), "band: 75 % interval of the median");
+        rows[1].latency_ci_level = Some(0.9609375);
+        assert_eq!(band_label(&rows), "band: ≥ 75 % interval of the median");
+    }
 }

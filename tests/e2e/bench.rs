@@ -71,21 +71,47 @@ fn three_architectures_end_to_end() {
                 m["latency_ms"].as_f64().unwrap() > 0.0
                     && m["max_memory_gb"].as_f64().unwrap() > 0.0
             );
+            assert_eq!(pt["stopped_by"], "num_runs");
+            assert_eq!(pt["memory_source"], "host_rss");
+            assert_eq!(pt["method"].as_str().unwrap().len(), 64);
+            assert!(!pt.to_string().contains("ci95"), "no interval may claim 95 % it does not have");
             let stats = pt["stats"].as_object().unwrap();
-            for s in stats.values() {
-                assert_eq!(s["n"], 3);
-                assert_eq!(s["samples"].as_array().unwrap().len(), 3);
+            for (metric, s) in stats {
+                // Every decode step of every run is an `itl_ms` sample; every other metric has one per run.
+                let n = if metric == "itl_ms" { 3 * 3 } else { 3 };
+                assert_eq!(s["n"], n, "{metric}");
+                assert_eq!(s["samples"].as_array().unwrap().len(), n);
                 let (lo, med, hi) = (
-                    s["ci95_low"].as_f64().unwrap(),
+                    s["ci_low"].as_f64().unwrap(),
                     s["median"].as_f64().unwrap(),
-                    s["ci95_high"].as_f64().unwrap(),
+                    s["ci_high"].as_f64().unwrap(),
                 );
-                assert!(
-                    lo <= med
-                        && med <= hi
-                        && s["min"].as_f64().unwrap() <= lo
-                        && hi <= s["max"].as_f64().unwrap()
-                );
+                assert!(lo <= med && med <= hi);
+                if n == 3 {
+                    // Three runs: the interval is [min, max] and 75 % confident, not 95 %.
+                    assert_eq!((lo, hi), (s["min"].as_f64().unwrap(), s["max"].as_f64().unwrap()));
+                    assert_eq!(s["ci_level"], 0.75, "{metric}");
+                } else {
+                    // Nine decode steps: [x(2), x(8)] at 1 - 2·P(Bin(9, ½) ≤ 1) = 0.9609.
+                    let mut sorted: Vec<f64> =
+                        s["samples"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                    sorted.sort_by(f64::total_cmp);
+                    assert_eq!((lo, hi), (sorted[1], sorted[7]), "{metric}");
+                    assert!((s["ci_level"].as_f64().unwrap() - 0.9609375).abs() < 1e-12);
+                    assert!(s["p99"].as_f64().unwrap() >= s["p90"].as_f64().unwrap());
+                }
+            }
+            // Prefill rate: the input tokens over the prefill (decoder), encoder (T5) or forward (BERT) time.
+            let prefill_time = match arch {
+                "decoder" => "ttft_ms",
+                "encoder-decoder" => "encoder_latency_ms",
+                _ => "forward_pass_latency_ms",
+            };
+            let rates = pt["stats"]["prefill_tokens_per_sec"]["samples"].as_array().unwrap();
+            let times = pt["stats"][prefill_time]["samples"].as_array().unwrap();
+            for (rate, ms) in rates.iter().zip(times) {
+                let expected = length as f64 / (ms.as_f64().unwrap() / 1e3);
+                assert!((rate.as_f64().unwrap() / expected - 1.0).abs() < 1e-9);
             }
             if arch == "encoder" {
                 assert!(median(pt, "forward_pass_latency_ms") > 0.0);
@@ -110,6 +136,20 @@ fn three_architectures_end_to_end() {
                 for (e, t) in e2e_samples.iter().zip(ttft_samples) {
                     assert!(e.as_f64().unwrap() >= t.as_f64().unwrap());
                 }
+                // `tbt_ms` of a run is the mean of its three `itl_ms` decode steps, which are kept one by one.
+                let itl: Vec<f64> = pt["stats"]["itl_ms"]["samples"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
+                let tbt_samples = pt["stats"]["tbt_ms"]["samples"].as_array().unwrap();
+                for (run, tbt) in tbt_samples.iter().enumerate() {
+                    let mean = itl[run * 3..run * 3 + 3].iter().sum::<f64>() / 3.0;
+                    assert!((tbt.as_f64().unwrap() - mean).abs() < 1e-9, "run {run}");
+                }
+                let decode_rate = doc["metrics"][length.to_string()]["decode_tokens_per_sec"].as_f64().unwrap();
+                assert!((decode_rate - 1e3 / median(pt, "itl_ms")).abs() < 1e-6 * decode_rate);
                 // Throughput is generated tokens over each run's end-to-end time: 4 tokens, batch 1.
                 let tps = pt["stats"]["throughput_tokens_per_sec"]["samples"]
                     .as_array()
@@ -138,6 +178,31 @@ fn three_architectures_end_to_end() {
     }
     let csv = p.read("tables/inference_results.csv");
     assert_eq!(csv.lines().count(), 7, "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for column in [
+        "latency_ci_low_ms",
+        "latency_ci_high_ms",
+        "latency_ci_level",
+        "prefill_tokens_per_sec",
+        "decode_tokens_per_sec",
+        "itl_p99_ms",
+        "memory_source",
+        "stopped_by",
+        "finished_at",
+        "method",
+        "run_id",
+    ] {
+        assert!(header.contains(&column), "{column} missing from {header:?}");
+    }
+    let level = header.iter().position(|c| *c == "latency_ci_level").unwrap();
+    let source = header.iter().position(|c| *c == "memory_source").unwrap();
+    for row in csv.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells[level].parse::<f64>().unwrap(), 0.75, "{row}");
+        assert_eq!(cells[source], "host_rss", "{row}");
+    }
+    let fit = p.read("tables/scaling_fit.csv");
+    assert!(fit.lines().next().unwrap().contains("k_stderr,df,k_ci95_low,k_ci95_high"), "{fit}");
     assert!(p.path("figs/latency_curve.png").is_file());
 }
 

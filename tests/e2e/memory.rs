@@ -28,3 +28,34 @@ fn peak_follows_a_large_allocation_and_resets() {
         );
     }
 }
+
+/// A point's peak must not depend on what ran before it: the 128-token point of gpt2-medium (1 run, no warm-up,
+/// 2 generated tokens) measured right after a 960-token point in the same worker, and measured alone.
+#[test]
+fn a_points_peak_does_not_depend_on_the_points_before_it() {
+    use crate::project::Project;
+    let model = "name: gpt2-medium\narch: decoder\nweights: random\nseed: 0\nconfig:\n  model_type: gpt2\n  vocab_size: 50257\n  n_positions: 1024\n  n_embd: 1024\n  n_layer: 24\n  n_head: 16\n";
+    let bench = |lengths: &str| {
+        format!("name: m\narch: decoder\ncontext_lengths: {lengths}\nnum_tokens: 2\nnum_runs: 1\nwarmup_runs: 0\nthreads: 2\n")
+    };
+    let peak = |lengths: &str| -> u64 {
+        let p = Project::new();
+        p.write("configs/model/gpt2.yaml", model);
+        p.write("configs/bench/decoder.yaml", &bench(lengths));
+        p.write("pipelines/p.yaml", "steps:\n  - name: b\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n");
+        let r = p.run(&["run", "pipelines/p.yaml"]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        let doc = p.results("gpt2-medium");
+        doc["metrics"]["128"]["point"]["peak_rss_bytes"].as_u64().unwrap()
+    };
+    let after_long = peak("[960, 128]");
+    let alone = peak("[128]");
+    let ratio = after_long as f64 / alone as f64;
+    eprintln!("peak at 128 tokens after 960: {after_long} B, alone: {alone} B, ratio {ratio:.4}");
+    // Measured here: 0.13 % apart with the heap trimmed before the reset, 1.9 % without (and 156 MB of model
+    // loading counted in the point measured alone); 1 % keeps the test able to fail.
+    assert!(
+        (ratio - 1.0).abs() < 0.01,
+        "128-token peak after a 960-token point: {after_long} B; alone: {alone} B (ratio {ratio:.4})"
+    );
+}

@@ -14,7 +14,7 @@ use tokenizers::Tokenizer;
 
 use crate::bench::runner::measure_point;
 use crate::models::{Model, device, kind_of, tokenizer};
-use e3pipe::bench::result::{PointResult, Status};
+use e3pipe::bench::result::{METHOD_ID, PointResult, Status};
 use e3pipe::cache::lock::{Acquire, PointLock, acquire};
 use e3pipe::cache::store::{Lookup, Store};
 use e3pipe::error::{Error, Result};
@@ -86,6 +86,18 @@ fn report(finished: &Finished) -> Result<()> {
 }
 
 fn run_job(job: &Job) -> Result<()> {
+    // The orchestrator keyed these points with its own build's method identity; a worker built from other
+    // sources would cache its measurements under a key that does not describe them.
+    if let Some(point) = job.points.iter().find(|p| p.key.method != METHOD_ID) {
+        return Err(Error::Step {
+            step: job.step.clone(),
+            message: format!(
+                "`e3pipe-worker` was built from other measuring code ({}…) than `e3pipe` ({}…); rebuild both with `cargo build`",
+                &METHOD_ID[..8.min(METHOD_ID.len())],
+                &point.key.method[..8.min(point.key.method.len())]
+            ),
+        });
+    }
     let store = Store::new(&job.root);
     let locks = store.dir.join("locks");
     tch::set_num_threads(job.threads as i32);
@@ -144,6 +156,7 @@ fn run_job(job: &Job) -> Result<()> {
         progress.set_message(label.clone());
         let mut result = measure_point(model, tok, &job.params, point.context_length)?;
         result.weights = job.weights.clone();
+        result.run_id = job.run_id.clone();
         let outcome = if result.status == Status::Ok {
             store.put(&point.key, &result)?;
             Outcome::Computed

@@ -72,13 +72,16 @@ fn check_t5(name: &str) {
     let r = reference(&dir.join("reference.safetensors"));
     let model = load(&dir);
     let _guard = tch::no_grad_guard();
-    let mask = Tensor::ones_like(&r["input_ids"]);
-    let hidden = model.encode(&r["input_ids"], &mask).unwrap();
+    let hidden = model.encode(&r["input_ids"], None).unwrap();
     let diff = max_abs_diff(&hidden, &r["encoder_last_hidden_state"]);
     assert!(
         diff < 1e-4,
         "{name} encoder differs from transformers by {diff}"
     );
+    // An all-ones mask changes nothing: leaving it out when nothing is padded is exact.
+    let mask = Tensor::ones_like(&r["input_ids"]);
+    let masked = model.encode(&r["input_ids"], Some(&mask)).unwrap();
+    assert_eq!(max_abs_diff(&masked, &hidden), 0.0);
     let full = model
         .logits(&r["input_ids"], Some(&r["decoder_input_ids"]))
         .unwrap();
@@ -113,7 +116,9 @@ fn bert_with_padding_matches_transformers() {
     let r = reference(&dir.join("reference.safetensors"));
     let model = load(&dir);
     let _guard = tch::no_grad_guard();
-    let hidden = model.encode(&r["input_ids"], &r["attention_mask"]).unwrap();
+    let hidden = model
+        .encode(&r["input_ids"], Some(&r["attention_mask"]))
+        .unwrap();
     // HF computes padded positions too; compare every position, padded or not.
     let diff = max_abs_diff(&hidden, &r["last_hidden_state"]);
     assert!(
@@ -135,7 +140,9 @@ fn trained_minilm_reproduces_its_reference() {
     let model = load(&dir);
     assert_eq!(model.arch, Arch::Encoder);
     let _guard = tch::no_grad_guard();
-    let hidden = model.encode(&r["input_ids"], &r["attention_mask"]).unwrap();
+    let hidden = model
+        .encode(&r["input_ids"], Some(&r["attention_mask"]))
+        .unwrap();
     let diff = max_abs_diff(&hidden, &r["last_hidden_state"]);
     assert!(
         diff < 1e-4,
@@ -150,6 +157,50 @@ fn trained_minilm_reproduces_its_reference() {
     )
     .unwrap();
     assert_eq!(Tensor::from_slice(&ids).view([1, -1]), r["input_ids"]);
+}
+
+/// Greedy generation exactly as the bench runner times it (prefill, or encoder + first decoder step, then N - 1
+/// cached steps), with every unwritten cache position poisoned after the first token.
+fn generate_like_the_runner(model: &Model, ids: &Tensor, n: i64) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let (batch, length) = ids.size2().unwrap();
+    let (mut next, mut state) = match model.arch {
+        Arch::Decoder => model.prefill(ids, length + n).unwrap(),
+        _ => {
+            let hidden = model.encode(ids, None).unwrap();
+            let mut state = model.start_decoder(&hidden, None, n).unwrap();
+            let start = Tensor::full(
+                [batch, 1],
+                model.decoder_start_token(),
+                (Kind::Int64, Device::Cpu),
+            );
+            (model.step(&start, &mut state).unwrap(), state)
+        }
+    };
+    state.poison_unwritten();
+    let mut generated = vec![next.shallow_clone()];
+    for _ in 1..n {
+        next = model.step(&next, &mut state).unwrap();
+        generated.push(next.shallow_clone());
+    }
+    Tensor::cat(&generated, 1)
+}
+
+#[test]
+fn greedy_generation_reproduces_transformers_generate() {
+    // `greedy.safetensors`: transformers' `generate(min_new_tokens = max_new_tokens = N, do_sample=False)` on the
+    // fixture's prompt (scripts/make_greedy_reference.py); `generated_ids` holds only the N new tokens.
+    for name in ["tiny-gpt2", "tiny-t5", "tiny-t5-gated"] {
+        let dir = fixtures().join(name);
+        let r = reference(&dir.join("greedy.safetensors"));
+        let expected = &r["generated_ids"];
+        let n = expected.size()[1];
+        assert!(n >= 4, "{name}: too few tokens to test decoding");
+        let model = load(&dir);
+        let got = generate_like_the_runner(&model, &r["input_ids"], n);
+        assert_eq!(got.size(), expected.size(), "{name}: exactly N tokens");
+        assert_eq!(&got, expected, "{name}: greedy tokens differ from transformers");
+    }
 }
 
 fn script_spec(file: &Path, arch: Arch) -> ModelSpec {
@@ -176,7 +227,7 @@ fn torchscript_models_follow_the_calling_convention() {
     )
     .unwrap();
     let hidden = encoder
-        .encode(&r["encoder.input_ids"], &r["encoder.attention_mask"])
+        .encode(&r["encoder.input_ids"], Some(&r["encoder.attention_mask"]))
         .unwrap();
     assert!(max_abs_diff(&hidden, &r["encoder.last_hidden_state"]) < 1e-4);
 
@@ -203,7 +254,7 @@ fn torchscript_models_follow_the_calling_convention() {
     )
     .unwrap();
     let mask = &r["seq2seq.attention_mask"];
-    let hidden = seq2seq.encode(&r["seq2seq.input_ids"], mask).unwrap();
+    let hidden = seq2seq.encode(&r["seq2seq.input_ids"], Some(mask)).unwrap();
     assert!(max_abs_diff(&hidden, &r["seq2seq.enc_hidden"]) < 1e-4);
 }
 

@@ -1,6 +1,16 @@
 //! Measures one (model, context length) point: feasibility, exact-length input, warm-up runs discarded, then
-//! measured runs until both `num_runs` and `min_duration_s` are met. Every clock read is preceded by a device
-//! synchronisation (a no-op on CPU) and uses the monotonic clock.
+//! measured runs until the stopping rule (`e3pipe::bench::stopping`) says enough. Every clock read is preceded by a
+//! device synchronisation (a no-op on CPU) and uses the monotonic clock.
+//!
+//! What each timed region holds (and nothing else: inputs, masks and caches for the next run are built before the
+//! clock starts):
+//! - `forward_pass_latency_ms` (encoder): one forward to the last hidden state.
+//! - `ttft_ms`: decoder: the prefill over the prompt (the KV cache allocated for prompt + generated tokens, the
+//!   LM head on the last position) and the greedy pick of the first token; encoder-decoder: the encoder
+//!   (`encoder_latency_ms`), the cross-attention keys/values of every decoder layer, and the first decoder step.
+//! - `itl_ms`: each further decode step alone (one token in, the greedy next token out, the cache extended in
+//!   place); `tbt_ms` is a run's mean of them (the seed's meaning).
+//! - `e2e_latency_ms`: from the start of the prefill to the last generated token.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -13,9 +23,10 @@ use crate::bench::input::exact_length_ids;
 use crate::models::device::synchronize;
 use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
-use e3pipe::bench::memory;
-use e3pipe::bench::result::{LIBTORCH_VERSION, PointResult, Status, now_rfc3339};
+use e3pipe::bench::memory::{self, MemorySource};
+use e3pipe::bench::result::{LIBTORCH_VERSION, METHOD_ID, PointResult, Status, now_rfc3339};
 use e3pipe::bench::stats::summarize;
+use e3pipe::bench::stopping::should_stop;
 use e3pipe::error::{Error, Result};
 use e3pipe::models::config::{Arch, infeasibility};
 use e3pipe::models::hardware::{Device as Placement, describe};
@@ -36,17 +47,48 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// One timed run; returns nothing, records into `samples` when `record`.
+/// The metric the stopping rule and the headline columns follow.
+pub fn headline_metric(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Encoder => "forward_pass_latency_ms",
+        _ => "ttft_ms",
+    }
+}
+
+/// TorchScript's profiling executor profiles the first call and optimises on the second: warm-ups must cover both,
+/// or the first measured runs would time the optimiser.
+pub const TORCHSCRIPT_MIN_WARMUP_RUNS: usize = 2;
+
+/// Warm-up runs a point gets: as configured, but at least what TorchScript's executor needs.
+pub fn warmup_runs(model: &Model, params: &BenchParams) -> usize {
+    if model.is_script() {
+        params.warmup_runs.max(TORCHSCRIPT_MIN_WARMUP_RUNS)
+    } else {
+        params.warmup_runs
+    }
+}
+
+/// The attention mask to feed: none for the native models, whose rows are never padded (every row is exactly the
+/// context length; a mask would only force a slower attention kernel on CUDA); all ones for TorchScript, whose
+/// calling convention takes one.
+pub fn input_mask(model: &Model, batch: i64, length: i64) -> Option<Tensor> {
+    model
+        .is_script()
+        .then(|| Tensor::ones([batch, length], (Kind::Int64, model.device)))
+}
+
+/// One timed run; records into `samples` when `record`.
 fn run_once(
     model: &Model,
     ids: &Tensor,
-    mask: &Tensor,
+    mask: Option<&Tensor>,
     params: &BenchParams,
     samples: &mut Samples,
     record: bool,
 ) -> Result<()> {
     let device = model.device;
     let batch = params.batch_size as f64;
+    let input_tokens = batch * ids.size()[1] as f64;
     let tokens = params.num_tokens;
     synchronize(device);
     let start = Instant::now();
@@ -58,10 +100,8 @@ fn run_once(
             if record {
                 samples.push("forward_pass_latency_ms", forward_ms);
                 samples.push("sequences_per_sec", batch / (forward_ms / 1e3));
-                samples.push(
-                    "tokens_per_sec",
-                    batch * ids.size()[1] as f64 / (forward_ms / 1e3),
-                );
+                samples.push("tokens_per_sec", input_tokens / (forward_ms / 1e3));
+                samples.push("prefill_tokens_per_sec", input_tokens / (forward_ms / 1e3));
             }
         }
         Arch::Decoder | Arch::EncoderDecoder => {
@@ -94,11 +134,16 @@ fn run_once(
             let e2e_ms = ms_since(start);
             if record {
                 samples.push("ttft_ms", ttft_ms);
+                let prefill_ms = encoder_ms.unwrap_or(ttft_ms);
+                samples.push("prefill_tokens_per_sec", input_tokens / (prefill_ms / 1e3));
                 if let Some(e) = encoder_ms {
                     samples.push("encoder_latency_ms", e);
                 }
                 if !step_ms.is_empty() {
                     samples.push("tbt_ms", step_ms.iter().sum::<f64>() / step_ms.len() as f64);
+                }
+                for ms in &step_ms {
+                    samples.push("itl_ms", *ms);
                 }
                 samples.push("e2e_latency_ms", e2e_ms);
                 samples.push(
@@ -145,7 +190,12 @@ pub fn measure_point(
         weights_bytes: model.weights_bytes,
         peak_rss_bytes: None,
         cuda_peak_bytes: None,
+        memory_source: MemorySource::HostRss,
         stats: BTreeMap::new(),
+        warmup_runs: warmup_runs(model, params),
+        stopped_by: None,
+        method: METHOD_ID.into(),
+        run_id: String::new(),
         wall_s: 0.0,
         finished_at: String::new(),
     };
@@ -186,30 +236,42 @@ pub fn measure_point(
         .view([1, context_length as i64])
         .repeat([batch, 1])
         .to_device(model.device);
-    let mask = Tensor::ones([batch, context_length as i64], (Kind::Int64, model.device));
+    let mask = input_mask(model, batch, context_length as i64);
+    let mask = mask.as_ref();
+    let warmups = result.warmup_runs;
+    let headline = headline_metric(model.arch);
 
-    let rss_reset = memory::reset_peak();
     let cuda_index = match model.device {
         tch::Device::Cuda(i) => Some(i),
         _ => None,
     };
+    // Trims the heap before resetting the high-water mark, so a longer point before this one does not count.
+    let rss_reset = memory::reset_peak();
     let cuda_measured = cuda_index.is_some_and(cuda_memory::reset_peak);
-    let outcome = catch_torch(|| -> Result<Samples> {
+    let outcome = catch_torch(|| -> Result<(Samples, e3pipe::bench::stopping::StopReason)> {
         let _guard = tch::no_grad_guard();
         let mut samples = Samples::default();
-        for _ in 0..params.warmup_runs {
-            run_once(model, &ids, &mask, params, &mut samples, false)?;
+        for _ in 0..warmups {
+            run_once(model, &ids, mask, params, &mut samples, false)?;
         }
         let measuring = Instant::now();
         let mut runs = 0;
-        while runs < params.num_runs || measuring.elapsed().as_secs_f64() < params.min_duration_s {
+        loop {
+            // The headline summary is only needed (and only computed) for adaptive stopping.
+            let summary = params
+                .target_rel_ci
+                .and_then(|_| summarize(samples.by_metric.get(headline)?));
+            if let Some(reason) =
+                should_stop(params, runs, measuring.elapsed().as_secs_f64(), summary.as_ref())
+            {
+                return Ok((samples, reason));
+            }
             if e3pipe::interrupt::interrupted() {
                 return Err(Error::Interrupted);
             }
-            run_once(model, &ids, &mask, params, &mut samples, true)?;
+            run_once(model, &ids, mask, params, &mut samples, true)?;
             runs += 1;
         }
-        Ok(samples)
     });
     // Without a reset the high-water mark would include earlier points and model loading: report none.
     result.peak_rss_bytes = if rss_reset {
@@ -217,11 +279,25 @@ pub fn measure_point(
     } else {
         None
     };
-    if cuda_measured {
-        result.cuda_peak_bytes = cuda_index.and_then(cuda_memory::peak_bytes);
+    if cuda_index.is_some() {
+        result.cuda_peak_bytes = if cuda_measured {
+            cuda_index.and_then(cuda_memory::peak_bytes)
+        } else {
+            None
+        };
+        result.memory_source = if result.cuda_peak_bytes.is_some() {
+            MemorySource::CudaAllocator
+        } else {
+            tracing::warn!(
+                "{}@{context_length}: the GPU allocator's peak could not be read; `max_memory_gb` is left empty rather than filled with host memory",
+                model.name
+            );
+            MemorySource::Unavailable
+        };
     }
     match outcome {
-        Ok(samples) => {
+        Ok((samples, stopped_by)) => {
+            result.stopped_by = Some(stopped_by);
             for (metric, values) in samples.by_metric {
                 if let Some(summary) = summarize(&values) {
                     result.stats.insert(metric.to_string(), summary);

@@ -107,8 +107,9 @@ impl Bert {
         &self.word.ws
     }
 
-    /// `input_ids`, `attention_mask` `[B, S]` -> last hidden state `[B, S, H]` (token types all 0).
-    pub fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Tensor {
+    /// `input_ids`, `attention_mask` `[B, S]` -> last hidden state `[B, S, H]` (token types all 0). No mask when
+    /// nothing is padded: attention over everything needs none, and on CUDA a mask rules out the fastest kernel.
+    pub fn forward(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>) -> Tensor {
         let (b, s) = input_ids.size2().unwrap_or((1, 1));
         let heads = self.config.num_attention_heads;
         let head_dim = self.config.hidden_size / heads;
@@ -120,7 +121,7 @@ impl Bert {
                 + self.position.forward(&positions)
                 + self.token_type.forward(&types)),
         );
-        let keep = attention_mask.to_kind(Kind::Bool).view([b, 1, 1, s]);
+        let keep = attention_mask.map(|m| m.to_kind(Kind::Bool).view([b, 1, 1, s]));
         let split = |t: Tensor| t.view([b, s, heads, head_dim]).transpose(1, 2);
         let gelu_approx = if self.config.hidden_act == "gelu_new"
             || self.config.hidden_act == "gelu_pytorch_tanh"
@@ -137,7 +138,7 @@ impl Bert {
                 &q,
                 &k,
                 &v,
-                Some(&keep),
+                keep.as_ref(),
                 0.0,
                 false,
                 None,

@@ -59,6 +59,17 @@ pub enum GenState {
     },
 }
 
+impl GenState {
+    /// NaN in every cache position not written yet (tests: proves decode steps read only what they wrote).
+    pub fn poison_unwritten(&mut self) {
+        match self {
+            GenState::Gpt2(cache) => cache.poison_unwritten(),
+            GenState::T5(state) => state.self_cache.poison_unwritten(),
+            GenState::ScriptDecoder(_) | GenState::ScriptSeq2Seq { .. } => {}
+        }
+    }
+}
+
 pub struct Model {
     pub name: String,
     pub arch: Arch,
@@ -147,13 +158,32 @@ impl Model {
         }
     }
 
-    /// Encoder forward (BERT) or the encoder stack of an encoder-decoder (T5).
-    pub fn encode(&self, ids: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    /// A TorchScript model (its calling convention always takes a mask; its executor optimises on early calls).
+    pub fn is_script(&self) -> bool {
+        matches!(self.network, Network::Script(_))
+    }
+
+    /// Encoder forward (BERT) or the encoder stack of an encoder-decoder (T5). `mask` `[B, S]` (1 = token) only
+    /// when something is padded; TorchScript models get all ones when none is given.
+    pub fn encode(&self, ids: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         match &self.network {
             Network::Bert(m) => Ok(m.forward(ids, mask)),
             Network::T5(m) => Ok(m.encode(ids, mask)),
-            Network::Script(s) if self.arch == Arch::Encoder => s.forward(ids, mask),
-            Network::Script(s) if self.arch == Arch::EncoderDecoder => s.encode(ids, mask),
+            Network::Script(s) => {
+                let ones;
+                let mask = match mask {
+                    Some(m) => m,
+                    None => {
+                        ones = Tensor::ones_like(ids);
+                        &ones
+                    }
+                };
+                match self.arch {
+                    Arch::Encoder => s.forward(ids, mask),
+                    Arch::EncoderDecoder => s.encode(ids, mask),
+                    Arch::Decoder => Err(self.wrong("encode")),
+                }
+            }
             _ => Err(self.wrong("encode")),
         }
     }
@@ -166,24 +196,33 @@ impl Model {
                 let (batch, _) = ids.size2().map_err(torch)?;
                 let mut cache = m.new_cache(batch, max_len, m.weight_like());
                 let logits = m.forward(ids, &mut cache, true);
-                Ok((greedy(&logits), GenState::Gpt2(cache)))
+                Ok((self.greedy(&logits), GenState::Gpt2(cache)))
             }
             Network::Script(s) if self.arch == Arch::Decoder => {
                 let (logits, kv) = s.prefill(ids)?;
-                Ok((greedy(&logits), GenState::ScriptDecoder(kv)))
+                Ok((self.greedy(&logits), GenState::ScriptDecoder(kv)))
             }
             _ => Err(self.wrong("prefill")),
         }
     }
 
     /// Starts decoding from an encoder output; the first `step` takes the decoder start tokens.
-    pub fn start_decoder(&self, hidden: &Tensor, mask: &Tensor, max_new: i64) -> Result<GenState> {
+    pub fn start_decoder(
+        &self,
+        hidden: &Tensor,
+        mask: Option<&Tensor>,
+        max_new: i64,
+    ) -> Result<GenState> {
         match &self.network {
             Network::T5(m) => Ok(GenState::T5(Box::new(m.start(hidden, mask, max_new)))),
             Network::Script(_) if self.arch == Arch::EncoderDecoder => {
+                let (b, s, _) = hidden.size3().map_err(torch)?;
                 Ok(GenState::ScriptSeq2Seq {
                     hidden: hidden.shallow_clone(),
-                    mask: mask.shallow_clone(),
+                    mask: mask.map_or_else(
+                        || Tensor::ones([b, s], (Kind::Int64, hidden.device())),
+                        Tensor::shallow_clone,
+                    ),
                     kv: Vec::new(),
                 })
             }
@@ -202,17 +241,19 @@ impl Model {
     /// One greedy decode step: feeds `ids` `[B, 1]`, returns the next token `[B, 1]`.
     pub fn step(&self, ids: &Tensor, state: &mut GenState) -> Result<Tensor> {
         match (&self.network, state) {
-            (Network::Gpt2(m), GenState::Gpt2(cache)) => Ok(greedy(&m.forward(ids, cache, true))),
-            (Network::T5(m), GenState::T5(s)) => Ok(greedy(&m.decode(ids, s))),
+            (Network::Gpt2(m), GenState::Gpt2(cache)) => {
+                Ok(self.greedy(&m.forward(ids, cache, true)))
+            }
+            (Network::T5(m), GenState::T5(s)) => Ok(self.greedy(&m.decode(ids, s))),
             (Network::Script(s), GenState::ScriptDecoder(kv)) => {
                 let (logits, next_kv) = s.decoder_step(ids, std::mem::take(kv))?;
                 *kv = next_kv;
-                Ok(greedy(&logits))
+                Ok(self.greedy(&logits))
             }
             (Network::Script(s), GenState::ScriptSeq2Seq { hidden, mask, kv }) => {
                 let (logits, next_kv) = s.seq2seq_step(ids, hidden, mask, std::mem::take(kv))?;
                 *kv = next_kv;
-                Ok(greedy(&logits))
+                Ok(self.greedy(&logits))
             }
             _ => Err(self.wrong("step")),
         }
@@ -224,12 +265,13 @@ impl Model {
             (Network::Gpt2(m), None) => {
                 let (b, t) = ids.size2().map_err(torch)?;
                 let mut cache = m.new_cache(b, t, m.weight_like());
+                cache.poison_unwritten();
                 Ok(m.forward(ids, &mut cache, false))
             }
             (Network::T5(m), Some(dec)) => {
-                let mask = Tensor::ones_like(ids);
-                let hidden = m.encode(ids, &mask);
-                let mut state = m.start(&hidden, &mask, dec.size()[1]);
+                let hidden = m.encode(ids, None);
+                let mut state = m.start(&hidden, None, dec.size()[1]);
+                state.self_cache.poison_unwritten();
                 Ok(m.decode(dec, &mut state))
             }
             _ => Err(self.wrong("logits")),
@@ -242,16 +284,17 @@ impl Model {
             (Network::Gpt2(m), None) => {
                 let (b, t) = ids.size2().map_err(torch)?;
                 let mut cache = m.new_cache(b, t, m.weight_like());
+                cache.poison_unwritten();
                 let steps: Vec<Tensor> = (0..t)
                     .map(|i| m.forward(&ids.narrow(1, i, 1), &mut cache, false))
                     .collect();
                 Ok(Tensor::cat(&steps, 1))
             }
             (Network::T5(m), Some(dec)) => {
-                let mask = Tensor::ones_like(ids);
-                let hidden = m.encode(ids, &mask);
+                let hidden = m.encode(ids, None);
                 let t = dec.size()[1];
-                let mut state = m.start(&hidden, &mask, t);
+                let mut state = m.start(&hidden, None, t);
+                state.self_cache.poison_unwritten();
                 let steps: Vec<Tensor> = (0..t)
                     .map(|i| m.decode(&dec.narrow(1, i, 1), &mut state))
                     .collect();
@@ -262,7 +305,26 @@ impl Model {
     }
 }
 
-/// Greedy choice from the last position's logits: `[B, T, V]` -> `[B, 1]`.
-fn greedy(logits: &Tensor) -> Tensor {
-    logits.select(1, -1).argmax(-1, true)
+impl Model {
+    /// The end-of-sequence token that greedy decoding never picks, when the model has one inside its vocabulary.
+    fn eos_token(&self) -> Option<i64> {
+        let eos = match &self.config {
+            Some(ArchConfig::Gpt2(c)) => c.eos_token_id,
+            Some(ArchConfig::T5(c)) => c.eos_token_id,
+            _ => None,
+        }?;
+        let vocab = self.config.as_ref()?.vocab_size();
+        (0..vocab).contains(&eos).then_some(eos)
+    }
+
+    /// Greedy choice from the last position's logits, `[B, T, V]` -> `[B, 1]`, with EOS excluded as transformers'
+    /// `min_new_tokens` does: a measured generation always decodes `num_tokens` real tokens. The mask is a scalar
+    /// fill on the device, no host copy.
+    fn greedy(&self, logits: &Tensor) -> Tensor {
+        let last = logits.select(1, -1);
+        if let Some(eos) = self.eos_token() {
+            let _ = last.narrow(1, eos, 1).fill_(f64::NEG_INFINITY);
+        }
+        last.argmax(-1, true)
+    }
 }

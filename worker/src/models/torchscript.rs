@@ -28,6 +28,11 @@ impl ScriptModel {
                 first_line(&e.to_string())
             ),
         })?;
+        // Inference behaviour (dropout off, batch norm frozen), whatever mode the file was saved in.
+        module.f_set_eval().map_err(|e| Error::ModelFile {
+            path: file.into(),
+            message: format!("cannot switch to eval mode: {}", first_line(&e.to_string())),
+        })?;
         // The requested dtype applies to TorchScript weights too, so results and cache keys tell the truth.
         module.to(device, kind, false);
         let model = ScriptModel {

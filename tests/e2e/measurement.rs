@@ -1,0 +1,152 @@
+//! Measurement truth: adaptive stopping to a real 95 % interval, stopping reasons, the method identity naming
+//! stale points, TorchScript warm-ups, curves that mix runs, and a point's memory independent of what ran before.
+
+use serde_json::Value;
+
+use crate::project::{Project, bench_yaml};
+
+fn point(doc: &Value, length: usize) -> &Value {
+    doc.pointer(&format!("/metrics/{length}/point"))
+        .unwrap_or_else(|| panic!("no point {length} in {doc:#}"))
+}
+
+const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
+
+#[test]
+fn adaptive_stopping_reaches_a_real_95_percent_interval() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    // A generous target is reached as soon as a 95 % interval exists (6 runs) and fits.
+    p.write(
+        "configs/bench/encoder.yaml",
+        "name: t\narch: encoder\ncontext_lengths: [16]\nnum_runs: 3\nwarmup_runs: 1\nthreads: 1\ntarget_rel_ci: 0.9\nmax_runs: 40\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let pt = point(&p.results("bert-tiny"), 16).clone();
+    assert_eq!(pt["stopped_by"], "target_rel_ci", "{pt:#}");
+    let s = &pt["stats"]["forward_pass_latency_ms"];
+    let n = s["n"].as_u64().unwrap();
+    assert!((6..=40).contains(&n), "n = {n}");
+    assert!(s["ci_level"].as_f64().unwrap() >= 0.95);
+    let (lo, med, hi) = (
+        s["ci_low"].as_f64().unwrap(),
+        s["median"].as_f64().unwrap(),
+        s["ci_high"].as_f64().unwrap(),
+    );
+    assert!(med - lo <= 0.9 * med && hi - med <= 0.9 * med);
+
+    // An unreachable target stops at the cap and says so.
+    p.write(
+        "configs/bench/encoder.yaml",
+        "name: t\narch: encoder\ncontext_lengths: [16]\nnum_runs: 3\nwarmup_runs: 0\nthreads: 1\ntarget_rel_ci: 0.000000001\nmax_runs: 7\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let pt = point(&p.results("bert-tiny"), 16).clone();
+    assert_eq!(pt["stopped_by"], "max_runs");
+    assert_eq!(pt["stats"]["forward_pass_latency_ms"]["n"], 7);
+}
+
+#[test]
+fn stopping_settings_are_validated() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    for (extra, message) in [
+        ("max_runs: 10\n", "set `target_rel_ci`"),
+        ("max_duration_s: 10\n", "set `target_rel_ci`"),
+        ("target_rel_ci: 0\n", "between 0 and 1"),
+        ("target_rel_ci: 1.5\n", "between 0 and 1"),
+        ("target_rel_ci: 0.02\nmax_runs: 5\n", "at least 6 runs"),
+        ("target_rel_ci: 0.02\nmax_duration_s: -1\n", "expected seconds > 0"),
+    ] {
+        p.write(
+            "configs/bench/encoder.yaml",
+            &format!("{}{extra}", bench_yaml("encoder", "[16]", 0, 1)),
+        );
+        let r = p.run(&["run", "pipelines/p.yaml"]);
+        assert_eq!(r.code, 2, "{extra}: {}", r.all());
+        assert!(r.stderr.contains(message), "{extra}: {}", r.stderr);
+        assert!(!p.path("latest").exists() && !p.path("cache").exists(), "{extra}: nothing written");
+    }
+}
+
+#[test]
+fn a_new_measuring_method_makes_points_stale_and_dry_run_names_it() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    p.write("configs/bench/encoder.yaml", &bench_yaml("encoder", "[16]", 0, 1));
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    // Pretend the cached point was measured by other measuring code: its key (and so its hash) differ.
+    let [entry] = p.cache_entries().try_into().unwrap();
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&entry).unwrap()).unwrap();
+    let ours = doc["key"]["method"].as_str().unwrap().to_string();
+    let theirs = format!("3f2a{}", &ours[4..]);
+    doc["key"]["method"] = theirs.clone().into();
+    let old_hash = "f".repeat(64);
+    doc["hash"] = old_hash.clone().into();
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::write(
+        entry.with_file_name(format!("{old_hash}.json")),
+        serde_json::to_string(&doc).unwrap(),
+    )
+    .unwrap();
+    let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]);
+    let expected = format!("stale (method: {}… -> {}…)", &theirs[..8], &ours[..8]);
+    assert!(dry.stdout.contains(&expected), "{expected} not in\n{}", dry.all());
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 0, 0, 0));
+}
+
+/// A word-level tokenizer whose ids fit the tiny TorchScript fixture's 99-token vocabulary (unknown words -> 0).
+const TINY_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"the":1,"and":2,"she":3,"to":4,"of":5,"a":6,"it":7},"unk_token":"[UNK]"}}"#;
+
+#[test]
+fn torchscript_warmups_cover_the_profiling_executor() {
+    let p = Project::new();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bert-encoder.pt");
+    p.write("tok/tokenizer.json", TINY_TOKENIZER);
+    p.write(
+        "configs/model/bert.yaml",
+        &format!("name: script-bert\narch: encoder\ntorchscript: {fixture}\ntokenizer: tok/tokenizer.json\n"),
+    );
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    // Zero warm-ups asked for; TorchScript's executor profiles on the first call and optimises on the second.
+    p.write(
+        "configs/bench/encoder.yaml",
+        "name: t\narch: encoder\ncontext_lengths: [12]\nnum_runs: 2\nwarmup_runs: 0\nthreads: 1\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let pt = point(&p.results("script-bert"), 12).clone();
+    assert_eq!(pt["status"], "ok", "{pt:#}");
+    assert_eq!(pt["input_tokens"], 12);
+    assert_eq!(pt["warmup_runs"], 2);
+    assert_eq!(pt["stats"]["forward_pass_latency_ms"]["n"], 2);
+}
+
+#[test]
+fn curves_mixing_runs_are_flagged() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n"));
+    p.write("configs/bench/encoder.yaml", &bench_yaml("encoder", "[16]", 0, 1));
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stderr.contains("mixes points"), "{}", r.stderr);
+    p.write("configs/bench/encoder.yaml", &bench_yaml("encoder", "[16, 24]", 0, 1));
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.points(), (1, 1, 0, 0));
+    assert!(
+        r.stderr.contains("warning: curve `bert-tiny` mixes points measured in 2 different runs"),
+        "{}",
+        r.stderr
+    );
+    let csv = p.read("tables/inference_results.csv");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let run = header.iter().position(|c| *c == "run_id").unwrap();
+    let runs: std::collections::BTreeSet<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(run).unwrap().to_string())
+        .collect();
+    assert_eq!(runs.len(), 2, "{csv}");
+}
