@@ -1,5 +1,5 @@
 # The two commands a newcomer runs: `make run` (the main job) and `make test`. Both install what is missing first.
-.PHONY: run test quick setup setup-cuda build reference-env bench-transformers bench-noop clean-outputs
+.PHONY: run test quick setup setup-cuda build reference-env bench-transformers bench-noop bench-noop-scale bench-adaptive clean-outputs
 
 E3PIPE := target/debug/e3pipe
 
@@ -32,6 +32,12 @@ bench-transformers: build reference-env
 
 bench-noop: build
 	python3 scripts/bench_noop.py
+
+bench-noop-scale: build
+	python3 scripts/bench_noop_scale.py
+
+bench-adaptive: build
+	python3 scripts/bench_adaptive.py
 
 clean-outputs:
 	rm -rf cache results latest tables figs

@@ -52,14 +52,22 @@ fn method_id() -> String {
     for f in &files {
         hasher.update(f.display().to_string().as_bytes());
         hasher.update(b"\0");
-        hasher.update(normalised(&String::from_utf8_lossy(&std::fs::read(f).unwrap_or_default())).as_bytes());
+        hasher.update(
+            normalised(&String::from_utf8_lossy(
+                &std::fs::read(f).unwrap_or_default(),
+            ))
+            .as_bytes(),
+        );
         hasher.update(b"\0");
     }
     // The crates on the timed path, at their locked versions.
     println!("cargo:rerun-if-changed=Cargo.lock");
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
     for block in lock.split("[[package]]") {
-        if MEASURED_CRATES.iter().any(|c| block.contains(&format!("name = \"{c}\"\n"))) {
+        if MEASURED_CRATES
+            .iter()
+            .any(|c| block.contains(&format!("name = \"{c}\"\n")))
+        {
             hasher.update(block.trim().as_bytes());
         }
     }
@@ -83,8 +91,19 @@ fn method_id() -> String {
     hasher.finalize().to_hex().to_string()
 }
 
+/// The code that writes a bench step's results document: a change rewrites every document on the next run.
+fn document_id() -> String {
+    const WRITER: &str = "src/bench/report_file.rs";
+    println!("cargo:rerun-if-changed={WRITER}");
+    let text = std::fs::read_to_string(WRITER).unwrap_or_default();
+    blake3::hash(normalised(&text).as_bytes())
+        .to_hex()
+        .to_string()
+}
+
 fn main() {
     println!("cargo:rustc-env=E3PIPE_METHOD_ID={}", method_id());
+    println!("cargo:rustc-env=E3PIPE_DOCUMENT_ID={}", document_id());
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let dir = std::env::var("LIBTORCH").unwrap_or_default();
     let dir = std::fs::canonicalize(&dir)

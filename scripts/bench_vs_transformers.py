@@ -17,8 +17,10 @@ runs and measured runs. The statistic on both sides is the median over the measu
     BERT (forward_pass_latency_ms)  BertModel(add_pooling_layer=False) forward over input_ids + attention_mask
   tbt_ms per run is the mean of the `num_tokens - 1` decode steps (what e3pipe records per run); the median over
   runs is compared. (The JSON also holds the median over all individual steps.)
-  Masks: e3pipe passes an attention mask to BERT and T5 (encoder + cross attention) and none to GPT-2; so does this
-  script.
+  Masks: nothing is padded, so e3pipe passes no attention mask to any model; neither does this script.
+
+`--baseline BIN` also runs another e3pipe build (e.g. the previous release, copied aside) in the same invocation,
+so before/after/transformers are measured side by side on the same machine state.
 
 Targets: e3pipe / transformers <= 0.8 for decode steps, <= 1.0 for prefill / first token / forward.
 
@@ -71,7 +73,8 @@ MODELS = {
             "feed_forward_proj": "relu",
             "tie_word_embeddings": True,
         },
-        "metrics": [("ttft_ms", "encoder + first step", 1.0), ("tbt_ms", "decode step", 0.8)],
+        "metrics": [("encoder_latency_ms", "encoder", 1.0), ("ttft_ms", "encoder + first step", 1.0),
+                    ("tbt_ms", "decode step", 0.8)],
     },
     "bert": {
         "name": "bert-base",
@@ -112,8 +115,9 @@ def default_e3pipe() -> Path:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def run_e3pipe(args, keys) -> dict:
+def run_e3pipe(args, keys, binary=None) -> dict:
     """Runs the models through e3pipe in a temporary project; returns {key: {length: {metric: median}}}."""
+    binary = binary or args.e3pipe
     out = {}
     with tempfile.TemporaryDirectory(prefix="e3pipe-vs-hf-") as tmp:
         proj = Path(tmp)
@@ -154,7 +158,7 @@ def run_e3pipe(args, keys) -> dict:
         pipeline = proj / "pipelines" / "bench.yaml"
         pipeline.write_text("steps:\n" + "\n".join(steps) + "\n")
 
-        cmd = [str(args.e3pipe), "run", str(pipeline)]
+        cmd = [str(binary), "run", str(pipeline)]
         print(f"[e3pipe] {' '.join(cmd)}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=proj, capture_output=True, text=True)
@@ -242,7 +246,7 @@ def hf_t5_run(model, ids, mask, num_tokens):
     from transformers import DynamicCache, EncoderDecoderCache
 
     t0 = time.perf_counter()
-    enc = model.get_encoder()(input_ids=ids, attention_mask=mask)
+    enc = model.get_encoder()(input_ids=ids, attention_mask=mask)  # mask is None: nothing is padded
     encoder_ms = ms(t0)
     cache = EncoderDecoderCache(DynamicCache(config=model.config), DynamicCache(config=model.config))
     start = torch.full((ids.shape[0], 1), getattr(model.config, "decoder_start_token_id", None) or 0, dtype=torch.long)
@@ -285,7 +289,7 @@ def run_hf(args, keys) -> dict:
             gen = torch.Generator().manual_seed(length)
             # Ordinary tokens (avoid the low special ids); the token values do not change the work.
             ids = torch.randint(1000, vocab - 1, (1, length), generator=gen, dtype=torch.long)
-            mask = torch.ones_like(ids)
+            mask = None  # every row is exactly `length` tokens: nothing to mask, as in e3pipe
             runs = []
             with torch.inference_mode():
                 for i in range(WARMUP_RUNS + args.runs):
@@ -319,6 +323,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--e3pipe", type=Path, default=None, help="binary (default target/release/e3pipe if present, "
                    "else target/debug/e3pipe)")
+    p.add_argument("--baseline", type=Path, default=None, help="another e3pipe binary to measure in the same run")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--num-tokens", type=int, default=16, help="generated tokens per run (decoder, seq2seq)")
     p.add_argument("--runs", type=int, default=3, help="measured runs per point (after 1 warm-up run)")
@@ -341,6 +346,7 @@ def main():
 
     # One side at a time, so they do not compete for the cores.
     e3 = run_e3pipe(args, keys)
+    base = run_e3pipe(args, keys, args.baseline.resolve()) if args.baseline else None
     hf = run_hf(args, keys)
 
     import torch
@@ -358,14 +364,17 @@ def main():
                     "model": name, "metric": metric, "what": label, "length": length,
                     "e3pipe_ms": a, "transformers_ms": b, "ratio": ratio, "target": target,
                     "pass": ratio <= target,
+                    **({"baseline_ms": base[key][length].get(metric)} if base else {}),
                 })
 
-    head = f"{'model':<12} {'metric':<44} {'length':>6} {'e3pipe ms':>10} {'hf ms':>10} {'ratio':>6} {'target':>7}  result"
+    head = (f"{'model':<12} {'metric':<44} {'length':>6} " + (f"{'baseline ms':>11} " if base else "")
+            + f"{'e3pipe ms':>10} {'hf ms':>10} {'ratio':>6} {'target':>7}  result")
     print()
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['model']:<12} {r['metric'] + ' (' + r['what'] + ')':<44} {r['length']:>6} "
+        before = f"{r['baseline_ms']:>11.2f} " if base and r.get("baseline_ms") is not None else (" " * 12 if base else "")
+        print(f"{r['model']:<12} {r['metric'] + ' (' + r['what'] + ')':<44} {r['length']:>6} {before}"
               f"{r['e3pipe_ms']:>10.2f} {r['transformers_ms']:>10.2f} {r['ratio']:>6.2f} {'<= ' + str(r['target']):>7}  "
               f"{'PASS' if r['pass'] else 'MISS'}")
     passed = sum(r["pass"] for r in rows)
@@ -375,11 +384,12 @@ def main():
         "settings": {
             "threads": args.threads, "num_tokens": args.num_tokens, "runs": args.runs, "warmup_runs": WARMUP_RUNS,
             "lengths": args.lengths, "batch_size": 1, "dtype": "fp32", "device": "cpu",
-            "e3pipe": str(args.e3pipe), "torch": torch.__version__, "transformers": transformers.__version__,
+            "e3pipe": str(args.e3pipe), "baseline": str(args.baseline) if args.baseline else None, "torch": torch.__version__, "transformers": transformers.__version__,
             "attn_implementation": "sdpa", "cpu_count": os.cpu_count(),
         },
         "rows": rows,
         "e3pipe": {MODELS[k]["name"]: {str(l): v for l, v in e3[k].items()} for k in keys},
+        "baseline": {MODELS[k]["name"]: {str(l): v for l, v in base[k].items()} for k in keys} if base else None,
         "transformers": {MODELS[k]["name"]: {str(l): v for l, v in hf[k].items()} for k in keys},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,10 @@ pub enum Error {
     #[error("`{}`: {message}", path.display())]
     YamlShape { path: PathBuf, message: String },
 
+    /// A file that cannot be input at all: a directory, FIFO or device, unreadable, too large, not UTF-8.
+    #[error("`{}`: {message}", path.display())]
+    BadInput { path: PathBuf, message: String },
+
     #[error("`{}`: unknown key `{key}` in {context}{}", path.display(), hint(suggestion))]
     UnknownKey {
         path: PathBuf,
@@ -139,11 +143,25 @@ impl Error {
             | Error::NoSuchStep { .. }
             | Error::MissingConfig { .. }
             | Error::BadValue { .. }
+            | Error::BadInput { .. }
+            // Found while validating, before anything runs (the worker's own failures reach users as failed
+            // points, exit 1).
+            | Error::ModelFile { .. }
+            | Error::Tokenizer { .. }
             | Error::MissingInput { .. } => 2,
             Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
             _ => 1,
         }
     }
+}
+
+/// `text` cut to `max_chars` characters with `…` and the full length, for messages quoting a huge value.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(max_chars).collect();
+    format!("{head}… ({} characters)", text.chars().count())
 }
 
 /// The closest candidate within edit distance 2, for `did you mean` hints.

@@ -1,10 +1,67 @@
 //! Atomic file writes: a temp file in the destination folder, fsync, then rename, so a reader (or a run killed at
-//! any moment) sees either the old file or the whole new one, never a torn write.
+//! any moment) sees either the old file or the whole new one, never a torn write. And safe reads of user input:
+//! only regular files (a FIFO or a character device would be read forever), within a stated size, as UTF-8 where
+//! text is expected; each failure is invalid input (exit 2) naming the file.
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+
+/// Largest YAML or JSON config e3pipe reads; real ones are a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Checks that `path` is a regular file e3pipe may read, of at most `max_bytes` (`None`: any size); returns its
+/// size.
+pub fn check_input_file(path: &Path, what: &str, max_bytes: Option<u64>) -> Result<u64> {
+    let bad = |message: String| Error::BadInput {
+        path: path.into(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::Read {
+            path: path.into(),
+            source,
+        },
+        _ => bad(format!("cannot read the {what}: {source}")),
+    })?;
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        return Err(bad(format!("the {what} is a directory, not a file")));
+    }
+    if !kind.is_file() {
+        return Err(bad(format!(
+            "the {what} is not a regular file (a FIFO, socket or device would be read forever)"
+        )));
+    }
+    if let Some(max) = max_bytes
+        && meta.len() > max
+    {
+        return Err(bad(format!(
+            "the {what} is {} bytes; the limit is {max} bytes",
+            meta.len()
+        )));
+    }
+    // Opening proves it is readable (permissions) before anything runs.
+    std::fs::File::open(path).map_err(|e| bad(format!("cannot read the {what}: {e}")))?;
+    Ok(meta.len())
+}
+
+/// Reads a user's config file as UTF-8 text, after `check_input_file`.
+pub fn read_input_text(path: &Path, what: &str) -> Result<String> {
+    check_input_file(path, what, Some(MAX_CONFIG_BYTES))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::BadInput {
+        path: path.into(),
+        message: format!("cannot read the {what}: {e}"),
+    })?;
+    String::from_utf8(bytes).map_err(|e| Error::BadInput {
+        path: path.into(),
+        message: format!(
+            "the {what} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let err = |source| Error::Write {
@@ -21,6 +78,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
+    // Temp files are created 0600; outputs get the mode any new file would (0666 less the umask).
+    let mode = 0o666 & !current_umask();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(mode),
+    )
+    .map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
@@ -34,4 +98,53 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     })?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
+}
+
+/// The process umask (read by setting and restoring it; e3pipe is single-threaded where it writes outputs, and the
+/// value is cached after the first read).
+fn current_umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        // SAFETY: umask only swaps the process's file-creation mask; it is restored at once.
+        unsafe {
+            let old = libc::umask(0o022);
+            libc::umask(old);
+            old as u32
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn outputs_follow_the_umask_not_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out.csv");
+        write_atomic(&file, b"a,b\n").unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !current_umask());
+        assert_ne!(mode, 0o600);
+    }
+
+    #[test]
+    fn non_files_and_bad_text_are_invalid_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_input_text(dir.path(), "pipeline").unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let e = read_input_text(&fifo, "pipeline").unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let latin1 = dir.path().join("l.yaml");
+        std::fs::write(&latin1, b"name: caf\xe9\n").unwrap();
+        let e = read_input_text(&latin1, "pipeline").unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
 }

@@ -115,6 +115,8 @@ impl BenchConfig {
                         ));
                     }
                     let mut lengths = Vec::with_capacity(seq.len());
+                    // A set, not a scan of the list: a million lengths are checked in milliseconds.
+                    let mut seen = std::collections::HashSet::with_capacity(seq.len());
                     for v in seq {
                         let n = v.as_i64().ok_or_else(|| {
                             bad(
@@ -129,7 +131,7 @@ impl BenchConfig {
                             ));
                         }
                         let n = n as usize;
-                        if lengths.contains(&n) {
+                        if !seen.insert(n) {
                             return Err(bad("context_lengths", format!("{n} is listed twice")));
                         }
                         lengths.push(n);
@@ -165,7 +167,10 @@ impl BenchConfig {
             Some(v) => Some(v.as_f64().filter(|t| *t > 0.0 && *t < 1.0).ok_or_else(|| {
                 bad(
                     "target_rel_ci",
-                    format!("expected a fraction of the median between 0 and 1 (0.02 = ±2 %), got `{}`", show(v)),
+                    format!(
+                        "expected a fraction of the median between 0 and 1 (0.02 = ±2 %), got `{}`",
+                        show(v)
+                    ),
                 )
             })?),
         };
@@ -176,7 +181,10 @@ impl BenchConfig {
             Some(_) => Some(int("max_runs", None, 1)? as usize),
         };
         if target_rel_ci.is_none() {
-            for (key, set) in [("max_runs", max_runs.is_some()), ("max_duration_s", max_duration_s.is_some())] {
+            for (key, set) in [
+                ("max_runs", max_runs.is_some()),
+                ("max_duration_s", max_duration_s.is_some()),
+            ] {
                 if set {
                     return Err(bad(
                         key,

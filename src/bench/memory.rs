@@ -47,6 +47,14 @@ pub fn peak_rss_bytes() -> Option<u64> {
     status_field("VmHWM:")
 }
 
+/// The host's physical memory, bytes (`MemTotal`).
+pub fn total_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// The process's current resident set, in bytes.
 pub fn rss_bytes() -> Option<u64> {
     status_field("VmRSS:")

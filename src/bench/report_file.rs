@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::bench::result::{PointResult, stamp};
 use crate::error::Result;
 use crate::fsio::write_json;
-use crate::pipeline::plan::BenchPlan;
+use crate::pipeline::plan::{BenchPlan, PointState};
 
 /// Builds the results document for one bench step.
 pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]) -> Value {
@@ -52,9 +52,17 @@ pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]
         );
         metrics.insert(p.context_length.to_string(), Value::Object(m));
     }
+    let mut doc = header(plan);
+    doc["exp_id"] = json!(exp_id);
+    doc["metrics"] = Value::Object(metrics);
+    doc
+}
+
+/// Everything of the document but the points: model, arch, weights, the bench config.
+fn header(plan: &BenchPlan) -> Value {
     let bench = &plan.bench.bench;
     json!({
-        "exp_id": exp_id,
+        "exp_id": "",
         "model": plan.bench.model.name,
         "arch": plan.bench.model.arch,
         "weights": plan.weights.to_string(),
@@ -71,8 +79,31 @@ pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]
             "threads": plan.threads,
             "hyperparameters": plan.bench.model.config,
         },
-        "metrics": metrics,
     })
+}
+
+/// `latest/inference/<model>.json`.
+pub fn latest_path(root: &Path, model: &str) -> PathBuf {
+    root.join("latest")
+        .join("inference")
+        .join(format!("{}.json", sanitize(model)))
+}
+
+/// What the step's results document is written from when every point is settled, without reading any cached
+/// result: the header, and each point's length, cache key and whether it is infeasible (an `ok` point's result is
+/// fixed by its key). Also the code that writes the document, so a new format is written out.
+pub fn fingerprint(plan: &BenchPlan) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(env!("E3PIPE_DOCUMENT_ID").as_bytes());
+    let _ = serde_json::to_writer(&mut hasher, &header(plan));
+    for p in &plan.points {
+        let state = match &p.state {
+            PointState::Infeasible(reason) => format!("infeasible {reason}"),
+            _ => "ok".to_string(),
+        };
+        hasher.update(format!("\n{} {} {state}", p.context_length, p.hash).as_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 /// Writes the step's results unless `latest/inference/<model>.json` already holds exactly these points.
@@ -82,10 +113,7 @@ pub fn write(
     plan: &BenchPlan,
     points: &[(String, PointResult)],
 ) -> Result<Option<PathBuf>> {
-    let latest = root
-        .join("latest")
-        .join("inference")
-        .join(format!("{}.json", sanitize(&plan.bench.model.name)));
+    let latest = latest_path(root, &plan.bench.model.name);
     let probe = document("", plan, points);
     let previous: Option<Value> = std::fs::read(&latest)
         .ok()

@@ -91,6 +91,14 @@ pub struct PointResult {
     pub finished_at: String,
 }
 
+/// The metric a point is summarised by: first-token latency for generators, forward latency for encoders.
+pub fn headline_metric(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Encoder => "forward_pass_latency_ms",
+        _ => "ttft_ms",
+    }
+}
+
 impl PointResult {
     pub fn median(&self, metric: &str) -> Option<f64> {
         self.stats.get(metric).map(|s| s.median)
@@ -98,10 +106,7 @@ impl PointResult {
 
     /// The seed's headline number: first-token latency for generators, forward latency for encoders.
     pub fn latency_ms(&self) -> Option<f64> {
-        match self.arch {
-            Arch::Encoder => self.median("forward_pass_latency_ms"),
-            _ => self.median("ttft_ms"),
-        }
+        self.median(headline_metric(self.arch))
     }
 
     /// Peak memory in GB as the seed reported it: the device peak on CUDA, the process peak on CPU (`memory_source`
@@ -133,6 +138,65 @@ impl PointResult {
         match self.arch {
             Arch::Encoder => self.median("tokens_per_sec"),
             _ => self.median("throughput_tokens_per_sec"),
+        }
+    }
+}
+
+/// What identifies the measurement of a point that never ran (infeasible, or lost with a model that could not be
+/// loaded or a crashed worker).
+pub struct Unmeasured<'a> {
+    pub model: &'a str,
+    pub arch: Arch,
+    pub params: &'a crate::bench::config::BenchParams,
+    pub dtype: &'a str,
+    pub device: String,
+    pub threads: usize,
+    pub weights: String,
+    pub run_id: &'a str,
+}
+
+impl Unmeasured<'_> {
+    /// The record of `context_length`: `status` with `reason`, no statistics. `finished_at` is left empty (it never
+    /// ran), so the record of an infeasible point is the same on every run and a rerun rewrites nothing.
+    pub fn result(&self, context_length: usize, status: Status, reason: &str) -> PointResult {
+        PointResult {
+            model: self.model.to_string(),
+            arch: self.arch,
+            context_length,
+            input_tokens: 0,
+            status,
+            reason: Some(reason.to_string()),
+            batch_size: self.params.batch_size,
+            num_tokens: if self.arch.generates() {
+                self.params.num_tokens
+            } else {
+                0
+            },
+            dtype: self.dtype.to_string(),
+            device: self.device.clone(),
+            threads: self.threads,
+            libtorch_version: LIBTORCH_VERSION.into(),
+            e3pipe_version: env!("CARGO_PKG_VERSION").into(),
+            weights: self.weights.clone(),
+            weights_bytes: 0,
+            peak_rss_bytes: None,
+            cuda_peak_bytes: None,
+            memory_source: MemorySource::default(),
+            stats: BTreeMap::new(),
+            warmup_runs: 0,
+            stopped_by: None,
+            method: METHOD_ID.into(),
+            run_id: if status == Status::Infeasible {
+                String::new()
+            } else {
+                self.run_id.to_string()
+            },
+            wall_s: 0.0,
+            finished_at: if status == Status::Infeasible {
+                String::new()
+            } else {
+                now_rfc3339()
+            },
         }
     }
 }

@@ -149,7 +149,8 @@ pub fn level_label(level: f64) -> String {
 impl Summary {
     /// The interval's largest distance from the median, relative to it.
     pub fn relative_half_width(&self) -> f64 {
-        (self.median - self.ci_low).max(self.ci_high - self.median) / self.median.abs().max(f64::MIN_POSITIVE)
+        (self.median - self.ci_low).max(self.ci_high - self.median)
+            / self.median.abs().max(f64::MIN_POSITIVE)
     }
 
     /// A warning for the console when the samples are not trustworthy as a single number.
@@ -248,15 +249,16 @@ mod tests {
             let mut covered = 0;
             let mut level = 0.0;
             for _ in 0..trials {
-                let xs: Vec<f64> = (0..n)
-                    .map(|_| -(1.0 - rng.random::<f64>()).ln())
-                    .collect();
+                let xs: Vec<f64> = (0..n).map(|_| -(1.0 - rng.random::<f64>()).ln()).collect();
                 let s = summarize(&xs).unwrap();
                 level = s.ci_level;
                 covered += usize::from(s.ci_low <= true_median && true_median <= s.ci_high);
             }
             let observed = covered as f64 / trials as f64;
-            assert!((observed - level).abs() < 0.01, "n = {n}: observed {observed}, level {level}");
+            assert!(
+                (observed - level).abs() < 0.01,
+                "n = {n}: observed {observed}, level {level}"
+            );
         }
     }
 

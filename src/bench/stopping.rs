@@ -58,7 +58,8 @@ pub fn should_stop(
             StopReason::NumRuns
         });
     };
-    if headline.is_some_and(|s| s.ci_level >= TARGET_CI_LEVEL && s.relative_half_width() <= target) {
+    if headline.is_some_and(|s| s.ci_level >= TARGET_CI_LEVEL && s.relative_half_width() <= target)
+    {
         return Some(StopReason::TargetRelCi);
     }
     if runs >= params.max_runs.unwrap_or(DEFAULT_MAX_RUNS) {
@@ -99,7 +100,10 @@ mod tests {
             ..p
         };
         assert_eq!(should_stop(&p, 3, 0.5, None), None);
-        assert_eq!(should_stop(&p, 7, 1.2, None), Some(StopReason::MinDurationS));
+        assert_eq!(
+            should_stop(&p, 7, 1.2, None),
+            Some(StopReason::MinDurationS)
+        );
     }
 
     #[test]
@@ -110,11 +114,20 @@ mod tests {
         assert_eq!(should_stop(&p, 3, 1.0, Some(&three)), None);
         // Six runs within ±1 %: [min, max] is 96.9 % confident and inside ±2 %.
         let six = summarize(&[100.0, 101.0, 99.0, 100.5, 99.5, 100.0]).unwrap();
-        assert_eq!(should_stop(&p, 6, 1.0, Some(&six)), Some(StopReason::TargetRelCi));
+        assert_eq!(
+            should_stop(&p, 6, 1.0, Some(&six)),
+            Some(StopReason::TargetRelCi)
+        );
         // Six runs spread ±10 %: not yet.
         let wide = summarize(&[100.0, 110.0, 90.0, 105.0, 95.0, 100.0]).unwrap();
         assert_eq!(should_stop(&p, 6, 1.0, Some(&wide)), None);
-        assert_eq!(should_stop(&p, 20, 1.0, Some(&wide)), Some(StopReason::MaxRuns));
-        assert_eq!(should_stop(&p, 6, 61.0, Some(&wide)), Some(StopReason::MaxDurationS));
+        assert_eq!(
+            should_stop(&p, 20, 1.0, Some(&wide)),
+            Some(StopReason::MaxRuns)
+        );
+        assert_eq!(
+            should_stop(&p, 6, 61.0, Some(&wide)),
+            Some(StopReason::MaxDurationS)
+        );
     }
 }

@@ -42,6 +42,8 @@ impl FileHashes {
 
     /// The blake3 hex digest of `path`, read only when its size or modification time changed.
     pub fn blake3(&self, path: &Path) -> Result<String> {
+        // A FIFO or device named as weights or tokenizer would be read forever: refuse it first.
+        crate::fsio::check_input_file(path, "file", None)?;
         let meta = std::fs::metadata(path).map_err(|source| Error::Read {
             path: path.into(),
             source,

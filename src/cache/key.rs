@@ -88,6 +88,28 @@ impl PointKey {
         }
     }
 
+    /// A template that hashes this key at any context length without serialising it again: a sweep of 10,000
+    /// lengths differs only in that number, and a no-op run must not pay for 10,000 serialisations.
+    pub fn template(&self) -> KeyTemplate {
+        let mut probe = self.clone();
+        probe.context_length = KeyTemplate::SENTINEL;
+        let json = serde_json::to_string(&probe).unwrap_or_default();
+        let marker = format!("\"context_length\":{}", KeyTemplate::SENTINEL);
+        match json.split_once(&marker) {
+            Some((prefix, suffix)) => KeyTemplate {
+                prefix: format!("{prefix}\"context_length\":"),
+                suffix: suffix.to_string(),
+                key: self.clone(),
+            },
+            // Not reachable with the struct as defined; hashing each key in full stays correct.
+            None => KeyTemplate {
+                prefix: String::new(),
+                suffix: String::new(),
+                key: self.clone(),
+            },
+        }
+    }
+
     /// The blake3 hex digest of the canonical serialisation.
     pub fn hash(&self) -> String {
         let mut hasher = blake3::Hasher::new();
@@ -103,6 +125,38 @@ impl PointKey {
             flatten("", &serde_json::Value::Object(map), &mut flat);
         }
         flat
+    }
+}
+
+/// A key's canonical JSON split around its context length (see `PointKey::template`).
+#[derive(Debug, Clone)]
+pub struct KeyTemplate {
+    prefix: String,
+    suffix: String,
+    key: PointKey,
+}
+
+impl KeyTemplate {
+    const SENTINEL: usize = 987_654_321_987_654_321;
+
+    /// The hash `PointKey { context_length, ..key }.hash()` would give.
+    pub fn hash(&self, context_length: usize) -> String {
+        if self.prefix.is_empty() {
+            return self.key(context_length).hash();
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(self.prefix.as_bytes());
+        hasher.update(context_length.to_string().as_bytes());
+        hasher.update(self.suffix.as_bytes());
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// The full key at `context_length`.
+    pub fn key(&self, context_length: usize) -> PointKey {
+        PointKey {
+            context_length,
+            ..self.key.clone()
+        }
     }
 }
 
@@ -227,6 +281,18 @@ mod tests {
             key(50).prompt_text,
             blake3::hash(&corpus).to_hex().to_string()
         );
+    }
+
+    #[test]
+    fn the_template_hashes_exactly_like_the_key() {
+        let template = key(50).template();
+        for length in [0, 1, 128, 960, 1_000_000, usize::MAX] {
+            let full = PointKey {
+                context_length: length,
+                ..key(50)
+            };
+            assert_eq!(template.hash(length), full.hash(), "{length}");
+        }
     }
 
     #[test]

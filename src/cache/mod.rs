@@ -4,4 +4,5 @@ pub mod file_hash;
 pub mod key;
 pub mod lock;
 pub mod report;
+pub mod settled;
 pub mod store;

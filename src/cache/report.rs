@@ -64,9 +64,9 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
             Ok(plan) => {
                 for step in plan.steps {
                     if let StepPlan::Bench(b) = step {
-                        for p in b.points {
-                            portable.insert(portable_fields(&p.key.fields()));
-                            referenced.insert(p.hash);
+                        for p in &b.points {
+                            portable.insert(portable_fields(&b.key(p).fields()));
+                            referenced.insert(p.hash.clone());
                         }
                     }
                 }

@@ -78,6 +78,16 @@ impl Store {
 
     pub fn put(&self, key: &PointKey, result: &PointResult) -> Result<()> {
         let hash = key.hash();
+        // Something that is not a file where the entry belongs (a directory, say) would make every run measure
+        // the point and then fail to keep it: it is ours to replace.
+        let path = self.entry_path(&hash);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+            tracing::warn!(
+                "replacing `{}`, which is not a cache entry file",
+                path.display()
+            );
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+        }
         let entry = Entry {
             format: FORMAT,
             hash: hash.clone(),

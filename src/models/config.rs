@@ -231,8 +231,37 @@ fn two() -> i64 {
     2
 }
 
+/// The feed-forward variants the native T5 implements (anything else would silently run another network).
+pub const T5_FEED_FORWARD: &[&str] = &["relu", "gated-gelu", "gated-relu"];
+/// The activations the native BERT implements: exact GELU and its tanh approximation.
+pub const BERT_ACTIVATIONS: &[&str] = &["gelu", "gelu_new", "gelu_pytorch_tanh"];
+
+fn one_of(name: &str, value: &str, accepted: &[&str]) -> Result<(), String> {
+    if accepted.contains(&value) {
+        return Ok(());
+    }
+    let hint = crate::error::suggest(value, accepted.iter().copied())
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    let list: Vec<String> = accepted.iter().map(|a| format!("`{a}`")).collect();
+    Err(format!(
+        "unsupported `{name}` `{}` (e3pipe implements {}){hint}",
+        crate::error::shorten(value, 60),
+        list.join(", ")
+    ))
+}
+
+fn epsilon(name: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 && v < 1.0 {
+        Ok(())
+    } else {
+        Err(format!("`{name}` must be a small positive number, got {v}"))
+    }
+}
+
 impl ArchConfig {
-    /// Checks the numbers that would otherwise fail deep inside libtorch.
+    /// Checks the numbers that would otherwise fail deep inside libtorch, and every enumerated value against
+    /// what the native models implement.
     pub fn validate(&self) -> Result<(), String> {
         let positive = |name: &str, v: i64| {
             if v > 0 {
@@ -259,6 +288,10 @@ impl ArchConfig {
                 ] {
                     positive(n, v)?;
                 }
+                if let Some(inner) = c.n_inner {
+                    positive("n_inner", inner)?;
+                }
+                epsilon("layer_norm_epsilon", c.layer_norm_epsilon)?;
                 divides("n_embd", c.n_embd, "n_head", c.n_head)
             }
             ArchConfig::T5(c) => {
@@ -272,12 +305,31 @@ impl ArchConfig {
                 ] {
                     positive(n, v)?;
                 }
-                match c.feed_forward_proj.as_str() {
-                    "relu" | "gated-gelu" | "gated-relu" => Ok(()),
-                    other => Err(format!(
-                        "unsupported `feed_forward_proj` `{other}` (expected `relu`, `gated-gelu` or `gated-relu`)"
-                    )),
+                if let Some(layers) = c.num_decoder_layers {
+                    positive("num_decoder_layers", layers)?;
                 }
+                // Bidirectional buckets are halved, then half of those are exact: at least 4 for one of each.
+                if c.relative_attention_num_buckets < 4 {
+                    return Err(format!(
+                        "`relative_attention_num_buckets` must be at least 4, got {}",
+                        c.relative_attention_num_buckets
+                    ));
+                }
+                let max_exact = c.relative_attention_num_buckets / 4;
+                if c.relative_attention_max_distance <= max_exact {
+                    return Err(format!(
+                        "`relative_attention_max_distance` must exceed {max_exact} (a quarter of the buckets), got {}",
+                        c.relative_attention_max_distance
+                    ));
+                }
+                if !(0..c.vocab_size).contains(&c.decoder_start_token_id) {
+                    return Err(format!(
+                        "`decoder_start_token_id` {} is outside the vocabulary (0..{})",
+                        c.decoder_start_token_id, c.vocab_size
+                    ));
+                }
+                epsilon("layer_norm_epsilon", c.layer_norm_epsilon)?;
+                one_of("feed_forward_proj", &c.feed_forward_proj, T5_FEED_FORWARD)
             }
             ArchConfig::Bert(c) => {
                 for (n, v) in [
@@ -290,6 +342,9 @@ impl ArchConfig {
                 ] {
                     positive(n, v)?;
                 }
+                positive("type_vocab_size", c.type_vocab_size)?;
+                epsilon("layer_norm_eps", c.layer_norm_eps)?;
+                one_of("hidden_act", &c.hidden_act, BERT_ACTIVATIONS)?;
                 divides(
                     "hidden_size",
                     c.hidden_size,
@@ -371,9 +426,21 @@ mod tests {
         });
         assert_eq!(infeasibility(Some(&bert), 512, 0), None);
         assert!(infeasibility(Some(&bert), 513, 0).is_some());
-        assert_eq!(longest_feasible_length(Arch::Decoder, Some(1024), 50), Some(975));
-        assert_eq!(longest_feasible_length(Arch::Decoder, Some(1024), 1), Some(1024));
-        assert_eq!(longest_feasible_length(Arch::Encoder, Some(512), 0), Some(512));
-        assert_eq!(longest_feasible_length(Arch::EncoderDecoder, None, 50), None);
+        assert_eq!(
+            longest_feasible_length(Arch::Decoder, Some(1024), 50),
+            Some(975)
+        );
+        assert_eq!(
+            longest_feasible_length(Arch::Decoder, Some(1024), 1),
+            Some(1024)
+        );
+        assert_eq!(
+            longest_feasible_length(Arch::Encoder, Some(512), 0),
+            Some(512)
+        );
+        assert_eq!(
+            longest_feasible_length(Arch::EncoderDecoder, None, 50),
+            None
+        );
     }
 }

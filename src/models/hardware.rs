@@ -65,7 +65,10 @@ fn gpus() -> &'static [Result<Gpu, String>] {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        visible_gpus(&parse_gpus(&listing), std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref())
+        visible_gpus(
+            &parse_gpus(&listing),
+            std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
+        )
     })
 }
 
@@ -213,10 +216,12 @@ fn cpu_identity() -> &'static CpuIdentity {
 
 /// Feature flags that select different CPU kernels in ATen/oneDNN (x86 and ARM names).
 fn dispatch_relevant(flag: &str) -> bool {
-    matches!(flag, "avx" | "avx2" | "fma" | "f16c" | "sse4_2" | "asimd" | "bf16" | "i8mm" | "fphp" | "asimdhp")
-        || ["avx512", "amx", "avx_vnni", "avx_ne", "sve"]
-            .iter()
-            .any(|p| flag.starts_with(p))
+    matches!(
+        flag,
+        "avx" | "avx2" | "fma" | "f16c" | "sse4_2" | "asimd" | "bf16" | "i8mm" | "fphp" | "asimdhp"
+    ) || ["avx512", "amx", "avx_vnni", "avx_ne", "sve"]
+        .iter()
+        .any(|p| flag.starts_with(p))
 }
 
 fn parse_cpuinfo(text: &str, aten_cpu_capability: Option<String>) -> CpuIdentity {
@@ -227,7 +232,13 @@ fn parse_cpuinfo(text: &str, aten_cpu_capability: Option<String>) -> CpuIdentity
             .map(|(_, v)| v.trim().to_string())
             .unwrap_or_default()
     };
-    let first = |names: &[&str]| names.iter().map(|n| field(n)).find(|v| !v.is_empty()).unwrap_or_default();
+    let first = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| field(n))
+            .find(|v| !v.is_empty())
+            .unwrap_or_default()
+    };
     let flags = first(&["flags", "Features"]);
     let mut isa: Vec<String> = flags
         .split_whitespace()
@@ -274,7 +285,12 @@ mod tests {
         assert_eq!(id.model_name, "AMD EPYC 7B13");
         assert_eq!(id.family_model_stepping, "25/1/1");
         assert_eq!(id.logical_cpus, 2);
-        assert_eq!(id.isa, ["amx_tile", "avx", "avx2", "avx512bw", "avx512f", "fma", "sse4_2"]);
+        assert_eq!(
+            id.isa,
+            [
+                "amx_tile", "avx", "avx2", "avx512bw", "avx512f", "fma", "sse4_2"
+            ]
+        );
         // Another EPYC generation with the same marketing name prefix is another machine.
         let other = parse_cpuinfo(&EPYC.replace("cpu family\t: 25", "cpu family\t: 23"), None);
         assert_ne!(id, other);
@@ -290,11 +306,20 @@ mod tests {
         );
         assert_eq!(all.len(), 2);
         let names = |v: Option<&str>| -> Vec<Result<String, ()>> {
-            visible_gpus(&all, v).into_iter().map(|g| g.map(|g| g.name).map_err(|_| ())).collect()
+            visible_gpus(&all, v)
+                .into_iter()
+                .map(|g| g.map(|g| g.name).map_err(|_| ()))
+                .collect()
         };
-        assert_eq!(names(None), [Ok("NVIDIA H200".into()), Ok("NVIDIA A100-SXM4-80GB".into())]);
+        assert_eq!(
+            names(None),
+            [Ok("NVIDIA H200".into()), Ok("NVIDIA A100-SXM4-80GB".into())]
+        );
         assert_eq!(names(Some("1")), [Ok("NVIDIA A100-SXM4-80GB".to_string())]);
-        assert_eq!(names(Some("GPU-bbbb2222-0000,0")), [Ok("NVIDIA A100-SXM4-80GB".into()), Ok("NVIDIA H200".into())]);
+        assert_eq!(
+            names(Some("GPU-bbbb2222-0000,0")),
+            [Ok("NVIDIA A100-SXM4-80GB".into()), Ok("NVIDIA H200".into())]
+        );
         // A MIG instance or a typo is not silently some GPU.
         assert_eq!(names(Some("MIG-xyz")), [Err(())]);
         assert_eq!(names(Some("7")), [Err(())]);

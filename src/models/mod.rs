@@ -3,6 +3,7 @@
 //! `e3pipe-worker` crate (`worker/`), so this crate, and the `e3pipe` binary, never load it.
 
 pub mod config;
+pub mod files;
 pub mod hardware;
 pub mod spec;
 

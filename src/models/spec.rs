@@ -254,10 +254,7 @@ fn inline_config(file: &Path, map: &Mapping) -> Result<ArchConfig> {
 /// Reads an HF `config.json`; keys e3pipe does not use are ignored, an unsupported `model_type` is an error.
 pub fn read_hf_config(dir: &Path) -> Result<ArchConfig> {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let text = crate::fsio::read_input_text(&path, "model config")?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::ModelFile {
         path: path.clone(),
         message: format!("not valid JSON: {e}"),

@@ -11,7 +11,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::bench::report_file;
-use crate::bench::result::{PointResult, Status};
+use crate::bench::result::{PointResult, Status, Unmeasured, headline_metric};
+use crate::bench::stats::level_label;
+use crate::cache::settled::{Settled, file_stamp};
+use crate::cache::store::{Lookup, Store};
 
 use crate::error::{Error, Result};
 use crate::interrupt::INTERRUPTED;
@@ -49,6 +52,23 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
     let mut counts = Counts::default();
     let mut failed_steps = Vec::new();
     for step in &plan.steps {
+        let name = match step {
+            StepPlan::Bench(b) => b.step.clone(),
+            StepPlan::Aggregate { step, .. } | StepPlan::Plot { step, .. } => step.clone(),
+        };
+        // A derived step whose input step failed in this run would draw from stale or missing input.
+        if !matches!(step, StepPlan::Bench(_))
+            && let Some(up) = plan
+                .needs
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .find(|n| failed_steps.contains(*n))
+        {
+            eprintln!("error: step `{name}` skipped: step `{up}` failed");
+            failed_steps.push(name);
+            continue;
+        }
         let outcome = match step {
             StepPlan::Bench(bench) => run_bench(plan, bench, &mut counts),
             StepPlan::Aggregate {
@@ -70,13 +90,9 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
                 println!("{counts}");
                 return Err(Error::Interrupted);
             }
-            // Input the user must fix stops the run; other failures are reported and later steps still run.
-            Err(e) if e.exit_code() == 2 => return Err(e),
+            // Invalid input was refused while planning; whatever fails now is a runtime failure (exit 1): reported,
+            // and the steps that do not depend on it still run.
             Err(e) => {
-                let name = match step {
-                    StepPlan::Bench(b) => b.step.clone(),
-                    StepPlan::Aggregate { step, .. } | StepPlan::Plot { step, .. } => step.clone(),
-                };
                 crate::print_error(&e);
                 failed_steps.push(name);
             }
@@ -92,14 +108,17 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
     let model_spec = &bench.bench.model;
     let mut results: Vec<Option<(String, PointResult)>> = vec![None; bench.points.len()];
     let mut job_points = Vec::new();
+    let mut infeasible: Vec<(usize, &str)> = Vec::new();
     for (index, point) in bench.points.iter().enumerate() {
         match &point.state {
             PointState::Infeasible(reason) => {
-                tracing::warn!(
+                // One line per step (below); each point at `-v`.
+                tracing::info!(
                     "point {}@{} is infeasible: {reason}",
                     model_spec.name,
                     point.context_length
                 );
+                infeasible.push((point.context_length, reason.as_str()));
                 counts.infeasible += 1;
                 results[index] = Some((
                     point.hash.clone(),
@@ -108,11 +127,8 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
                 continue;
             }
             PointState::Cached => {
-                if let Some(result) = &point.cached {
-                    counts.cached += 1;
-                    results[index] = Some((point.hash.clone(), (**result).clone()));
-                    continue;
-                }
+                counts.cached += 1;
+                continue;
             }
             PointState::Corrupt(reason) => {
                 tracing::warn!(
@@ -126,9 +142,74 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
         job_points.push(JobPoint {
             context_length: point.context_length,
             hash: point.hash.clone(),
-            key: point.key.clone(),
+            key: bench.key(point),
             forced: point.state == PointState::Forced,
         });
+    }
+    if let (Some(first), Some(last)) = (
+        infeasible.iter().map(|p| p.0).min(),
+        infeasible.iter().map(|p| p.0).max(),
+    ) {
+        let example = infeasible.iter().find(|p| p.0 == first).map_or("", |p| p.1);
+        if infeasible.len() == 1 {
+            tracing::warn!("point {}@{first} is infeasible: {example}", model_spec.name);
+        } else {
+            tracing::warn!(
+                "{} lengths of `{}` from {first} to {last} are infeasible (e.g. {example}); `-v` lists them",
+                infeasible.len(),
+                model_spec.name
+            );
+        }
+    }
+    // Nothing to compute and the results document is the one written from exactly these points: done, without
+    // reading a single cache entry (what keeps a no-op of 10,000 points cheap).
+    let fingerprint = report_file::fingerprint(bench);
+    let document = report_file::latest_path(&plan.root, &model_spec.name);
+    let settled_path = Settled::path(&Store::new(&plan.root).dir, &model_spec.name);
+    if job_points.is_empty()
+        && bench.settled.fingerprint == fingerprint
+        && bench.settled.document.is_some()
+        && bench.settled.document == file_stamp(&document)
+        && bench
+            .points
+            .iter()
+            .all(|p| matches!(p.state, PointState::Cached | PointState::Infeasible(_)))
+    {
+        say(&format!(
+            "step `{}`: {} ({}), {} point(s) cached, results unchanged",
+            bench.step,
+            model_spec.name,
+            model_spec.arch,
+            bench.points.len() - infeasible.len()
+        ));
+        return Ok(());
+    }
+    // The results change: read the cached points (the ones the settled index vouched for were not read yet).
+    let store = Store::new(&plan.root);
+    for (index, point) in bench.points.iter().enumerate() {
+        if point.state != PointState::Cached {
+            continue;
+        }
+        let result = match &point.cached {
+            Some(result) => Some((**result).clone()),
+            None => match store.get(&point.hash) {
+                Lookup::Hit(entry) => Some(entry.result),
+                _ => None,
+            },
+        };
+        match result {
+            Some(result) => results[index] = Some((point.hash.clone(), result)),
+            None => {
+                // Changed between planning and now (another run, a damaged file): measure it again.
+                counts.cached -= 1;
+                job_points.push(JobPoint {
+                    context_length: point.context_length,
+                    hash: point.hash.clone(),
+                    key: bench.key(point),
+                    forced: false,
+                });
+            }
+        }
     }
     say(&format!(
         "step `{}`: {} ({}), {} point(s) to compute, {} cached",
@@ -182,11 +263,34 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
     }
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
     print_summary(&model_spec.name, &results);
-    if !interrupted && let Some(path) = report_file::write(&plan.root, bench, &results)? {
-        say(&format!(
-            "  wrote {}",
-            path.strip_prefix(&plan.root).unwrap_or(&path).display()
-        ));
+    if !interrupted {
+        if let Some(path) = report_file::write(&plan.root, bench, &results)? {
+            say(&format!(
+                "  wrote {}",
+                path.strip_prefix(&plan.root).unwrap_or(&path).display()
+            ));
+        }
+        // Index the entries these results came from, for the next run's no-op check. Only a step whose every
+        // point is settled (cached or infeasible) gets a fingerprint: anything else must be looked at again.
+        let all_settled = results
+            .iter()
+            .all(|(_, r)| matches!(r.status, Status::Ok | Status::Infeasible));
+        let mut settled = Settled::new(
+            if all_settled && results.len() == bench.points.len() {
+                fingerprint
+            } else {
+                String::new()
+            },
+            file_stamp(&document),
+        );
+        for (hash, r) in &results {
+            if r.status == Status::Ok
+                && let Some(stamp) = file_stamp(&store.entry_path(hash))
+            {
+                settled.record(hash, stamp);
+            }
+        }
+        settled.save(&settled_path)?;
     }
     if interrupted || INTERRUPTED.load(Ordering::SeqCst) {
         return Err(Error::Interrupted);
@@ -213,7 +317,13 @@ enum WorkerStatus {
 /// This `e3pipe run`: its start time and pid, recorded with every point it measures.
 fn run_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| format!("{} pid {}", crate::bench::result::now_rfc3339(), std::process::id()))
+    ID.get_or_init(|| {
+        format!(
+            "{} pid {}",
+            crate::bench::result::now_rfc3339(),
+            std::process::id()
+        )
+    })
 }
 
 /// The worker binary sits beside this one (`E3PIPE_WORKER` overrides, for packaging).
@@ -234,7 +344,21 @@ fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
     let path = worker_path()?;
     // Its own process group: a terminal's Ctrl-C reaches only us, and we forward it exactly once (a second SIGINT
     // makes the worker exit at once).
-    let mut child = Command::new(&path)
+    let parent = std::process::id() as libc::pid_t;
+    let mut command = Command::new(&path);
+    // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe functions. The
+    // parent-death signal is set before libtorch's slow start-up, and a parent that died before it was set is
+    // caught by comparing the parent pid: the worker never measures unsupervised.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != parent
+            {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .env("E3PIPE_LOG", crate::log_filter())
         // libtorch numbers GPUs as `nvidia-smi` does, so `cuda:N` is the GPU the cache key names.
         .env(CUDA_ORDER_ENV.0, CUDA_ORDER_ENV.1)
@@ -302,38 +426,17 @@ fn unmeasured_result(
     status: Status,
     reason: &str,
 ) -> PointResult {
-    let params = &bench.bench.bench.params;
-    PointResult {
-        model: bench.bench.model.name.clone(),
+    Unmeasured {
+        model: &bench.bench.model.name,
         arch: bench.bench.model.arch,
-        context_length,
-        input_tokens: 0,
-        status,
-        reason: Some(reason.to_string()),
-        batch_size: params.batch_size,
-        num_tokens: if bench.bench.model.arch.generates() {
-            params.num_tokens
-        } else {
-            0
-        },
-        dtype: bench.dtype.name().into(),
+        params: &bench.bench.bench.params,
+        dtype: bench.dtype.name(),
         device: crate::models::hardware::describe(bench.device),
         threads: bench.threads,
-        libtorch_version: crate::bench::result::LIBTORCH_VERSION.into(),
-        e3pipe_version: env!("CARGO_PKG_VERSION").into(),
         weights: bench.weights.to_string(),
-        weights_bytes: 0,
-        peak_rss_bytes: None,
-        cuda_peak_bytes: None,
-        memory_source: Default::default(),
-        stats: Default::default(),
-        warmup_runs: 0,
-        stopped_by: None,
-        method: crate::bench::result::METHOD_ID.into(),
-        run_id: run_id().to_string(),
-        wall_s: 0.0,
-        finished_at: crate::bench::result::now_rfc3339(),
+        run_id: run_id(),
     }
+    .result(context_length, status, reason)
 }
 
 /// The seed's console summary, one line per length, plus warnings about untrustworthy samples.
@@ -348,7 +451,24 @@ fn print_summary(model: &str, results: &[(String, PointResult)]) {
                     .find_map(|s| s.warning())
                     .map(|w| format!("  (warning: {w})"))
                     .unwrap_or_default();
-                println!("  {} tokens: {ms:.2}ms{warning}", r.context_length)
+                let interval = r
+                    .stats
+                    .get(headline_metric(r.arch))
+                    .filter(|s| s.n > 1)
+                    .map(|s| {
+                        format!(
+                            " ({} interval of the median {:.2}–{:.2}, n = {})",
+                            level_label(s.ci_level),
+                            s.ci_low,
+                            s.ci_high,
+                            s.n
+                        )
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "  {} tokens: {ms:.2}ms{interval}{warning}",
+                    r.context_length
+                )
             }
             (status, _) => println!(
                 "  {} tokens: {} ({})",

@@ -3,19 +3,21 @@
 //! `corrupt`, `forced` or `infeasible`. `--dry-run` prints this and stops.
 
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::bench::config::BenchParams;
 use crate::bench::result::{LIBTORCH_VERSION, PointResult};
 use crate::cache::file_hash::FileHashes;
-use crate::cache::key::{PointKey, changed_fields};
+use crate::cache::key::{KeyTemplate, PointKey, changed_fields};
+use crate::cache::settled::Settled;
 use crate::cache::store::{Entry, Lookup, Store};
 use crate::error::{Error, Result};
 use crate::models::config::{Arch, infeasibility};
 use crate::models::hardware::Device;
 use crate::models::spec::ModelSource;
-use crate::models::{DType, WeightsId, hardware, resolve_dtype, weights_id};
+use crate::models::{DType, WeightsId, files, hardware, resolve_dtype, weights_id};
 use crate::pipeline::graph;
 use crate::pipeline::spec::{BenchStep, Pipeline, Step, StepKind};
 
@@ -45,10 +47,10 @@ impl std::fmt::Display for PointState {
 #[derive(Debug, Clone)]
 pub struct PlannedPoint {
     pub context_length: usize,
-    pub key: PointKey,
     pub hash: String,
     pub state: PointState,
-    /// The cached result, read (and checksummed) while planning, for `Cached` points.
+    /// The cached result, when it was read (and checksummed) while planning; `Cached` points the settled index
+    /// vouched for are read only if the step's results change.
     pub cached: Option<Box<PointResult>>,
 }
 
@@ -61,7 +63,17 @@ pub struct BenchPlan {
     pub dtype: DType,
     pub threads: usize,
     pub weights: WeightsId,
+    /// Every point's key is this at its context length.
+    pub template: KeyTemplate,
+    /// The index of the entries this model's results were last written from.
+    pub settled: Settled,
     pub points: Vec<PlannedPoint>,
+}
+
+impl BenchPlan {
+    pub fn key(&self, point: &PlannedPoint) -> PointKey {
+        self.template.key(point.context_length)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +97,8 @@ pub enum StepPlan {
 pub struct Plan {
     pub steps: Vec<StepPlan>,
     pub root: PathBuf,
+    /// Each step's direct dependencies, so a failed step's dependents are skipped rather than run on stale input.
+    pub needs: BTreeMap<String, Vec<String>>,
 }
 
 /// Which steps to recompute regardless of the cache.
@@ -119,7 +133,7 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
     let entries = OnceCell::new();
     let hashes = FileHashes::load(&pipeline.root);
     let mut steps = Vec::new();
-    for name in selected {
+    for &name in &selected {
         let Some(step) = pipeline.step(name) else {
             continue;
         };
@@ -129,12 +143,59 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
         }
         steps.push(planned);
     }
+    let needs: BTreeMap<String, Vec<String>> = pipeline
+        .steps
+        .iter()
+        .map(|s| (s.name.clone(), s.needs.clone()))
+        .collect();
+    check_derived_inputs(pipeline, &selected, &steps)?;
     // Only a run may write; `--dry-run` and `graph` leave the project untouched apart from this memo.
     hashes.save()?;
     Ok(Plan {
         steps,
         root: pipeline.root.clone(),
+        needs,
     })
+}
+
+/// A derived step whose inputs neither exist nor are made by a step of this run cannot run: that is invalid input,
+/// found before anything runs (exit 2, nothing written), with a hint that fits the pipeline.
+fn check_derived_inputs(pipeline: &Pipeline, selected: &[&str], steps: &[StepPlan]) -> Result<()> {
+    let made_here = |step: &str| {
+        pipeline
+            .step(step)
+            .is_some_and(|s| s.needs.iter().any(|n| selected.contains(&n.as_str())))
+    };
+    for planned in steps {
+        let (step, input, producer_kind) = match planned {
+            StepPlan::Aggregate { step, .. } => (step, "latest/inference", "bench"),
+            StepPlan::Plot { step, .. } => (step, "tables/inference_results.csv", "aggregate"),
+            StepPlan::Bench(_) => continue,
+        };
+        if made_here(step) || pipeline.root.join(input).exists() {
+            continue;
+        }
+        let producers: Vec<&str> = pipeline
+            .steps
+            .iter()
+            .filter(|s| s.kind.name() == producer_kind)
+            .map(|s| s.name.as_str())
+            .collect();
+        let hint = if producers.is_empty() {
+            format!(
+                "add a `{producer_kind}` step to `{}`",
+                pipeline.file.display()
+            )
+        } else {
+            format!("e3pipe run --only {},{step}", producers.join(","))
+        };
+        return Err(Error::MissingInput {
+            step: step.clone(),
+            missing: PathBuf::from(input),
+            hint,
+        });
+    }
+    Ok(())
 }
 
 /// Model names of the bench steps `step` depends on, directly or not.
@@ -223,6 +284,15 @@ fn plan_step(
             ),
         });
     }
+    // Files broken in ways visible without libtorch are invalid input, refused before anything runs.
+    match &model.source {
+        ModelSource::HfDir { dir } => files::check_safetensors(&dir.join("model.safetensors"))?,
+        ModelSource::TorchScript { file } => files::check_torchscript(file)?,
+        ModelSource::Random { .. } => {}
+    }
+    if let Some(tokenizer) = &model.tokenizer {
+        files::check_tokenizer(tokenizer)?;
+    }
     let weights = weights_id(model, hashes)?;
     let tokenizer = tokenizer_identity(bench, hashes)?;
     let device_name = hardware::describe(device);
@@ -231,33 +301,41 @@ fn plan_step(
         field: "device".into(),
         message,
     })?;
+    let template = PointKey::new(
+        model.arch,
+        model.config.clone(),
+        weights.clone(),
+        tokenizer.clone(),
+        dtype.name(),
+        params,
+        threads,
+        0,
+        device_name,
+        hardware_id,
+        LIBTORCH_VERSION,
+    )
+    .template();
+    let num_tokens = template.key(0).num_tokens;
+    let settled = Settled::load(&Settled::path(&store.dir, &model.name)).unwrap_or_default();
+    let forced = force.covers(&step.name);
     let points = bench
         .bench
         .context_lengths
         .iter()
         .map(|&length| {
-            let key = PointKey::new(
-                model.arch,
-                model.config.clone(),
-                weights.clone(),
-                tokenizer.clone(),
-                dtype.name(),
-                params,
-                threads,
-                length,
-                device_name.clone(),
-                hardware_id.clone(),
-                LIBTORCH_VERSION,
-            );
-            let hash = key.hash();
+            let hash = template.hash(length);
             let mut cached = None;
             let state = if let Some(reason) =
-                infeasibility(model.config.as_ref(), length, key.num_tokens)
+                infeasibility(model.config.as_ref(), length, num_tokens)
             {
                 PointState::Infeasible(reason)
+            } else if forced {
+                PointState::Forced
+            } else if settled.vouches(&hash, &store.entry_path(&hash)) {
+                // Verified when it was written and untouched since: read only if the results change.
+                PointState::Cached
             } else {
                 match store.get(&hash) {
-                    _ if force.covers(&step.name) => PointState::Forced,
                     Lookup::Hit(entry)
                         if entry.result.status == crate::bench::result::Status::Ok =>
                     {
@@ -272,7 +350,7 @@ fn plan_step(
                         length,
                     ) {
                         Some(old) => {
-                            let changes = changed_fields(&old.key, &key.fields());
+                            let changes = changed_fields(&old.key, &template.key(length).fields());
                             if changes.is_empty() {
                                 PointState::New
                             } else {
@@ -285,7 +363,6 @@ fn plan_step(
             };
             PlannedPoint {
                 context_length: length,
-                key,
                 hash,
                 state,
                 cached,
@@ -299,6 +376,8 @@ fn plan_step(
         dtype,
         threads,
         weights,
+        template,
+        settled,
         points,
     })))
 }

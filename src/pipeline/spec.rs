@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::bench::config::BenchConfig;
+use crate::bench::report_file::sanitize;
 use crate::error::{Error, Result, suggest};
 use crate::models::spec::ModelSpec;
 use crate::yaml;
@@ -62,6 +63,9 @@ pub struct PlotOptions {
     /// Lengths to predict from the scaling fit, drawn dashed.
     pub predict_lengths: Vec<usize>,
 }
+
+/// Model names become file names (`latest/inference/<name>.json`); file systems allow 255 bytes.
+pub const MAX_MODEL_NAME_BYTES: usize = 200;
 
 impl Pipeline {
     /// Reads and validates a pipeline and every config it references.
@@ -126,21 +130,38 @@ impl Pipeline {
             .into_iter()
             .map(|raw| raw.resolve(file, &root))
             .collect::<Result<Vec<_>>>()?;
-        // Results are kept per model name (`latest/inference/<name>.json`): two steps must not share one.
-        let mut seen: Vec<(&str, &str)> = Vec::new();
+        // Results are kept per model name (`latest/inference/<name>.json`): two steps must not share one, nor two
+        // names that become the same file name (`tiny/a` and `tiny a` both become `tiny_a`).
+        let mut seen: Vec<(&str, String, &str)> = Vec::new();
         for step in &steps {
             if let StepKind::Bench(b) = &step.kind {
-                if let Some((_, other)) = seen.iter().find(|(m, _)| *m == b.model.name) {
-                    return Err(Error::BadValue {
-                        path: file.into(),
-                        field: format!("step `{}`", step.name),
-                        message: format!(
-                            "model `{}` is already measured by step `{other}`; give each model config its own `name`",
-                            b.model.name
-                        ),
-                    });
+                let name = &b.model.name;
+                let bad = |message: String| Error::BadValue {
+                    path: file.into(),
+                    field: format!("step `{}`", step.name),
+                    message,
+                };
+                if name.len() > MAX_MODEL_NAME_BYTES {
+                    return Err(bad(format!(
+                        "model name `{}` is {} bytes; names become file names, so the limit is {MAX_MODEL_NAME_BYTES}",
+                        crate::error::shorten(name, 60),
+                        name.len()
+                    )));
                 }
-                seen.push((&b.model.name, &step.name));
+                let file_name = sanitize(name);
+                if let Some((other_name, _, other)) = seen.iter().find(|(_, f, _)| *f == file_name)
+                {
+                    return Err(bad(if *other_name == name.as_str() {
+                        format!(
+                            "model `{name}` is already measured by step `{other}`; give each model config its own `name`"
+                        )
+                    } else {
+                        format!(
+                            "model `{name}` and model `{other_name}` (step `{other}`) would both write `latest/inference/{file_name}.json`; rename one"
+                        )
+                    }));
+                }
+                seen.push((name, file_name, &step.name));
             }
         }
         Ok(Pipeline {
@@ -249,7 +270,7 @@ impl RawStep {
                     message: format!("step `{name}` needs `{key}:` (a path to a {key} config)"),
                 })?;
             let path = root.join(rel);
-            if !path.is_file() {
+            if !path.exists() {
                 return Err(Error::MissingConfig {
                     path: file.into(),
                     step: name.clone(),

@@ -12,6 +12,19 @@ use crate::bench::report_file::sanitize;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::report::fit::{Fit, fit_power_law};
+use crate::report::stamp::Stamp;
+
+/// Where aggregate records what it read and wrote (in `tables/`).
+pub const STAMP: &str = ".aggregate.stamp";
+/// The table plot draws from ...
+pub const RESULTS_TABLE: &str = "inference_results.csv";
+/// ... and everything aggregate writes in `tables/`.
+pub const OUTPUTS: &[&str] = &[
+    RESULTS_TABLE,
+    "inference_results.parquet",
+    "scaling_fit.csv",
+    "summary.csv",
+];
 
 /// One row of `inference_results.csv`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -454,11 +467,15 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
         ),
         Column::new(
             "k_ci95_low".into(),
-            fits.iter().map(|f| f.k_ci95.map(|c| c.0)).collect::<Vec<_>>(),
+            fits.iter()
+                .map(|f| f.k_ci95.map(|c| c.0))
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "k_ci95_high".into(),
-            fits.iter().map(|f| f.k_ci95.map(|c| c.1)).collect::<Vec<_>>(),
+            fits.iter()
+                .map(|f| f.k_ci95.map(|c| c.1))
+                .collect::<Vec<_>>(),
         ),
         Column::new("a_ms".into(), fits.iter().map(|f| f.a).collect::<Vec<_>>()),
         Column::new(
@@ -501,7 +518,10 @@ pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
         };
         let methods = distinct(&|r| r.method.as_deref());
         if methods.len() > 1 {
-            let short: Vec<String> = methods.iter().map(|m| format!("{}…", &m[..m.len().min(8)])).collect();
+            let short: Vec<String> = methods
+                .iter()
+                .map(|m| format!("{}…", &m[..m.len().min(8)]))
+                .collect();
             warnings.push(format!(
                 "curve `{model}` mixes points measured by {} different builds of the measuring code (method {}); `e3pipe run --force <step>` remeasures it with one",
                 methods.len(),
@@ -570,15 +590,30 @@ pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Res
         });
     }
     let tables = root.join("tables");
-    let stamp_file = tables.join(".aggregate.inputs");
+    let stamp_file = tables.join(STAMP);
     let hash = inputs_hash(&input_dir, models);
-    if !forced
-        && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
-        && tables.join("inference_results.csv").is_file()
-    {
+    let stamp = Stamp::load(&stamp_file);
+    if !forced && stamp.as_ref().is_some_and(|s| s.is_fresh(&hash, &tables)) {
         return Ok(format!(
             "step `{step}`: inputs unchanged, tables are up to date"
         ));
+    }
+    if let Some(damaged) = stamp.and_then(|s| s.damaged_output(&tables)) {
+        eprintln!(
+            "warning: `tables/{}` is missing or not what aggregate wrote; rebuilding the tables",
+            damaged.display()
+        );
+    }
+    for model in models {
+        if !input_dir
+            .join(format!("{}.json", sanitize(model)))
+            .is_file()
+        {
+            eprintln!(
+                "warning: no results for model `{model}` (`latest/inference/{}.json` is missing): its rows are left out; `e3pipe run` measures them again",
+                sanitize(model)
+            );
+        }
     }
     let (rows, skipped) = collect(&input_dir, models);
     for s in &skipped {
@@ -614,7 +649,7 @@ pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Res
         &tables.join("summary.csv"),
         &csv_bytes(&mut summary_frame(&rows, &fits)?)?,
     )?;
-    write_atomic(&stamp_file, hash.as_bytes())?;
+    Stamp::of(hash, &tables, OUTPUTS).save(&stamp_file)?;
     Ok(format!(
         "step `{step}`: {} rows from {} file(s) -> tables/inference_results.csv ({} skipped)",
         rows.len(),

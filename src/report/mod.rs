@@ -3,4 +3,5 @@
 pub mod aggregate;
 pub mod fit;
 pub mod plot;
+pub mod stamp;
 pub mod student_t;

@@ -15,12 +15,23 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use polars::prelude::*;
 
+use crate::bench::stats::level_label;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
-use crate::pipeline::spec::PlotOptions;
-use crate::bench::stats::level_label;
 use crate::models::config::{Arch, longest_feasible_length};
-use crate::report::aggregate::{Row, fits};
+use crate::pipeline::spec::PlotOptions;
+use crate::report::aggregate::{self, Row, fits};
+use crate::report::stamp::Stamp;
+
+/// Where plot records what it read and wrote (in `figs/`).
+const STAMP: &str = ".plot.stamp";
+/// The figures plot draws, each as PNG and SVG.
+const FIGURES: [&str; 4] = [
+    "latency_curve",
+    "ttft_tbt_curves",
+    "inference_performance",
+    "inference_memory_tradeoff",
+];
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -229,11 +240,9 @@ fn panel<DB: DrawingBackend>(
     let ys: Vec<f64> = all
         .iter()
         .flat_map(|s| s.points.iter().flat_map(|p| [p.2, p.3, p.1]))
-        .chain(predictions.iter().flat_map(|p| {
-            p.2.iter()
-                .flat_map(|q| [Some(q.1), q.2.map(|b| b.0), q.2.map(|b| b.1)])
-                .flatten()
-        }))
+        // Prediction bands are left out of the range: far extrapolations with few lengths have bands wide enough
+        // to flatten every measured curve; the band is clipped at the top instead.
+        .chain(predictions.iter().flat_map(|p| p.2.iter().map(|q| q.1)))
         .filter(|y| y.is_finite() && (!y_log || *y > 0.0))
         .collect();
     let (x_min, x_max) = xs
@@ -352,12 +361,20 @@ fn panel<DB: DrawingBackend>(
             .filter_map(|(l, _, b)| Some((x_of(*l, log2), (*b)?)))
             .collect();
         if banded.len() > 1 {
-            let mut outline: Vec<(f64, f64)> = banded.iter().map(|(x, b)| (*x, y_of(b.1))).collect();
-            outline.extend(banded.iter().rev().map(|(x, b)| (*x, y_of(b.0))));
+            let mut outline: Vec<(f64, f64)> = banded
+                .iter()
+                .map(|(x, b)| (*x, y_of(b.1.min(y_max))))
+                .collect();
+            outline.extend(banded.iter().rev().map(|(x, b)| (*x, y_of(b.0.min(y_max)))));
             chart
-                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.08).filled())))?
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.08).filled(),
+                )))?
                 .label(format!("{model}: 95 % prediction band"))
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 24, y + 5)], color.mix(0.15).filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 24, y + 5)], color.mix(0.15).filled())
+                });
         }
         chart
             .draw_series(DashedLineSeries::new(
@@ -746,13 +763,22 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
             hint: "e3pipe run --only aggregate".into(),
         });
     }
-    let figs = root.join("figs");
-    let stamp_file = figs.join(".plot.inputs");
-    let hash = inputs_hash(&table, options);
-    if !forced
-        && std::fs::read_to_string(&stamp_file).is_ok_and(|s| s == hash)
-        && figs.join("latency_curve.png").is_file()
+    // Never draw from a table that is not what aggregate wrote (truncated, edited by hand, half-copied).
+    let tables = root.join("tables");
+    if Stamp::load(&tables.join(aggregate::STAMP))
+        .and_then(|s| s.vouches_for(&tables, aggregate::RESULTS_TABLE))
+        == Some(false)
     {
+        return Err(Error::Step {
+            step: step.into(),
+            message: "`tables/inference_results.csv` is not what aggregate wrote (damaged or edited); rebuild it with `e3pipe run --only aggregate,plot`".into(),
+        });
+    }
+    let figs = root.join("figs");
+    let stamp_file = figs.join(STAMP);
+    let hash = inputs_hash(&table, options);
+    let stamp = Stamp::load(&stamp_file);
+    if !forced && stamp.as_ref().is_some_and(|s| s.is_fresh(&hash, &figs)) {
         return Ok(format!(
             "step `{step}`: table unchanged, figures are up to date"
         ));
@@ -788,7 +814,12 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
         &|a| tradeoff_figure(a, &rows),
         &|a| tradeoff_figure(a, &rows),
     )?;
-    write_atomic(&stamp_file, hash.as_bytes())?;
+    let outputs: Vec<String> = FIGURES
+        .iter()
+        .flat_map(|f| [format!("{f}.png"), format!("{f}.svg")])
+        .collect();
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    Stamp::of(hash, &figs, &outputs).save(&stamp_file)?;
     Ok(format!(
         "step `{step}`: drew figs/latency_curve.png and 3 more figures (PNG and SVG) from {} rows",
         rows.len()

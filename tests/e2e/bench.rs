@@ -74,7 +74,10 @@ fn three_architectures_end_to_end() {
             assert_eq!(pt["stopped_by"], "num_runs");
             assert_eq!(pt["memory_source"], "host_rss");
             assert_eq!(pt["method"].as_str().unwrap().len(), 64);
-            assert!(!pt.to_string().contains("ci95"), "no interval may claim 95 % it does not have");
+            assert!(
+                !pt.to_string().contains("ci95"),
+                "no interval may claim 95 % it does not have"
+            );
             let stats = pt["stats"].as_object().unwrap();
             for (metric, s) in stats {
                 // Every decode step of every run is an `itl_ms` sample; every other metric has one per run.
@@ -89,12 +92,19 @@ fn three_architectures_end_to_end() {
                 assert!(lo <= med && med <= hi);
                 if n == 3 {
                     // Three runs: the interval is [min, max] and 75 % confident, not 95 %.
-                    assert_eq!((lo, hi), (s["min"].as_f64().unwrap(), s["max"].as_f64().unwrap()));
+                    assert_eq!(
+                        (lo, hi),
+                        (s["min"].as_f64().unwrap(), s["max"].as_f64().unwrap())
+                    );
                     assert_eq!(s["ci_level"], 0.75, "{metric}");
                 } else {
                     // Nine decode steps: [x(2), x(8)] at 1 - 2·P(Bin(9, ½) ≤ 1) = 0.9609.
-                    let mut sorted: Vec<f64> =
-                        s["samples"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                    let mut sorted: Vec<f64> = s["samples"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().unwrap())
+                        .collect();
                     sorted.sort_by(f64::total_cmp);
                     assert_eq!((lo, hi), (sorted[1], sorted[7]), "{metric}");
                     assert!((s["ci_level"].as_f64().unwrap() - 0.9609375).abs() < 1e-12);
@@ -107,7 +117,9 @@ fn three_architectures_end_to_end() {
                 "encoder-decoder" => "encoder_latency_ms",
                 _ => "forward_pass_latency_ms",
             };
-            let rates = pt["stats"]["prefill_tokens_per_sec"]["samples"].as_array().unwrap();
+            let rates = pt["stats"]["prefill_tokens_per_sec"]["samples"]
+                .as_array()
+                .unwrap();
             let times = pt["stats"][prefill_time]["samples"].as_array().unwrap();
             for (rate, ms) in rates.iter().zip(times) {
                 let expected = length as f64 / (ms.as_f64().unwrap() / 1e3);
@@ -148,7 +160,9 @@ fn three_architectures_end_to_end() {
                     let mean = itl[run * 3..run * 3 + 3].iter().sum::<f64>() / 3.0;
                     assert!((tbt.as_f64().unwrap() - mean).abs() < 1e-9, "run {run}");
                 }
-                let decode_rate = doc["metrics"][length.to_string()]["decode_tokens_per_sec"].as_f64().unwrap();
+                let decode_rate = doc["metrics"][length.to_string()]["decode_tokens_per_sec"]
+                    .as_f64()
+                    .unwrap();
                 assert!((decode_rate - 1e3 / median(pt, "itl_ms")).abs() < 1e-6 * decode_rate);
                 // Throughput is generated tokens over each run's end-to-end time: 4 tokens, batch 1.
                 let tps = pt["stats"]["throughput_tokens_per_sec"]["samples"]
@@ -194,7 +208,10 @@ fn three_architectures_end_to_end() {
     ] {
         assert!(header.contains(&column), "{column} missing from {header:?}");
     }
-    let level = header.iter().position(|c| *c == "latency_ci_level").unwrap();
+    let level = header
+        .iter()
+        .position(|c| *c == "latency_ci_level")
+        .unwrap();
     let source = header.iter().position(|c| *c == "memory_source").unwrap();
     for row in csv.lines().skip(1) {
         let cells: Vec<&str> = row.split(',').collect();
@@ -202,7 +219,13 @@ fn three_architectures_end_to_end() {
         assert_eq!(cells[source], "host_rss", "{row}");
     }
     let fit = p.read("tables/scaling_fit.csv");
-    assert!(fit.lines().next().unwrap().contains("k_stderr,df,k_ci95_low,k_ci95_high"), "{fit}");
+    assert!(
+        fit.lines()
+            .next()
+            .unwrap()
+            .contains("k_stderr,df,k_ci95_low,k_ci95_high"),
+        "{fit}"
+    );
     assert!(p.path("figs/latency_curve.png").is_file());
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod cache;
+mod hostile;
 mod measurement;
 mod memory;
 mod project;

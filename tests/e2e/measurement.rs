@@ -58,7 +58,10 @@ fn stopping_settings_are_validated() {
         ("target_rel_ci: 0\n", "between 0 and 1"),
         ("target_rel_ci: 1.5\n", "between 0 and 1"),
         ("target_rel_ci: 0.02\nmax_runs: 5\n", "at least 6 runs"),
-        ("target_rel_ci: 0.02\nmax_duration_s: -1\n", "expected seconds > 0"),
+        (
+            "target_rel_ci: 0.02\nmax_duration_s: -1\n",
+            "expected seconds > 0",
+        ),
     ] {
         p.write(
             "configs/bench/encoder.yaml",
@@ -67,7 +70,10 @@ fn stopping_settings_are_validated() {
         let r = p.run(&["run", "pipelines/p.yaml"]);
         assert_eq!(r.code, 2, "{extra}: {}", r.all());
         assert!(r.stderr.contains(message), "{extra}: {}", r.stderr);
-        assert!(!p.path("latest").exists() && !p.path("cache").exists(), "{extra}: nothing written");
+        assert!(
+            !p.path("latest").exists() && !p.path("cache").exists(),
+            "{extra}: nothing written"
+        );
     }
 }
 
@@ -75,7 +81,10 @@ fn stopping_settings_are_validated() {
 fn a_new_measuring_method_makes_points_stale_and_dry_run_names_it() {
     let p = Project::new();
     p.write("pipelines/p.yaml", BERT_ONLY);
-    p.write("configs/bench/encoder.yaml", &bench_yaml("encoder", "[16]", 0, 1));
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[16]", 0, 1),
+    );
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
     // Pretend the cached point was measured by other measuring code: its key (and so its hash) differ.
     let [entry] = p.cache_entries().try_into().unwrap();
@@ -93,7 +102,11 @@ fn a_new_measuring_method_makes_points_stale_and_dry_run_names_it() {
     .unwrap();
     let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]);
     let expected = format!("stale (method: {}… -> {}…)", &theirs[..8], &ours[..8]);
-    assert!(dry.stdout.contains(&expected), "{expected} not in\n{}", dry.all());
+    assert!(
+        dry.stdout.contains(&expected),
+        "{expected} not in\n{}",
+        dry.all()
+    );
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 0, 0, 0));
 }
 
@@ -103,7 +116,10 @@ const TINY_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":nul
 #[test]
 fn torchscript_warmups_cover_the_profiling_executor() {
     let p = Project::new();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-bert-encoder.pt");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tiny-bert-encoder.pt"
+    );
     p.write("tok/tokenizer.json", TINY_TOKENIZER);
     p.write(
         "configs/model/bert.yaml",
@@ -127,16 +143,26 @@ fn torchscript_warmups_cover_the_profiling_executor() {
 #[test]
 fn curves_mixing_runs_are_flagged() {
     let p = Project::new();
-    p.write("pipelines/p.yaml", &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n"));
-    p.write("configs/bench/encoder.yaml", &bench_yaml("encoder", "[16]", 0, 1));
+    p.write(
+        "pipelines/p.yaml",
+        &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n"),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[16]", 0, 1),
+    );
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(!r.stderr.contains("mixes points"), "{}", r.stderr);
-    p.write("configs/bench/encoder.yaml", &bench_yaml("encoder", "[16, 24]", 0, 1));
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[16, 24]", 0, 1),
+    );
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.points(), (1, 1, 0, 0));
     assert!(
-        r.stderr.contains("warning: curve `bert-tiny` mixes points measured in 2 different runs"),
+        r.stderr
+            .contains("warning: curve `bert-tiny` mixes points measured in 2 different runs"),
         "{}",
         r.stderr
     );

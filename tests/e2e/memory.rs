@@ -36,7 +36,9 @@ fn a_points_peak_does_not_depend_on_the_points_before_it() {
     use crate::project::Project;
     let model = "name: gpt2-medium\narch: decoder\nweights: random\nseed: 0\nconfig:\n  model_type: gpt2\n  vocab_size: 50257\n  n_positions: 1024\n  n_embd: 1024\n  n_layer: 24\n  n_head: 16\n";
     let bench = |lengths: &str| {
-        format!("name: m\narch: decoder\ncontext_lengths: {lengths}\nnum_tokens: 2\nnum_runs: 1\nwarmup_runs: 0\nthreads: 2\n")
+        format!(
+            "name: m\narch: decoder\ncontext_lengths: {lengths}\nnum_tokens: 2\nnum_runs: 1\nwarmup_runs: 0\nthreads: 2\n"
+        )
     };
     let peak = |lengths: &str| -> u64 {
         let p = Project::new();
@@ -46,7 +48,9 @@ fn a_points_peak_does_not_depend_on_the_points_before_it() {
         let r = p.run(&["run", "pipelines/p.yaml"]);
         assert_eq!(r.code, 0, "{}", r.all());
         let doc = p.results("gpt2-medium");
-        doc["metrics"]["128"]["point"]["peak_rss_bytes"].as_u64().unwrap()
+        doc["metrics"]["128"]["point"]["peak_rss_bytes"]
+            .as_u64()
+            .unwrap()
     };
     let after_long = peak("[960, 128]");
     let alone = peak("[128]");

@@ -288,7 +288,14 @@ fn only_plot_without_tables_names_what_to_run() {
     let p = Project::new();
     let r = p.run(&["run", "pipelines/p.yaml", "--only", "plot"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("step `plot` needs `tables/inference_results.csv`, which is not there: run `e3pipe run --only aggregate` first"), "{}", r.stderr);
+    assert!(r.stderr.contains("step `plot` needs `tables/inference_results.csv`, which is not there: run `e3pipe run --only aggregate,plot` first"), "{}", r.stderr);
+    assert!(
+        !r.stdout.contains("points:"),
+        "refused before anything runs"
+    );
+    for dir in ["tables", "figs", "cache", "latest", "results"] {
+        assert!(!p.path(dir).exists(), "{dir} written on invalid input");
+    }
 }
 
 #[test]

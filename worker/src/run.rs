@@ -12,9 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tch::Device;
 use tokenizers::Tokenizer;
 
-use crate::bench::runner::measure_point;
+use crate::bench::runner::{catch_torch, failed, measure_point};
 use crate::models::{Model, device, kind_of, tokenizer};
-use e3pipe::bench::result::{METHOD_ID, PointResult, Status};
+use e3pipe::bench::result::{METHOD_ID, PointResult, Status, Unmeasured};
 use e3pipe::cache::lock::{Acquire, PointLock, acquire};
 use e3pipe::cache::store::{Lookup, Store};
 use e3pipe::error::{Error, Result};
@@ -35,6 +35,8 @@ pub fn run() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal; logs and CI files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();
@@ -109,6 +111,7 @@ fn run_job(job: &Job) -> Result<()> {
     );
     // Loading is the expensive part when another run already computed everything: only load when needed.
     let mut loaded: Option<(Model, Tokenizer)> = None;
+    let mut load_error: Option<Error> = None;
     for point in &job.points {
         let label = format!("{}@{}", job.model.name, point.context_length);
         let _lock = match acquire(&locks, &point.hash)? {
@@ -141,16 +144,54 @@ fn run_job(job: &Job) -> Result<()> {
             progress.inc(1);
             continue;
         }
-        if loaded.is_none() {
+        if loaded.is_none() && load_error.is_none() {
             progress.set_message(format!("loading {}", job.model.name));
-            let model = Model::load(&job.model, device, kind_of(job.dtype))?;
-            let tok = match &job.model.tokenizer {
-                Some(path) => tokenizer::from_file(path)?,
-                None => tokenizer::builtin(job.model.arch)?.0,
-            };
-            loaded = Some((model, tok));
+            // A model too large for this machine (or one libtorch rejects) fails its points, not the worker.
+            match catch_torch(|| {
+                let model = Model::load(&job.model, device, kind_of(job.dtype))?;
+                let tok = match &job.model.tokenizer {
+                    Some(path) => tokenizer::from_file(path)?,
+                    None => tokenizer::builtin(job.model.arch)?.0,
+                };
+                Ok((model, tok))
+            }) {
+                Ok(l) => loaded = Some(l),
+                Err(Error::Interrupted) => return Err(Error::Interrupted),
+                Err(e) => load_error = Some(e),
+            }
         }
         let Some((model, tok)) = &loaded else {
+            let e = load_error.as_ref().unwrap_or(&Error::Interrupted);
+            let record = Unmeasured {
+                model: &job.model.name,
+                arch: job.model.arch,
+                params: &job.params,
+                dtype: job.dtype.name(),
+                device: e3pipe::models::hardware::describe(job.device),
+                threads: job.threads,
+                weights: job.weights.clone(),
+                run_id: &job.run_id,
+            }
+            .result(point.context_length, Status::Error, "");
+            let result = failed(
+                record,
+                &Error::Model {
+                    model: job.model.name.clone(),
+                    message: format!("cannot be loaded: {e}"),
+                },
+            );
+            progress.suspend(|| {
+                eprintln!(
+                    "error: point {label} failed: {}",
+                    result.reason.as_deref().unwrap_or_default()
+                )
+            });
+            report(&Finished {
+                hash: point.hash.clone(),
+                outcome: Outcome::Failed,
+                result,
+            })?;
+            progress.inc(1);
             continue;
         };
         progress.set_message(label.clone());

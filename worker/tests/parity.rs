@@ -199,7 +199,10 @@ fn greedy_generation_reproduces_transformers_generate() {
         let model = load(&dir);
         let got = generate_like_the_runner(&model, &r["input_ids"], n);
         assert_eq!(got.size(), expected.size(), "{name}: exactly N tokens");
-        assert_eq!(&got, expected, "{name}: greedy tokens differ from transformers");
+        assert_eq!(
+            &got, expected,
+            "{name}: greedy tokens differ from transformers"
+        );
     }
 }
 

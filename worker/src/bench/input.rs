@@ -4,7 +4,7 @@
 use tokenizers::Tokenizer;
 
 use crate::models::tokenizer::encode;
-use e3pipe::error::Result;
+use e3pipe::error::{Error, Result};
 
 /// Public-domain prose the prompts are cut from (see `assets/text/README.md`).
 pub const CORPUS: &str = include_str!("../../../assets/text/corpus.txt");
@@ -27,11 +27,21 @@ fn special_affixes(tokenizer: &Tokenizer) -> Result<(Vec<i64>, Vec<i64>)> {
 
 /// Exactly `n` token ids: the model's special tokens around the corpus text, cut or repeated to fit.
 /// For `n` smaller than the special tokens themselves, the first `n` of them.
+/// A length too large for memory is an error (`out of memory`, with the size), not an abort.
 pub fn exact_length_ids(tokenizer: &Tokenizer, n: usize) -> Result<Vec<i64>> {
     let (prefix, suffix) = special_affixes(tokenizer)?;
     let body_len = n.saturating_sub(prefix.len() + suffix.len());
     let text = encode(tokenizer, CORPUS, false)?;
-    let mut ids = prefix;
+    let mut ids: Vec<i64> = Vec::new();
+    ids.try_reserve_exact(n.max(prefix.len() + suffix.len()))
+        .map_err(|_| Error::Step {
+            step: "bench".into(),
+            message: format!(
+                "out of memory: {n} input token ids need {} bytes",
+                (n as u128) * 8
+            ),
+        })?;
+    ids.extend(prefix);
     ids.extend(text.iter().cycle().take(body_len));
     ids.extend(suffix);
     ids.truncate(n);
@@ -68,6 +78,15 @@ mod tests {
             ids.iter().all(|&i| i != 50256),
             "no end-of-text inside a GPT-2 prompt"
         );
+    }
+
+    #[test]
+    fn an_impossible_length_is_an_error_not_an_abort() {
+        let (gpt2, _) = builtin(Arch::Decoder).unwrap();
+        let e = exact_length_ids(&gpt2, usize::MAX / 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("out of memory") && e.contains("bytes"), "{e}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ use crate::models::device::synchronize;
 use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
 use e3pipe::bench::memory::{self, MemorySource};
-use e3pipe::bench::result::{LIBTORCH_VERSION, METHOD_ID, PointResult, Status, now_rfc3339};
+use e3pipe::bench::result::{
+    LIBTORCH_VERSION, METHOD_ID, PointResult, Status, headline_metric, now_rfc3339,
+};
 use e3pipe::bench::stats::summarize;
 use e3pipe::bench::stopping::should_stop;
 use e3pipe::error::{Error, Result};
@@ -45,14 +47,6 @@ impl Samples {
 
 fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
-}
-
-/// The metric the stopping rule and the headline columns follow.
-pub fn headline_metric(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Encoder => "forward_pass_latency_ms",
-        _ => "ttft_ms",
-    }
 }
 
 /// TorchScript's profiling executor profiles the first call and optimises on the second: warm-ups must cover both,
@@ -124,7 +118,7 @@ fn run_once(
             };
             synchronize(device);
             let ttft_ms = ms_since(start);
-            let mut step_ms = Vec::with_capacity(tokens.saturating_sub(1));
+            let mut step_ms = Vec::new();
             for _ in 1..tokens {
                 let step_start = Instant::now();
                 next = model.step(&next, &mut state)?;
@@ -210,7 +204,28 @@ pub fn measure_point(
         return Ok(finish(result));
     }
 
-    let ids = exact_length_ids(tokenizer, context_length)?;
+    // Sizes too large for this machine (a huge length, batch or `num_tokens`) end as `oom` points, never as an
+    // abort. A KV cache larger than the host's memory is refused before allocating it: the OS would hand out the
+    // address space lazily and the point would thrash or be killed instead of failing.
+    if model.device == tch::Device::Cpu
+        && let (Some(needed), Some(total)) = (
+            model.kv_cache_bytes(params.batch_size, context_length, result.num_tokens),
+            memory::total_bytes(),
+        )
+        && needed > total as u128
+    {
+        result.status = Status::Oom;
+        result.reason = Some(format!(
+            "out of memory: the KV cache for {context_length} + {} tokens at batch {} needs {needed} bytes; this machine has {total}",
+            result.num_tokens, params.batch_size
+        ));
+        return Ok(finish(result));
+    }
+    // Sizes too large for this machine (a huge length or batch) end here as `oom` points, never as an abort.
+    let ids = match exact_length_ids(tokenizer, context_length) {
+        Ok(ids) => ids,
+        Err(e) => return Ok(finish(failed(result, &e))),
+    };
     if ids.len() != context_length {
         // The bug this project exists to avoid: never label a point with a length it did not feed.
         result.status = Status::Error;
@@ -232,11 +247,20 @@ pub fn measure_point(
     }
     result.input_tokens = ids.len();
     let batch = params.batch_size as i64;
-    let ids = Tensor::from_slice(&ids)
-        .view([1, context_length as i64])
-        .repeat([batch, 1])
-        .to_device(model.device);
-    let mask = input_mask(model, batch, context_length as i64);
+    let inputs = catch_torch(|| {
+        let torch = |e: tch::TchError| Error::Torch(e.to_string());
+        let ids = Tensor::f_from_slice(&ids)
+            .and_then(|t| t.f_view([1, context_length as i64]))
+            .and_then(|t| t.f_repeat([batch, 1]))
+            .and_then(|t| t.f_to_device(model.device))
+            .map_err(torch)?;
+        Ok((ids, input_mask(model, batch, context_length as i64)))
+    });
+    drop(ids);
+    let (ids, mask) = match inputs {
+        Ok(inputs) => inputs,
+        Err(e) => return Ok(finish(failed(result, &e))),
+    };
     let mask = mask.as_ref();
     let warmups = result.warmup_runs;
     let headline = headline_metric(model.arch);
@@ -248,31 +272,36 @@ pub fn measure_point(
     // Trims the heap before resetting the high-water mark, so a longer point before this one does not count.
     let rss_reset = memory::reset_peak();
     let cuda_measured = cuda_index.is_some_and(cuda_memory::reset_peak);
-    let outcome = catch_torch(|| -> Result<(Samples, e3pipe::bench::stopping::StopReason)> {
-        let _guard = tch::no_grad_guard();
-        let mut samples = Samples::default();
-        for _ in 0..warmups {
-            run_once(model, &ids, mask, params, &mut samples, false)?;
-        }
-        let measuring = Instant::now();
-        let mut runs = 0;
-        loop {
-            // The headline summary is only needed (and only computed) for adaptive stopping.
-            let summary = params
-                .target_rel_ci
-                .and_then(|_| summarize(samples.by_metric.get(headline)?));
-            if let Some(reason) =
-                should_stop(params, runs, measuring.elapsed().as_secs_f64(), summary.as_ref())
-            {
-                return Ok((samples, reason));
+    let outcome = catch_torch(
+        || -> Result<(Samples, e3pipe::bench::stopping::StopReason)> {
+            let _guard = tch::no_grad_guard();
+            let mut samples = Samples::default();
+            for _ in 0..warmups {
+                run_once(model, &ids, mask, params, &mut samples, false)?;
             }
-            if e3pipe::interrupt::interrupted() {
-                return Err(Error::Interrupted);
+            let measuring = Instant::now();
+            let mut runs = 0;
+            loop {
+                // The headline summary is only needed (and only computed) for adaptive stopping.
+                let summary = params
+                    .target_rel_ci
+                    .and_then(|_| summarize(samples.by_metric.get(headline)?));
+                if let Some(reason) = should_stop(
+                    params,
+                    runs,
+                    measuring.elapsed().as_secs_f64(),
+                    summary.as_ref(),
+                ) {
+                    return Ok((samples, reason));
+                }
+                if e3pipe::interrupt::interrupted() {
+                    return Err(Error::Interrupted);
+                }
+                run_once(model, &ids, mask, params, &mut samples, true)?;
+                runs += 1;
             }
-            run_once(model, &ids, mask, params, &mut samples, true)?;
-            runs += 1;
-        }
-    });
+        },
+    );
     // Without a reset the high-water mark would include earlier points and model loading: report none.
     result.peak_rss_bytes = if rss_reset {
         memory::peak_rss_bytes()
@@ -305,22 +334,28 @@ pub fn measure_point(
             }
         }
         Err(Error::Interrupted) => return Err(Error::Interrupted),
-        Err(e) => {
-            let message = e.to_string();
-            result.status = if message.to_lowercase().contains("out of memory") {
-                Status::Oom
-            } else {
-                Status::Error
-            };
-            result.reason = Some(message);
-        }
+        Err(e) => result = failed(result, &e),
     }
     Ok(finish(result))
 }
 
+/// A point that could not be measured: `oom` when memory ran out (libtorch's allocators and ours say so),
+/// `error` otherwise, with the message as the reason.
+pub fn failed(mut result: PointResult, e: &Error) -> PointResult {
+    let message = e.to_string();
+    let lower = message.to_lowercase();
+    result.status = if lower.contains("out of memory") || lower.contains("can't allocate") {
+        Status::Oom
+    } else {
+        Status::Error
+    };
+    result.reason = Some(message);
+    result
+}
+
 /// Runs `f`, turning a libtorch panic (tch's non-`f_` functions panic on C++ exceptions, e.g. CUDA OOM) into an
 /// error, so one failing point never takes the others down.
-fn catch_torch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn catch_torch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -343,5 +378,63 @@ fn catch_torch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 message: first,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use e3pipe::models::spec::{DTypeChoice, DeviceChoice, ModelSource, ModelSpec, read_hf_config};
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn native_models_get_no_mask_and_scripts_one() {
+        let dir = fixture("tiny-bert");
+        let config = read_hf_config(&dir).unwrap();
+        let spec = ModelSpec {
+            file: dir.join("config.json"),
+            name: "b".into(),
+            arch: Arch::Encoder,
+            source: ModelSource::HfDir { dir: dir.clone() },
+            config: Some(config),
+            tokenizer: None,
+            dtype: DTypeChoice::Fp32,
+            device: DeviceChoice::Cpu,
+        };
+        let native = Model::load(&spec, tch::Device::Cpu, Kind::Float).unwrap();
+        // Rows are never padded: a mask would only slow attention down (on CUDA it rules out flash kernels).
+        assert!(input_mask(&native, 2, 16).is_none());
+        let script = Model::load(
+            &ModelSpec {
+                source: ModelSource::TorchScript {
+                    file: fixture("tiny-bert-encoder.pt"),
+                },
+                config: None,
+                ..spec
+            },
+            tch::Device::Cpu,
+            Kind::Float,
+        )
+        .unwrap();
+        let mask = input_mask(&script, 2, 16).unwrap();
+        assert_eq!(mask.size(), [2, 16]);
+        let params = BenchParams {
+            num_tokens: 0,
+            batch_size: 1,
+            num_runs: 1,
+            warmup_runs: 0,
+            min_duration_s: 0.0,
+            threads: None,
+            target_rel_ci: None,
+            max_runs: None,
+            max_duration_s: None,
+        };
+        assert_eq!(warmup_runs(&native, &params), 0);
+        assert_eq!(warmup_runs(&script, &params), TORCHSCRIPT_MIN_WARMUP_RUNS);
     }
 }

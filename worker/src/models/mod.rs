@@ -158,6 +158,30 @@ impl Model {
         }
     }
 
+    /// Bytes of the KV cache a generation of `num_tokens` after `context_length` allocates (self-attention of
+    /// every decoder layer; T5 adds the cross-attention keys/values of the encoder output). `None` for encoders
+    /// and TorchScript, whose caches are not ours.
+    pub fn kv_cache_bytes(
+        &self,
+        batch: usize,
+        context_length: usize,
+        num_tokens: usize,
+    ) -> Option<u128> {
+        let elt = self.kind.elt_size_in_bytes() as u128;
+        let (b, l, n) = (batch as u128, context_length as u128, num_tokens as u128);
+        match (&self.network, &self.config) {
+            (Network::Gpt2(_), Some(ArchConfig::Gpt2(c))) => {
+                Some(2 * c.n_layer as u128 * b * (l + n) * c.n_embd as u128 * elt)
+            }
+            (Network::T5(_), Some(ArchConfig::T5(c))) => {
+                let layers = c.num_decoder_layers.unwrap_or(c.num_layers) as u128;
+                let inner = (c.num_heads * c.d_kv) as u128;
+                Some(2 * layers * b * (n + l) * inner * elt)
+            }
+            _ => None,
+        }
+    }
+
     /// A TorchScript model (its calling convention always takes a mask; its executor optimises on early calls).
     pub fn is_script(&self) -> bool {
         matches!(self.network, Network::Script(_))

@@ -283,7 +283,11 @@ impl T5 {
         let device = input_ids.device();
         let mut bias = self.position_bias(&self.encoder_bias, true, 0, s, s, device);
         if let Some(mask) = attention_mask {
-            bias = bias + padding_bias(mask);
+            // Not `+=`: that is an in-place add into `[1, H, S, S]`, and the padding broadcasts it to `[B, H, S, S]`.
+            #[allow(clippy::assign_op_pattern)]
+            {
+                bias = bias + padding_bias(mask);
+            }
         }
         let mut x = self.shared.forward(input_ids);
         for block in &self.encoder {
@@ -355,7 +359,9 @@ impl T5 {
             x += block.self_attn.attend(&h, &k_all, &v_all, Some(&self_bias));
             let h = block.cross_norm.forward(&x);
             let (ck, cv) = &state.cross[layer];
-            x += block.cross_attn.attend(&h, ck, cv, state.cross_bias.as_ref());
+            x += block
+                .cross_attn
+                .attend(&h, ck, cv, state.cross_bias.as_ref());
             x = &x + block.ff.forward(&block.ff_norm.forward(&x));
         }
         state.self_cache.advance(t as usize);
@@ -385,7 +391,8 @@ pub fn relative_position_buckets(
     num_buckets: i64,
     max_distance: i64,
 ) -> Tensor {
-    let (mut buckets, mut result, rel) = (num_buckets, relative.zeros_like(), relative.shallow_clone());
+    let (mut buckets, mut result, rel) =
+        (num_buckets, relative.zeros_like(), relative.shallow_clone());
     let rel = if bidirectional {
         buckets /= 2;
         result = rel.gt(0).to_kind(Kind::Int64) * buckets;
@@ -448,14 +455,21 @@ mod tests {
         // Every relative position of a 1100-token sequence, both directions, T5's and the fixtures' settings.
         let rel: Vec<i64> = (-1100..=1100).collect();
         let t = Tensor::from_slice(&rel);
-        for (bidirectional, num_buckets, max_distance) in
-            [(true, 32, 128), (false, 32, 128), (true, 8, 20), (false, 8, 20)]
-        {
+        for (bidirectional, num_buckets, max_distance) in [
+            (true, 32, 128),
+            (false, 32, 128),
+            (true, 8, 20),
+            (false, 8, 20),
+        ] {
             let got = relative_position_buckets(&t, bidirectional, num_buckets, max_distance);
             assert_eq!(got.kind(), Kind::Int64);
             let got: Vec<i64> = Vec::try_from(&got).unwrap();
             for (r, g) in rel.iter().zip(got) {
-                assert_eq!(g, bucket(*r, bidirectional, num_buckets, max_distance), "relative {r}");
+                assert_eq!(
+                    g,
+                    bucket(*r, bidirectional, num_buckets, max_distance),
+                    "relative {r}"
+                );
             }
         }
     }

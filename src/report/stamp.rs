@@ -1,0 +1,100 @@
+//! Freshness of a derived step (aggregate, plot), in one place: the step is up to date only when the hash of its
+//! inputs is unchanged *and* every output it wrote is still there with the bytes it wrote. A truncated, deleted or
+//! edited table or figure is therefore rebuilt by the next run, and a reader can check a table against what
+//! aggregate recorded before drawing from it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::fsio::write_json;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// blake3 of everything the step read.
+    pub inputs: String,
+    /// Each output (relative to the stamp's folder) and the blake3 of the bytes written.
+    pub outputs: BTreeMap<PathBuf, String>,
+}
+
+fn file_hash(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| blake3::hash(&bytes).to_hex().to_string())
+}
+
+impl Stamp {
+    /// The stamp in `path`, if it is readable and ours.
+    pub fn load(path: &Path) -> Option<Stamp> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    /// A stamp for `inputs` recording the current bytes of `outputs` (paths relative to `dir`).
+    pub fn of(inputs: String, dir: &Path, outputs: &[&str]) -> Stamp {
+        Stamp {
+            inputs,
+            outputs: outputs
+                .iter()
+                .map(|o| {
+                    (
+                        PathBuf::from(o),
+                        file_hash(&dir.join(o)).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// True when the inputs are the same and every output is intact.
+    pub fn is_fresh(&self, inputs: &str, dir: &Path) -> bool {
+        self.inputs == inputs && self.damaged_output(dir).is_none()
+    }
+
+    /// The first output that is missing or differs from what was written.
+    pub fn damaged_output(&self, dir: &Path) -> Option<PathBuf> {
+        self.outputs
+            .iter()
+            .find(|(path, hash)| file_hash(&dir.join(path)).as_deref() != Some(hash.as_str()))
+            .map(|(path, _)| path.clone())
+    }
+
+    /// Whether `output` (relative to `dir`) still holds what was written, when the stamp records it.
+    pub fn vouches_for(&self, dir: &Path, output: &str) -> Option<bool> {
+        let hash = self.outputs.get(Path::new(output))?;
+        Some(file_hash(&dir.join(output)).as_deref() == Some(hash.as_str()))
+    }
+
+    /// Writes the stamp unless an identical one is already there (a no-op run writes nothing).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if Stamp::load(path).as_ref() == Some(self) {
+            return Ok(());
+        }
+        write_json(path, self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_or_missing_outputs_are_not_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.csv"), "a,b\n1,2\n").unwrap();
+        std::fs::write(dir.path().join("f.png"), "png").unwrap();
+        let stamp = Stamp::of("in".into(), dir.path(), &["t.csv", "f.png"]);
+        assert!(stamp.is_fresh("in", dir.path()));
+        assert!(!stamp.is_fresh("other inputs", dir.path()));
+        std::fs::write(dir.path().join("t.csv"), "a,b\n1,").unwrap();
+        assert_eq!(
+            stamp.damaged_output(dir.path()),
+            Some(PathBuf::from("t.csv"))
+        );
+        assert_eq!(stamp.vouches_for(dir.path(), "t.csv"), Some(false));
+        std::fs::write(dir.path().join("t.csv"), "a,b\n1,2\n").unwrap();
+        std::fs::remove_file(dir.path().join("f.png")).unwrap();
+        assert!(!stamp.is_fresh("in", dir.path()));
+    }
+}

@@ -1,0 +1,490 @@
+//! Input as a hostile user would give it, and faults at run time. Every bad input: one clear error, exit 2,
+//! nothing written, no panic and no hang; every runtime fault: exit 1, the summary line, nothing lost; outputs that
+//! are damaged repair themselves on the next run.
+
+use std::time::{Duration, Instant};
+
+use crate::project::{BERT_TINY, Project, bench_yaml};
+
+const OUTPUTS: [&str; 5] = ["cache", "results", "latest", "tables", "figs"];
+const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
+
+/// `run` (and `--dry-run`) refuse the project with exit 2, the expected words, no panic and nothing written.
+fn refused(p: &Project, pipeline: &str, expected: &[&str]) {
+    for args in [&["run", pipeline][..], &["run", pipeline, "--dry-run"][..]] {
+        let started = Instant::now();
+        let r = p.run(args);
+        assert_eq!(r.code, 2, "{args:?} should exit 2:\n{}", r.all());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        for e in expected {
+            assert!(
+                r.stderr.contains(e),
+                "{args:?}: expected `{e}` in:\n{}",
+                r.stderr
+            );
+        }
+        assert!(!r.all().contains("panicked"), "{}", r.all());
+        assert!(
+            !r.stdout.contains("points:"),
+            "nothing may run:\n{}",
+            r.stdout
+        );
+    }
+    for out in OUTPUTS {
+        assert!(
+            !p.path(out).exists(),
+            "`{out}` was written on invalid input"
+        );
+    }
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn pipelines_that_are_not_text_files() {
+    let p = Project::new();
+    std::fs::create_dir_all(p.path("pipelines/dir.yaml")).unwrap();
+    refused(&p, "pipelines/dir.yaml", &["is a directory"]);
+    mkfifo(&p.path("pipelines/fifo.yaml"));
+    refused(&p, "pipelines/fifo.yaml", &["not a regular file"]);
+    std::fs::write(
+        p.path("pipelines/latin1.yaml"),
+        b"steps:\n  - name: caf\xe9\n",
+    )
+    .unwrap();
+    refused(&p, "pipelines/latin1.yaml", &["not UTF-8"]);
+    // A bench config that is a FIFO: refused, not read forever.
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    std::fs::remove_file(p.path("configs/bench/encoder.yaml")).unwrap();
+    mkfifo(&p.path("configs/bench/encoder.yaml"));
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["configs/bench/encoder.yaml", "not a regular file"],
+    );
+}
+
+#[test]
+fn tokenizer_and_model_paths_that_would_hang_or_lie() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    mkfifo(&p.path("tok.json"));
+    p.write(
+        "configs/model/bert.yaml",
+        &format!("{BERT_TINY}tokenizer: tok.json\n"),
+    );
+    refused(&p, "pipelines/p.yaml", &["tok.json", "not a regular file"]);
+    // A TorchScript "model" that is not a zip archive.
+    p.write("model.pt", "not a model");
+    p.write(
+        "configs/model/bert.yaml",
+        "name: s\narch: encoder\ntorchscript: model.pt\n",
+    );
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["model.pt", "not a TorchScript file"],
+    );
+    // An HF directory whose config.json is not JSON, or whose weights are truncated.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert");
+    std::fs::create_dir_all(p.path("hf")).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), p.path("hf").join(f)).unwrap();
+    }
+    p.write("configs/model/bert.yaml", "name: hf\npath: hf\n");
+    let weights = std::fs::read(p.path("hf/model.safetensors")).unwrap();
+    std::fs::write(
+        p.path("hf/model.safetensors"),
+        &weights[..weights.len() - 100],
+    )
+    .unwrap();
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["model.safetensors", "truncated or damaged"],
+    );
+    std::fs::write(p.path("hf/model.safetensors"), &weights).unwrap();
+    p.write("hf/config.json", "{\"model_type\": \"bert\", ");
+    refused(&p, "pipelines/p.yaml", &["config.json", "not valid JSON"]);
+    p.write("hf/config.json", "{\"model_type\": \"llama\"}");
+    refused(&p, "pipelines/p.yaml", &["unsupported model_type `llama`"]);
+}
+
+#[test]
+fn values_outside_what_the_models_implement() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    p.write(
+        "configs/model/bert.yaml",
+        &format!("{BERT_TINY}  hidden_act: gelu_neww\n"),
+    );
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &[
+            "unsupported `hidden_act` `gelu_neww`",
+            "did you mean `gelu_new`?",
+        ],
+    );
+    p.write(
+        "configs/model/bert.yaml",
+        &format!("{BERT_TINY}  hidden_act: swish\n"),
+    );
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["`swish`", "`gelu`, `gelu_new`, `gelu_pytorch_tanh`"],
+    );
+    p.write("pipelines/p.yaml", "steps:\n  - name: t\n    kind: bench\n    model: configs/model/t5.yaml\n    bench: configs/bench/seq2seq.yaml\n");
+    p.write(
+        "configs/model/t5.yaml",
+        &format!("{}  num_decoder_layers: -1\n", crate::project::T5_TINY),
+    );
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["`num_decoder_layers` must be positive, got -1"],
+    );
+    p.write(
+        "configs/model/t5.yaml",
+        &format!(
+            "{}  feed_forward_proj: gated-gelo\n",
+            crate::project::T5_TINY
+        ),
+    );
+    refused(&p, "pipelines/p.yaml", &["did you mean `gated-gelu`?"]);
+}
+
+#[test]
+fn a_million_lengths_are_checked_fast_and_the_duplicate_named() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    let mut lengths: Vec<String> = (1..=1_000_000).map(|n| n.to_string()).collect();
+    lengths.push("1".into());
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", &format!("[{}]", lengths.join(", ")), 0, 1),
+    );
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["context_lengths: 1 is listed twice"],
+    );
+}
+
+#[test]
+fn deeply_nested_yaml_is_refused_at_once() {
+    let p = Project::new();
+    p.write(
+        "pipelines/deep.yaml",
+        &format!("steps: {}{}\n", "[".repeat(100_000), "]".repeat(100_000)),
+    );
+    refused(&p, "pipelines/deep.yaml", &["nested deeper than 64 levels"]);
+}
+
+#[test]
+fn names_that_collide_as_file_names() {
+    let p = Project::new();
+    p.write(
+        "configs/model/a.yaml",
+        &BERT_TINY.replace("name: bert-tiny", "name: tiny/a"),
+    );
+    p.write(
+        "configs/model/b.yaml",
+        &BERT_TINY.replace("name: bert-tiny", "name: tiny a"),
+    );
+    p.write("pipelines/p.yaml", "steps:\n  - name: a\n    kind: bench\n    model: configs/model/a.yaml\n    bench: configs/bench/encoder.yaml\n  - name: b\n    kind: bench\n    model: configs/model/b.yaml\n    bench: configs/bench/encoder.yaml\n");
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &[
+            "model `tiny a` and model `tiny/a`",
+            "latest/inference/tiny_a.json",
+        ],
+    );
+    let long = "m".repeat(5000);
+    p.write(
+        "configs/model/b.yaml",
+        &BERT_TINY.replace("name: bert-tiny", &format!("name: {long}")),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("is 5000 bytes") && r.stderr.contains("… (5000 characters)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.len() < 1000,
+        "a long value is truncated in the message: {}",
+        r.stderr.len()
+    );
+}
+
+#[test]
+fn yaml_merge_keys_share_settings() {
+    let p = Project::new();
+    // The second step takes everything from the first (`<<: *bench`) but its name and model.
+    p.write(
+        "pipelines/p.yaml",
+        "steps:\n  - &bench\n    name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n  - <<: *bench\n    name: b2\n    model: configs/model/bert2.yaml\n",
+    );
+    p.write(
+        "configs/model/bert2.yaml",
+        &BERT_TINY.replace("name: bert-tiny", "name: bert-two"),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        "name: t\narch: encoder\ncontext_lengths: [8]\n<<: {num_runs: 2, warmup_runs: 0, threads: 1}\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for model in ["bert-tiny", "bert-two"] {
+        let doc = p.results(model);
+        assert_eq!(
+            doc["metrics"]["8"]["point"]["stats"]["forward_pass_latency_ms"]["n"],
+            2
+        );
+    }
+}
+
+#[test]
+fn too_large_for_this_machine_is_an_oom_point_not_a_crash() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", "steps:\n  - name: t\n    kind: bench\n    model: configs/model/t5.yaml\n    bench: configs/bench/seq2seq.yaml\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n");
+    // A vocabulary of 10^12 (256 TB of embeddings): valid, but not here.
+    p.write(
+        "configs/model/bert.yaml",
+        &BERT_TINY.replace("vocab_size: 30522", "vocab_size: 1000000000000"),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8]", 0, 1),
+    );
+    // T5 has no position limit: a context of 10^11 tokens and a 10^12-token generation.
+    p.write(
+        "configs/bench/seq2seq.yaml",
+        &bench_yaml("encoder-decoder", "[8, 100000000000]", 1_000_000_000_000, 1),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(!r.all().contains("panicked"), "{}", r.all());
+    assert_eq!(r.points(), (0, 0, 3, 0), "{}", r.all());
+    let t5 = p.results("t5-tiny");
+    for length in ["8", "100000000000"] {
+        let pt = &t5["metrics"][length]["point"];
+        assert_eq!(pt["status"], "oom", "{pt:#}");
+        assert!(pt["reason"].as_str().unwrap().contains("bytes"), "{pt:#}");
+    }
+    let bert = &p.results("bert-tiny")["metrics"]["8"]["point"];
+    assert_eq!(bert["status"], "oom", "{bert:#}");
+    assert!(
+        bert["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be loaded"),
+        "{bert:#}"
+    );
+}
+
+#[test]
+fn damaged_outputs_repair_themselves() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n"));
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8, 16]", 0, 1),
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let table = p.read("tables/inference_results.csv");
+    let png = std::fs::read(p.path("figs/latency_curve.png")).unwrap();
+    // A no-op run writes nothing at all.
+    let stamp_time = std::fs::metadata(p.path("tables/.aggregate.stamp"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert!(
+        r.stderr.contains("tables are up to date") && r.stderr.contains("figures are up to date"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::metadata(p.path("tables/.aggregate.stamp"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        stamp_time
+    );
+    // Truncated table: plot alone refuses to draw from it (exit 1); a full run rebuilds it.
+    std::fs::write(
+        p.path("tables/inference_results.csv"),
+        &table[..table.len() / 2],
+    )
+    .unwrap();
+    let r = p.run(&["run", "pipelines/p.yaml", "--only", "plot"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("is not what aggregate wrote"),
+        "{}",
+        r.stderr
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(p.read("tables/inference_results.csv"), table);
+    // A deleted figure is drawn again.
+    std::fs::remove_file(p.path("figs/latency_curve.png")).unwrap();
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    assert_eq!(
+        std::fs::read(p.path("figs/latency_curve.png"))
+            .unwrap()
+            .len(),
+        png.len()
+    );
+    // Deleted results of a bench step: the points are cached, so the file is written again, and said.
+    std::fs::remove_file(p.path("latest/inference/bert-tiny.json")).unwrap();
+    let r = p.run(&["run", "pipelines/p.yaml", "--only", "aggregate"]);
+    assert!(
+        r.stderr.contains("no results for model `bert-tiny`"),
+        "{}",
+        r.stderr
+    );
+    // Outputs get the usual permissions, and logs carry no colour codes off a terminal.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p.path("tables/inference_results.csv"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o777, 0o600);
+    assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
+}
+
+#[test]
+fn a_failed_aggregate_skips_plot_with_exit_1_and_the_summary() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n"));
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8]", 0, 1),
+    );
+    // `tables` is a file: aggregate cannot write there.
+    p.write("tables", "not a folder");
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("points: 1 computed"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("step `plot` skipped: step `aggregate` failed"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_cache_entry_that_is_a_directory_is_replaced() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8]", 0, 1),
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let [entry] = p.cache_entries().try_into().unwrap();
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::create_dir_all(entry.join("junk")).unwrap();
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 0, 0, 0));
+    assert!(entry.is_file());
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 1, 0, 0));
+}
+
+#[test]
+fn infeasible_points_are_settled_like_cached_ones() {
+    let p = Project::new();
+    p.write(
+        "pipelines/p.yaml",
+        &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n"),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8, 600, 700, 800]", 0, 1),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.points(), (1, 0, 0, 3));
+    assert!(
+        r.stderr
+            .contains("3 lengths of `bert-tiny` from 600 to 800 are infeasible"),
+        "{}",
+        r.stderr
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.points(), (0, 1, 0, 3));
+    assert!(r.stderr.contains("tables are up to date"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_dir(p.path("results")).unwrap().count(),
+        1,
+        "no new results file on a rerun"
+    );
+}
+
+#[test]
+fn killing_e3pipe_as_it_starts_the_worker_leaves_no_orphan() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    // A point that measures for a minute: an orphaned worker would still be running when the test looks.
+    p.write(
+        "configs/bench/encoder.yaml",
+        &format!("{}min_duration_s: 60\n", bench_yaml("encoder", "[8]", 0, 1)),
+    );
+    let mut child = p.spawn(&["run", "pipelines/p.yaml"]);
+    let parent = child.id();
+    // Find the worker the moment it exists, then kill -9 its parent at once.
+    let started = Instant::now();
+    let worker = loop {
+        let found = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find_map(|e| {
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                let ppid: u32 = stat
+                    .rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                (ppid == parent)
+                    .then(|| e.file_name().to_string_lossy().parse::<u32>().ok())
+                    .flatten()
+            });
+        if let Some(pid) = found {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no worker started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{worker}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{worker}/stat"))
+            .unwrap_or_default()
+            .contains(") Z")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "worker {worker} outlived its parent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
