@@ -74,10 +74,22 @@ fn method_id() -> String {
     // How the worker is compiled: the profiles and the compiler.
     println!("cargo:rerun-if-changed=Cargo.toml");
     let manifest = std::fs::read_to_string("Cargo.toml").unwrap_or_default();
+    // Only the profile settings that change how measured code is compiled: a profile's own section and the
+    // per-package sections of the measured crates (not, say, the YAML parser's).
     let mut in_profile = false;
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
-            in_profile = line.starts_with("[profile");
+            let section = line.trim_matches(|c| c == '[' || c == ']');
+            in_profile = section.starts_with("profile.")
+                && match section.split_once(".package.") {
+                    None => true,
+                    Some((_, package)) => {
+                        let package = package.trim_matches('"');
+                        package == "*"
+                            || package == "e3pipe-worker"
+                            || MEASURED_CRATES.contains(&package)
+                    }
+                };
         }
         if in_profile && !line.is_empty() && !line.starts_with('#') {
             hasher.update(line.as_bytes());

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fsio;
 pub mod interrupt;
 pub mod models;
+pub mod os_path;
 pub mod pipeline;
 pub mod report;
 pub mod yaml;

@@ -29,9 +29,17 @@ const KEYS: &[&str] = &[
 /// Where the weights come from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ModelSource {
-    Random { seed: u64 },
-    HfDir { dir: PathBuf },
-    TorchScript { file: PathBuf },
+    Random {
+        seed: u64,
+    },
+    HfDir {
+        #[serde(with = "crate::os_path")]
+        dir: PathBuf,
+    },
+    TorchScript {
+        #[serde(with = "crate::os_path")]
+        file: PathBuf,
+    },
 }
 
 /// Requested numeric type; `auto` is fp32 on CPU and fp16 on CUDA.
@@ -58,6 +66,7 @@ pub enum DeviceChoice {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelSpec {
     /// The file this spec came from, for error messages.
+    #[serde(with = "crate::os_path")]
     pub file: PathBuf,
     pub name: String,
     pub arch: Arch,
@@ -65,6 +74,7 @@ pub struct ModelSpec {
     /// Hyperparameters; `None` only for TorchScript models, whose shapes live in the `.pt` file.
     pub config: Option<ArchConfig>,
     /// `None` means the tokenizer built into e3pipe for this architecture.
+    #[serde(with = "crate::os_path::option")]
     pub tokenizer: Option<PathBuf>,
     pub dtype: DTypeChoice,
     pub device: DeviceChoice,

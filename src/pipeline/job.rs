@@ -18,6 +18,7 @@ use crate::models::spec::ModelSpec;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Job {
+    #[serde(with = "crate::os_path")]
     pub root: PathBuf,
     pub step: String,
     pub model: ModelSpec,

@@ -126,9 +126,11 @@ impl Pipeline {
             .collect();
         crate::pipeline::graph::check_acyclic(file, &skeleton)?;
 
+        // Sweeps often share one bench config (a 10,000-length list read once, not once per step).
+        let mut bench_configs = std::collections::HashMap::new();
         let steps = steps
             .into_iter()
-            .map(|raw| raw.resolve(file, &root))
+            .map(|raw| raw.resolve(file, &root, &mut bench_configs))
             .collect::<Result<Vec<_>>>()?;
         // Results are kept per model name (`latest/inference/<name>.json`): two steps must not share one, nor two
         // names that become the same file name (`tiny/a` and `tiny a` both become `tiny_a`).
@@ -254,7 +256,12 @@ impl RawStep {
         })
     }
 
-    fn resolve(self, file: &Path, root: &Path) -> Result<Step> {
+    fn resolve(
+        self,
+        file: &Path,
+        root: &Path,
+        bench_configs: &mut std::collections::HashMap<PathBuf, BenchConfig>,
+    ) -> Result<Step> {
         let RawStep {
             name,
             kind,
@@ -282,7 +289,15 @@ impl RawStep {
         let kind = match kind.as_str() {
             "bench" => {
                 let model = ModelSpec::load(&config_path("model")?, root)?;
-                let bench = BenchConfig::load(&config_path("bench")?)?;
+                let bench_path = config_path("bench")?;
+                let bench = match bench_configs.get(&bench_path) {
+                    Some(bench) => bench.clone(),
+                    None => {
+                        let bench = BenchConfig::load(&bench_path)?;
+                        bench_configs.insert(bench_path, bench.clone());
+                        bench
+                    }
+                };
                 if bench.arch != model.arch {
                     return Err(Error::BadValue {
                         path: bench.file.clone(),

@@ -3,18 +3,13 @@
 
 use serde_json::Value;
 
-use crate::project::{Project, bench_yaml};
+use crate::project::{Project, bench_yaml, point};
 
 fn median(point: &Value, metric: &str) -> f64 {
     point
         .pointer(&format!("/stats/{metric}/median"))
         .and_then(Value::as_f64)
         .unwrap_or_else(|| panic!("no {metric} in {point:#}"))
-}
-
-fn point(doc: &Value, length: usize) -> &Value {
-    doc.pointer(&format!("/metrics/{length}/point"))
-        .unwrap_or_else(|| panic!("no point {length} in {doc:#}"))
 }
 
 #[test]

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::project::{BERT_TINY, Project, bench_yaml};
+use crate::project::{
+    AGGREGATE_AFTER_B, BERT_ONLY, BERT_TINY, PLOT_AFTER_AGGREGATE, Project, bench_yaml,
+};
 
 const OUTPUTS: [&str; 5] = ["cache", "results", "latest", "tables", "figs"];
-const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
 
 /// `run` (and `--dry-run`) refuse the project with exit 2, the expected words, no panic and nothing written.
 fn refused(p: &Project, pipeline: &str, expected: &[&str]) {
@@ -298,7 +299,10 @@ fn too_large_for_this_machine_is_an_oom_point_not_a_crash() {
 #[test]
 fn damaged_outputs_repair_themselves() {
     let p = Project::new();
-    p.write("pipelines/p.yaml", &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n"));
+    p.write(
+        "pipelines/p.yaml",
+        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
+    );
     p.write(
         "configs/bench/encoder.yaml",
         &bench_yaml("encoder", "[8, 16]", 0, 1),
@@ -370,7 +374,10 @@ fn damaged_outputs_repair_themselves() {
 #[test]
 fn a_failed_aggregate_skips_plot_with_exit_1_and_the_summary() {
     let p = Project::new();
-    p.write("pipelines/p.yaml", &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n"));
+    p.write(
+        "pipelines/p.yaml",
+        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
+    );
     p.write(
         "configs/bench/encoder.yaml",
         &bench_yaml("encoder", "[8]", 0, 1),
@@ -410,7 +417,7 @@ fn infeasible_points_are_settled_like_cached_ones() {
     let p = Project::new();
     p.write(
         "pipelines/p.yaml",
-        &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n"),
+        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}"),
     );
     p.write(
         "configs/bench/encoder.yaml",
@@ -487,4 +494,29 @@ fn killing_e3pipe_as_it_starts_the_worker_leaves_no_orphan() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_project_under_a_non_utf8_directory_runs() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = Project::new();
+    let root = p.root().join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    for (rel, text) in [
+        ("pipelines/p.yaml", BERT_ONLY.to_string()),
+        ("configs/model/bert.yaml", BERT_TINY.to_string()),
+        (
+            "configs/bench/encoder.yaml",
+            bench_yaml("encoder", "[8]", 0, 1),
+        ),
+    ] {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let mut cmd = p.command(&["run", "pipelines/p.yaml"]);
+    cmd.current_dir(&root);
+    let r = crate::project::to_run(cmd.output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (1, 0, 0, 0));
+    assert!(root.join("latest/inference/bert-tiny.json").is_file());
 }

@@ -3,14 +3,7 @@
 
 use serde_json::Value;
 
-use crate::project::{Project, bench_yaml};
-
-fn point(doc: &Value, length: usize) -> &Value {
-    doc.pointer(&format!("/metrics/{length}/point"))
-        .unwrap_or_else(|| panic!("no point {length} in {doc:#}"))
-}
-
-const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
+use crate::project::{AGGREGATE_AFTER_B, BERT_ONLY, Project, bench_yaml, point};
 
 #[test]
 fn adaptive_stopping_reaches_a_real_95_percent_interval() {
@@ -145,7 +138,7 @@ fn curves_mixing_runs_are_flagged() {
     let p = Project::new();
     p.write(
         "pipelines/p.yaml",
-        &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n    needs: [b]\n"),
+        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}"),
     );
     p.write(
         "configs/bench/encoder.yaml",

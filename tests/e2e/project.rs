@@ -47,6 +47,18 @@ pub fn bench_yaml(arch: &str, lengths: &str, num_tokens: usize, num_runs: usize)
     )
 }
 
+/// One bench step of the tiny BERT ...
+pub const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
+/// ... and the derived steps after it.
+pub const AGGREGATE_AFTER_B: &str = "  - name: aggregate\n    kind: aggregate\n    needs: [b]\n";
+pub const PLOT_AFTER_AGGREGATE: &str = "  - name: plot\n    kind: plot\n    needs: [aggregate]\n";
+
+/// A point's record in a results document.
+pub fn point(doc: &serde_json::Value, length: usize) -> &serde_json::Value {
+    doc.pointer(&format!("/metrics/{length}/point"))
+        .unwrap_or_else(|| panic!("no point {length} in {doc:#}"))
+}
+
 /// A pipeline with the three tiny models and aggregate + plot.
 pub const THREE_MODELS: &str = "steps:
   - name: bench-gpt2
