@@ -113,8 +113,24 @@ fn document_id() -> String {
         .to_string()
 }
 
+/// The code that derives tables and figures (`src/report/`): a change rebuilds them on the next run even when their
+/// inputs are unchanged.
+fn report_id() -> String {
+    let mut files = Vec::new();
+    println!("cargo:rerun-if-changed=src/report");
+    files_under(Path::new("src/report"), &mut files);
+    let mut hasher = blake3::Hasher::new();
+    for f in &files {
+        hasher.update(f.display().to_string().as_bytes());
+        hasher.update(normalised(&std::fs::read_to_string(f).unwrap_or_default()).as_bytes());
+    }
+    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
 fn main() {
     println!("cargo:rustc-env=E3PIPE_METHOD_ID={}", method_id());
+    println!("cargo:rustc-env=E3PIPE_REPORT_ID={}", report_id());
     println!("cargo:rustc-env=E3PIPE_DOCUMENT_ID={}", document_id());
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     let dir = std::env::var("LIBTORCH").unwrap_or_default();

@@ -93,7 +93,7 @@ pub enum Error {
         message: String,
     },
 
-    #[error("step `{step}` needs `{}`, which is not there: run `{hint}` first", missing.display())]
+    #[error("step `{step}` needs `{}`, which is not there: {hint}", missing.display())]
     MissingInput {
         step: String,
         missing: PathBuf,

@@ -72,6 +72,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    make_room(path, dir);
     std::fs::create_dir_all(dir).map_err(err)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -98,6 +99,32 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     })?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
+}
+
+/// Every path e3pipe writes is its own output (`cache/`, `results/`, `latest/`, `tables/`, `figs/`): a file where one
+/// of its folders belongs, or a folder where one of its files belongs, is damage to repair, not a reason to fail
+/// the run and lose its work. Only the nearest existing ancestor is looked at, so nothing outside the output's own
+/// path is touched.
+fn make_room(path: &Path, dir: &Path) {
+    if let Some(blocking) = dir
+        .ancestors()
+        .find(|a| std::fs::symlink_metadata(a).is_ok())
+        && std::fs::symlink_metadata(blocking).is_ok_and(|m| !m.is_dir())
+        && blocking != Path::new(".")
+    {
+        tracing::warn!(
+            "replacing `{}`, a file where an output folder belongs",
+            blocking.display()
+        );
+        let _ = std::fs::remove_file(blocking);
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        tracing::warn!(
+            "replacing `{}`, a folder where an output file belongs",
+            path.display()
+        );
+        let _ = std::fs::remove_dir_all(path);
+    }
 }
 
 /// The process umask (read by setting and restoring it; e3pipe is single-threaded where it writes outputs, and the
@@ -127,6 +154,26 @@ mod tests {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o666 & !current_umask());
         assert_ne!(mode, 0o600);
+    }
+
+    #[test]
+    fn outputs_make_room_where_damage_blocks_them() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tables"), "a file").unwrap();
+        write_atomic(&dir.path().join("tables/t.csv"), b"x").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("tables/t.csv")).unwrap(),
+            b"x"
+        );
+        std::fs::create_dir_all(dir.path().join("figs/f.png/junk")).unwrap();
+        write_atomic(&dir.path().join("figs/f.png"), b"png").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("figs/f.png")).unwrap(),
+            b"png"
+        );
+        std::fs::write(dir.path().join("latest"), "a file").unwrap();
+        write_atomic(&dir.path().join("latest/inference/m.json"), b"{}").unwrap();
+        assert!(dir.path().join("latest/inference/m.json").is_file());
     }
 
     #[test]

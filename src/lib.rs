@@ -116,14 +116,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let pipeline = Pipeline::load(&pipeline)?;
             let force = match force {
                 None => Force::default(),
-                Some(steps) if steps.iter().all(String::is_empty) => Force {
+                // `--force` alone (or `--force=`): everything.
+                Some(steps) if steps.len() == 1 && steps[0].is_empty() => Force {
                     all: true,
                     steps: Vec::new(),
                 },
-                Some(steps) => Force {
-                    all: false,
-                    steps: steps.into_iter().filter(|s| !s.is_empty()).collect(),
-                },
+                Some(steps) => {
+                    if steps.iter().any(String::is_empty) {
+                        return Err(Error::BadValue {
+                            path: pipeline.file.clone(),
+                            field: "--force".into(),
+                            message: "an empty step name; give `--force` alone for every step, or step names".into(),
+                        });
+                    }
+                    if let Some(left_out) =
+                        steps.iter().find(|s| !only.is_empty() && !only.contains(s))
+                    {
+                        return Err(Error::BadValue {
+                            path: pipeline.file.clone(),
+                            field: "--force".into(),
+                            message: format!(
+                                "step `{}` is not among the `--only` steps, so it would not run",
+                                error::shorten(left_out, 60)
+                            ),
+                        });
+                    }
+                    Force { all: false, steps }
+                }
             };
             let plan = pipeline::plan::plan(&pipeline, &only, &force)?;
             if dry_run {

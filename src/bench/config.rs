@@ -26,6 +26,11 @@ const KEYS: &[&str] = &[
     "max_duration_s",
 ];
 
+/// Upper bounds that keep a typo from meaning "measure for ever".
+const MAX_THREADS: i64 = 4096;
+const MAX_RUNS: i64 = 1_000_000;
+const MAX_DURATION_S: f64 = 7.0 * 24.0 * 3600.0;
+
 /// Length used by single-point configs that name none (the seed's default prompt budget).
 pub const DEFAULT_CONTEXT_LENGTH: usize = 128;
 
@@ -76,8 +81,16 @@ impl BenchConfig {
                     .as_i64()
                     .ok_or_else(|| bad(key, format!("expected an integer, got `{}`", show(v))))?,
             };
+            // Counts past these could never finish (or overflow libtorch's int32 thread count).
+            let max = match key {
+                "threads" => MAX_THREADS,
+                "num_runs" | "warmup_runs" | "max_runs" => MAX_RUNS,
+                _ => i64::MAX,
+            };
             if v < min {
                 Err(bad(key, format!("must be at least {min}, got {v}")))
+            } else if v > max {
+                Err(bad(key, format!("must be at most {max}, got {v}")))
             } else {
                 Ok(v)
             }
@@ -154,11 +167,21 @@ impl BenchConfig {
                 None | Some(Value::Null) => Ok(None),
                 Some(v) => v
                     .as_f64()
-                    .filter(|s| s.is_finite() && if positive { *s > 0.0 } else { *s >= 0.0 })
+                    .filter(|s| {
+                        s.is_finite()
+                            && *s <= MAX_DURATION_S
+                            && if positive { *s > 0.0 } else { *s >= 0.0 }
+                    })
                     .map(Some)
                     .ok_or_else(|| {
                         let bound = if positive { "> 0" } else { ">= 0" };
-                        bad(key, format!("expected seconds {bound}, got `{}`", show(v)))
+                        bad(
+                            key,
+                            format!(
+                                "expected seconds {bound} and at most {MAX_DURATION_S} (a week), got `{}`",
+                                crate::error::shorten(&show(v), 40)
+                            ),
+                        )
                     }),
             }
         };

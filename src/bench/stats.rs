@@ -6,7 +6,8 @@
 //! distribution it covers the true median with probability exactly `1 - 2·P(Bin(n, ½) ≤ k-1)`, which is recorded
 //! as `ci_level`. `k` is the largest for which that is at least 95 %; with fewer than 6 samples no interval reaches
 //! 95 %, so the widest one, `[min, max]`, is given with its real level (75 % at n = 3, 93.75 % at n = 5). A
-//! bootstrap would print "95 %" over the same `[min, max]` and be wrong.
+//! bootstrap would print "95 %" over the same `[min, max]` and be wrong. The level assumes independent samples;
+//! the decode steps of one run are correlated, so for `itl_ms` it is the level under that assumption.
 
 use serde::{Deserialize, Serialize};
 

@@ -277,8 +277,30 @@ impl ArchConfig {
                 Err(format!("`{a}` ({av}) must be a multiple of `{b}` ({bv})"))
             }
         };
+        // Valid but huge sizes are for the machine to refuse (an `oom` point); sizes whose tensors could not even be
+        // addressed (elements × 8 bytes past i64) are nonsense, refused here.
+        let addressable = |what: &str, dims: &[i64]| {
+            let elements = dims.iter().try_fold(8i64, |n, &d| n.checked_mul(d.max(1)));
+            match elements {
+                Some(_) => Ok(()),
+                None => Err(format!(
+                    "{what} make a tensor too large to address ({}); check these values",
+                    dims.iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" × ")
+                )),
+            }
+        };
         match self {
             ArchConfig::Gpt2(c) => {
+                addressable("`vocab_size` × `n_embd`", &[c.vocab_size, c.n_embd])?;
+                addressable("`n_positions` × `n_embd`", &[c.n_positions, c.n_embd])?;
+                addressable("4 × `n_embd` × `n_embd`", &[4, c.n_embd, c.n_embd])?;
+                addressable(
+                    "`n_embd` × `n_inner`",
+                    &[c.n_embd, c.n_inner.unwrap_or(1), 4],
+                )?;
                 for (n, v) in [
                     ("vocab_size", c.vocab_size),
                     ("n_positions", c.n_positions),
@@ -295,6 +317,12 @@ impl ArchConfig {
                 divides("n_embd", c.n_embd, "n_head", c.n_head)
             }
             ArchConfig::T5(c) => {
+                addressable("`vocab_size` × `d_model`", &[c.vocab_size, c.d_model])?;
+                addressable(
+                    "`num_heads` × `d_kv` × `d_model`",
+                    &[c.num_heads, c.d_kv, c.d_model],
+                )?;
+                addressable("`d_ff` × `d_model`", &[c.d_ff, c.d_model, 2])?;
                 for (n, v) in [
                     ("vocab_size", c.vocab_size),
                     ("d_model", c.d_model),
@@ -332,6 +360,22 @@ impl ArchConfig {
                 one_of("feed_forward_proj", &c.feed_forward_proj, T5_FEED_FORWARD)
             }
             ArchConfig::Bert(c) => {
+                addressable(
+                    "`vocab_size` × `hidden_size`",
+                    &[c.vocab_size, c.hidden_size],
+                )?;
+                addressable(
+                    "`max_position_embeddings` × `hidden_size`",
+                    &[c.max_position_embeddings, c.hidden_size],
+                )?;
+                addressable(
+                    "`intermediate_size` × `hidden_size`",
+                    &[c.intermediate_size, c.hidden_size],
+                )?;
+                addressable(
+                    "`hidden_size` × `hidden_size`",
+                    &[c.hidden_size, c.hidden_size, 4],
+                )?;
                 for (n, v) in [
                     ("vocab_size", c.vocab_size),
                     ("hidden_size", c.hidden_size),

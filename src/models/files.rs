@@ -125,6 +125,22 @@ pub fn check_torchscript(path: &Path) -> Result<()> {
                 .into(),
         ));
     }
+    // A zip ends with its central directory record; a truncated copy has none.
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let tail_len = size.min(66 * 1024);
+    let mut tail = vec![0u8; tail_len as usize];
+    let read_tail = std::fs::File::open(path).and_then(|mut f| {
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(size - tail_len))?;
+        f.read_exact(&mut tail)
+    });
+    if read_tail.is_err() || !tail.windows(4).any(|w| w == b"PK\x05\x06") {
+        return Err(bad(
+            path,
+            "a truncated or damaged TorchScript file (its zip archive has no central directory)"
+                .into(),
+        ));
+    }
     Ok(())
 }
 
@@ -189,6 +205,16 @@ mod tests {
         check_torchscript(&fixtures.join("tiny-bert-encoder.pt")).unwrap();
         let e = check_torchscript(&fixtures.join("tiny-gpt2/config.json")).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let cut = dir.path().join("cut.pt");
+        let whole = std::fs::read(fixtures.join("tiny-bert-encoder.pt")).unwrap();
+        std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+        assert!(
+            check_torchscript(&cut)
+                .unwrap_err()
+                .to_string()
+                .contains("truncated")
+        );
         assert!(check_tokenizer(&fixtures.join("tiny-bert-encoder.pt")).is_err());
     }
 }

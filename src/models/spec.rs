@@ -100,6 +100,19 @@ impl ModelSpec {
         };
         let name = string("name")?
             .ok_or_else(|| bad("name", "missing; every model needs a `name`".into()))?;
+        // Names become file names (`latest/inference/<name>.json`) and figure labels.
+        if name.trim().is_empty()
+            || name.chars().all(|c| c == '.')
+            || name.chars().any(char::is_control)
+        {
+            return Err(bad(
+                "name",
+                format!(
+                    "`{}` cannot name a model: it must have a visible character other than `.` and no control characters",
+                    crate::error::shorten(&name.escape_debug().to_string(), 60)
+                ),
+            ));
+        }
         let path = string("path")?.map(|p| root.join(p));
         let torchscript = string("torchscript")?.map(|p| root.join(p));
         let weights = string("weights")?;
@@ -252,6 +265,23 @@ fn inline_config(file: &Path, map: &Mapping) -> Result<ArchConfig> {
         });
     }
     yaml::check_keys(file, "`config`", map, ArchConfig::allowed_keys(model_type))?;
+    // Name the key when a number does not fit (the typed read below would only say "expected i64").
+    for (key, value) in map {
+        let (Some(key), Value::Number(n)) = (key.as_str(), value) else {
+            continue;
+        };
+        let float_key = key.ends_with("epsilon") || key.ends_with("eps");
+        if !float_key && !n.is_i64() {
+            return Err(Error::BadValue {
+                path: file.into(),
+                field: format!("config.{key}"),
+                message: format!(
+                    "expected an integer in range, got `{}`",
+                    crate::error::shorten(&n.to_string(), 30)
+                ),
+            });
+        }
+    }
     let config: ArchConfig = yaml::typed(file, "config", Value::Mapping(map.clone()))?;
     config.validate().map_err(|message| Error::BadValue {
         path: file.into(),

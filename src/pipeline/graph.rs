@@ -88,7 +88,7 @@ pub fn select<'a>(pipeline: &'a Pipeline, only: &[String]) -> Result<Vec<&'a str
         if !names.contains(&wanted.as_str()) {
             return Err(Error::NoSuchStep {
                 path: pipeline.file.clone(),
-                step: wanted.clone(),
+                step: crate::error::shorten(wanted, 60),
                 suggestion: suggest(wanted, names.iter().copied()),
             });
         }

@@ -161,10 +161,21 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
 /// A derived step whose inputs neither exist nor are made by a step of this run cannot run: that is invalid input,
 /// found before anything runs (exit 2, nothing written), with a hint that fits the pipeline.
 fn check_derived_inputs(pipeline: &Pipeline, selected: &[&str], steps: &[StepPlan]) -> Result<()> {
-    let made_here = |step: &str| {
-        pipeline
-            .step(step)
-            .is_some_and(|s| s.needs.iter().any(|n| selected.contains(&n.as_str())))
+    // A step's input is made in this run when a step it needs runs too; with no `needs`, when any step of the
+    // producing kind runs (aggregate then reads every result, plot the one table).
+    let runs_kind = |kind: &str| {
+        selected
+            .iter()
+            .any(|n| pipeline.step(n).is_some_and(|s| s.kind.name() == kind))
+    };
+    let made_here = |step: &str, producer_kind: &str| {
+        pipeline.step(step).is_some_and(|s| {
+            if s.needs.is_empty() {
+                runs_kind(producer_kind)
+            } else {
+                s.needs.iter().any(|n| selected.contains(&n.as_str()))
+            }
+        })
     };
     for planned in steps {
         let (step, input, producer_kind) = match planned {
@@ -172,7 +183,7 @@ fn check_derived_inputs(pipeline: &Pipeline, selected: &[&str], steps: &[StepPla
             StepPlan::Plot { step, .. } => (step, "tables/inference_results.csv", "aggregate"),
             StepPlan::Bench(_) => continue,
         };
-        if made_here(step) || pipeline.root.join(input).exists() {
+        if made_here(step, producer_kind) || pipeline.root.join(input).exists() {
             continue;
         }
         let producers: Vec<&str> = pipeline
@@ -183,11 +194,14 @@ fn check_derived_inputs(pipeline: &Pipeline, selected: &[&str], steps: &[StepPla
             .collect();
         let hint = if producers.is_empty() {
             format!(
-                "add a `{producer_kind}` step to `{}`",
+                "add a `{producer_kind}` step to `{}` to make it",
                 pipeline.file.display()
             )
         } else {
-            format!("e3pipe run --only {},{step}", producers.join(","))
+            format!(
+                "run `e3pipe run --only {},{step}` first",
+                producers.join(",")
+            )
         };
         return Err(Error::MissingInput {
             step: step.clone(),

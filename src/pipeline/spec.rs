@@ -64,6 +64,9 @@ pub struct PlotOptions {
     pub predict_lengths: Vec<usize>,
 }
 
+/// Longest step name.
+pub const MAX_STEP_NAME_BYTES: usize = 100;
+
 /// Model names become file names (`latest/inference/<name>.json`); file systems allow 255 bytes.
 pub const MAX_MODEL_NAME_BYTES: usize = 200;
 
@@ -106,6 +109,19 @@ impl Pipeline {
                 });
             }
             steps.push(raw);
+        }
+        // aggregate and plot write fixed files (`tables/…`, `figs/…`): a second one would overwrite the first.
+        for kind in ["aggregate", "plot"] {
+            let mut of_kind = steps.iter().filter(|s| s.kind == kind);
+            if let (Some(first), Some(second)) = (of_kind.next(), of_kind.next()) {
+                return Err(Error::YamlShape {
+                    path: file.into(),
+                    message: format!(
+                        "steps `{}` and `{}` are both `{kind}` steps; they would overwrite each other's outputs, so a pipeline has at most one",
+                        first.name, second.name
+                    ),
+                });
+            }
         }
         for step in &steps {
             for need in &step.needs {
@@ -209,6 +225,21 @@ impl RawStep {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(shape(format!("step {} has no `name`", index + 1))),
         };
+        // Step names are typed on command lines and drawn in DOT and Mermaid graphs: keep them to one safe alphabet.
+        let valid_name = name.len() <= MAX_STEP_NAME_BYTES
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid_name {
+            return Err(shape(format!(
+                "step name `{}` is not allowed: use letters, digits, `-`, `_` and `.`, starting with a letter or digit, at most {MAX_STEP_NAME_BYTES} characters",
+                crate::error::shorten(&name.escape_debug().to_string(), 60)
+            )));
+        }
         let kind = match map.get("kind") {
             Some(Value::String(s)) => s.clone(),
             _ => {

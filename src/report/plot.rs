@@ -749,7 +749,8 @@ fn inputs_hash(table: &Path, options: &PlotOptions) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&std::fs::read(table).unwrap_or_default());
     hasher.update(format!("{options:?}").as_bytes());
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    // The code that writes the outputs: a new table column or figure style rebuilds them.
+    hasher.update(env!("E3PIPE_REPORT_ID").as_bytes());
     hasher.finalize().to_hex().to_string()
 }
 
@@ -760,7 +761,7 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
         return Err(Error::MissingInput {
             step: step.into(),
             missing: PathBuf::from("tables/inference_results.csv"),
-            hint: "e3pipe run --only aggregate".into(),
+            hint: "run `e3pipe run --only aggregate` first".into(),
         });
     }
     // Never draw from a table that is not what aggregate wrote (truncated, edited by hand, half-copied).

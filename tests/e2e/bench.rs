@@ -341,7 +341,7 @@ fn a_failing_point_is_recorded_and_the_run_goes_on() {
     assert_eq!(r.points(), (2, 0, 2, 0));
     assert!(
         r.stderr
-            .contains("error: point small-vocab@32 failed: token id"),
+            .contains("error: point small-vocab@32 failed (error): token id"),
         "{}",
         r.stderr
     );

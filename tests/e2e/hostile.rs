@@ -382,17 +382,153 @@ fn a_failed_aggregate_skips_plot_with_exit_1_and_the_summary() {
         "configs/bench/encoder.yaml",
         &bench_yaml("encoder", "[8]", 0, 1),
     );
-    // `tables` is a file: aggregate cannot write there.
-    p.write("tables", "not a folder");
-    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    // Its own bench step's results, damaged: aggregate fails (not a silently smaller table) and plot is skipped.
+    p.write("latest/inference/bert-tiny.json", "{ damaged");
+    let r = p.run(&["run", "pipelines/p.yaml", "--only", "aggregate,plot"]);
     assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stdout.contains("points: 1 computed"), "{}", r.stdout);
+    assert!(r.stdout.contains("points: 0 computed"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("latest/inference/bert-tiny.json` is damaged"),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr
             .contains("step `plot` skipped: step `aggregate` failed"),
         "{}",
         r.stderr
     );
+    // The next full run rewrites it from the cache, measuring nothing.
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (0, 1, 0, 0));
+    assert_eq!(p.results("bert-tiny")["metrics"]["8"]["status"], "ok");
+}
+
+#[test]
+fn outputs_replaced_by_the_wrong_kind_of_file_are_repaired() {
+    let p = Project::new();
+    p.write(
+        "pipelines/p.yaml",
+        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8]", 0, 1),
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let good = p.results("bert-tiny")["metrics"]["8"].clone();
+    // The whole points folder became a file; the table and a figure became folders.
+    std::fs::remove_dir_all(p.path("cache/points")).unwrap();
+    p.write("cache/points", "x");
+    std::fs::remove_file(p.path("tables/inference_results.csv")).unwrap();
+    std::fs::create_dir_all(p.path("tables/inference_results.csv/junk")).unwrap();
+    std::fs::remove_file(p.path("figs/latency_curve.png")).unwrap();
+    std::fs::create_dir_all(p.path("figs/latency_curve.png")).unwrap();
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (1, 0, 0, 0), "the lost entry is measured again");
+    assert_eq!(
+        p.results("bert-tiny")["metrics"]["8"]["status"],
+        good["status"]
+    );
+    assert!(p.path("tables/inference_results.csv").is_file());
+    assert!(p.path("figs/latency_curve.png").is_file());
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 1, 0, 0));
+}
+
+#[test]
+fn pipeline_shapes_that_must_run_or_must_be_refused() {
+    let p = Project::new();
+    // Aggregate with no `needs` reads every result: on a fresh project its bench step makes them in the same run.
+    p.write(
+        "pipelines/p.yaml",
+        &format!("{BERT_ONLY}  - name: aggregate\n    kind: aggregate\n{PLOT_AFTER_AGGREGATE}"),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8]", 0, 1),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // Two aggregate steps would overwrite each other's tables.
+    let q = Project::new();
+    q.write(
+        "pipelines/p.yaml",
+        &format!(
+            "{BERT_ONLY}{AGGREGATE_AFTER_B}  - name: agg2\n    kind: aggregate\n    needs: [b]\n"
+        ),
+    );
+    refused(
+        &q,
+        "pipelines/p.yaml",
+        &["steps `aggregate` and `agg2` are both `aggregate` steps"],
+    );
+    // Step names that would break a terminal or a graph.
+    q.write(
+        "pipelines/p.yaml",
+        "steps:\n  - name: \"a\\nb\\e[31m\"\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n",
+    );
+    refused(
+        &q,
+        "pipelines/p.yaml",
+        &["is not allowed: use letters, digits"],
+    );
+    // Model names that are no file name.
+    for name in ["\"\"", "\"..\"", "\" \""] {
+        q.write("pipelines/p.yaml", BERT_ONLY);
+        q.write(
+            "configs/model/bert.yaml",
+            &BERT_TINY.replace("name: bert-tiny", &format!("name: {name}")),
+        );
+        refused(&q, "pipelines/p.yaml", &["cannot name a model"]);
+    }
+}
+
+#[test]
+fn counts_and_durations_that_could_never_finish() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    for (extra, expected) in [
+        ("threads: 100000\n", "threads: must be at most 4096"),
+        (
+            "num_runs: 9223372036854775807\n",
+            "num_runs: must be at most 1000000",
+        ),
+        ("min_duration_s: 1e308\n", "at most 604800"),
+    ] {
+        let yaml = bench_yaml("encoder", "[8]", 0, 1)
+            .replace("threads: 1\n", "")
+            .replace("num_runs: 1\n", "");
+        p.write("configs/bench/encoder.yaml", &format!("{yaml}{extra}"));
+        refused(&p, "pipelines/p.yaml", &[expected]);
+    }
+    // A dimension whose tensors could not be addressed is nonsense, named by its key.
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8]", 0, 1),
+    );
+    p.write(
+        "configs/model/bert.yaml",
+        &BERT_TINY.replace("hidden_size: 64", "hidden_size: 4611686018427387904"),
+    );
+    refused(&p, "pipelines/p.yaml", &["too large to address"]);
+    p.write(
+        "configs/model/bert.yaml",
+        &BERT_TINY.replace("hidden_size: 64", "hidden_size: 9223372036854775808"),
+    );
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["config.hidden_size: expected an integer in range"],
+    );
+    // `--force` with only empty names is not "everything".
+    p.write("configs/model/bert.yaml", BERT_TINY);
+    let r = p.run(&["run", "pipelines/p.yaml", "--force", ",,"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("an empty step name"), "{}", r.stderr);
 }
 
 #[test]

@@ -182,7 +182,8 @@ fn run_job(job: &Job) -> Result<()> {
             );
             progress.suspend(|| {
                 eprintln!(
-                    "error: point {label} failed: {}",
+                    "error: point {label} failed ({}): {}",
+                    result.status.as_str(),
                     result.reason.as_deref().unwrap_or_default()
                 )
             });
@@ -203,7 +204,12 @@ fn run_job(job: &Job) -> Result<()> {
             Outcome::Computed
         } else {
             let reason = result.reason.clone().unwrap_or_default();
-            progress.suspend(|| eprintln!("error: point {label} failed: {reason}"));
+            progress.suspend(|| {
+                eprintln!(
+                    "error: point {label} failed ({}): {reason}",
+                    result.status.as_str()
+                )
+            });
             Outcome::Failed
         };
         report(&Finished {

@@ -368,16 +368,38 @@ pub fn catch_torch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "libtorch failed".into());
-            let first = message
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("libtorch failed")
-                .to_string();
+            let first = clean_torch_message(&message);
             Err(Error::Step {
                 step: "bench".into(),
                 message: first,
             })
         }
+    }
+}
+
+/// A libtorch failure as one readable line: tch's panics wrap the C++ message in `called Result::unwrap() on an
+/// Err value: Torch("…")` with escaped newlines and a C++ backtrace; keep the message.
+fn clean_torch_message(message: &str) -> String {
+    let inner = message
+        .split_once("Torch(\"")
+        .map_or(message, |(_, rest)| rest);
+    let first = inner
+        .split("\\n")
+        .next()
+        .unwrap_or(inner)
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("libtorch failed");
+    let first = first
+        .split(" (Triggered internally")
+        .next()
+        .unwrap_or(first)
+        .trim_end_matches(['"', ')'])
+        .trim();
+    if first.is_empty() {
+        "libtorch failed".into()
+    } else {
+        first.to_string()
     }
 }
 
@@ -390,6 +412,17 @@ mod tests {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/fixtures")
             .join(name)
+    }
+
+    #[test]
+    fn libtorch_panics_read_as_one_line() {
+        let raw = r#"called `Result::unwrap()` on an `Err` value: Torch("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 256000000000000 bytes. Error code 12 (Cannot allocate memory)\nframe #0: c10::ThrowEnforceNotMet(char const*, int, char const*, std::string const&, void const*) + 0x68 (0x7f in libc10.so)")"#;
+        let clean = clean_torch_message(raw);
+        assert!(clean.starts_with("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 256000000000000 bytes"), "{clean}");
+        assert!(
+            !clean.contains("frame #0") && !clean.contains("unwrap"),
+            "{clean}"
+        );
     }
 
     #[test]
