@@ -298,14 +298,9 @@ fn too_large_for_this_machine_is_an_oom_point_not_a_crash() {
 
 #[test]
 fn damaged_outputs_repair_themselves() {
-    let p = Project::new();
-    p.write(
-        "pipelines/p.yaml",
-        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
-    );
-    p.write(
-        "configs/bench/encoder.yaml",
-        &bench_yaml("encoder", "[8, 16]", 0, 1),
+    let p = Project::bert(
+        "[8, 16]",
+        &format!("{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
     );
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
     let table = p.read("tables/inference_results.csv");
@@ -373,15 +368,7 @@ fn damaged_outputs_repair_themselves() {
 
 #[test]
 fn a_failed_aggregate_skips_plot_with_exit_1_and_the_summary() {
-    let p = Project::new();
-    p.write(
-        "pipelines/p.yaml",
-        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
-    );
-    p.write(
-        "configs/bench/encoder.yaml",
-        &bench_yaml("encoder", "[8]", 0, 1),
-    );
+    let p = Project::bert("[8]", &format!("{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"));
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
     // Its own bench step's results, damaged: aggregate fails (not a silently smaller table) and plot is skipped.
     p.write("latest/inference/bert-tiny.json", "{ damaged");
@@ -409,15 +396,7 @@ fn a_failed_aggregate_skips_plot_with_exit_1_and_the_summary() {
 
 #[test]
 fn outputs_replaced_by_the_wrong_kind_of_file_are_repaired() {
-    let p = Project::new();
-    p.write(
-        "pipelines/p.yaml",
-        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
-    );
-    p.write(
-        "configs/bench/encoder.yaml",
-        &bench_yaml("encoder", "[8]", 0, 1),
-    );
+    let p = Project::bert("[8]", &format!("{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"));
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
     let good = p.results("bert-tiny")["metrics"]["8"].clone();
     // The whole points folder became a file; the table and a figure became folders.
@@ -533,12 +512,7 @@ fn counts_and_durations_that_could_never_finish() {
 
 #[test]
 fn a_cache_entry_that_is_a_directory_is_replaced() {
-    let p = Project::new();
-    p.write("pipelines/p.yaml", BERT_ONLY);
-    p.write(
-        "configs/bench/encoder.yaml",
-        &bench_yaml("encoder", "[8]", 0, 1),
-    );
+    let p = Project::bert("[8]", "");
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
     let [entry] = p.cache_entries().try_into().unwrap();
     std::fs::remove_file(&entry).unwrap();
@@ -550,15 +524,7 @@ fn a_cache_entry_that_is_a_directory_is_replaced() {
 
 #[test]
 fn infeasible_points_are_settled_like_cached_ones() {
-    let p = Project::new();
-    p.write(
-        "pipelines/p.yaml",
-        &format!("{BERT_ONLY}{AGGREGATE_AFTER_B}"),
-    );
-    p.write(
-        "configs/bench/encoder.yaml",
-        &bench_yaml("encoder", "[8, 600, 700, 800]", 0, 1),
-    );
+    let p = Project::bert("[8, 600, 700, 800]", AGGREGATE_AFTER_B);
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.points(), (1, 0, 0, 3));
     assert!(

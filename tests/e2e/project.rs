@@ -82,6 +82,18 @@ pub const THREE_MODELS: &str = "steps:
 ";
 
 impl Project {
+    /// A project measuring the tiny BERT at `lengths` (1 run, 1 thread), with `after` appended to its pipeline
+    /// (e.g. `AGGREGATE_AFTER_B`).
+    pub fn bert(lengths: &str, after: &str) -> Project {
+        let p = Project::new();
+        p.write("pipelines/p.yaml", &format!("{BERT_ONLY}{after}"));
+        p.write(
+            "configs/bench/encoder.yaml",
+            &bench_yaml("encoder", lengths, 0, 1),
+        );
+        p
+    }
+
     pub fn new() -> Project {
         let p = Project {
             dir: tempfile::tempdir().unwrap(),
