@@ -105,7 +105,7 @@ fn method_id() -> String {
 
 /// The code that writes a bench step's results document: a change rewrites every document on the next run.
 fn document_id() -> String {
-    const WRITER: &str = "src/bench/report_file.rs";
+    const WRITER: &str = "src/pipeline/results_file.rs";
     println!("cargo:rerun-if-changed={WRITER}");
     let text = std::fs::read_to_string(WRITER).unwrap_or_default();
     blake3::hash(normalised(&text).as_bytes())

@@ -10,12 +10,14 @@
 
 pub mod bench;
 pub mod cache;
+pub mod cache_command;
 pub mod cli;
 pub mod error;
 pub mod fsio;
 pub mod interrupt;
 pub mod models;
 pub mod os_path;
+pub mod paths;
 pub mod pipeline;
 pub mod report;
 pub mod yaml;
@@ -164,7 +166,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Cache { pipeline, prune } => {
-            cache::report::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)
+            cache_command::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)
         }
     }
 }

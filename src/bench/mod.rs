@@ -2,7 +2,6 @@
 
 pub mod config;
 pub mod memory;
-pub mod report_file;
 pub mod result;
 pub mod stats;
 pub mod stopping;

@@ -1,8 +1,7 @@
-//! The point cache: keys, the on-disk store, per-point locks and the `e3pipe cache` command.
+//! The point cache: keys, the on-disk store, per-point locks and (the `e3pipe cache` command is `cache_command`).
 
 pub mod file_hash;
 pub mod key;
 pub mod lock;
-pub mod report;
 pub mod settled;
 pub mod store;

@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::bench::report_file::sanitize;
 use crate::error::Result;
 use crate::fsio::write_atomic;
+use crate::paths::sanitize;
 
 const HEADER: &str = "e3pipe-settled 1";
 

@@ -45,7 +45,7 @@ fn checksum(result: &PointResult) -> String {
 impl Store {
     pub fn new(root: &Path) -> Store {
         Store {
-            dir: root.join("cache"),
+            dir: root.join(crate::paths::CACHE_DIR),
         }
     }
 

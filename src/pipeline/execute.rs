@@ -10,7 +10,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::bench::report_file;
 use crate::bench::result::{PointResult, Status, Unmeasured, headline_metric};
 use crate::bench::stats::level_label;
 use crate::cache::settled::{Settled, file_stamp};
@@ -21,6 +20,7 @@ use crate::interrupt::INTERRUPTED;
 use crate::models::hardware::CUDA_ORDER_ENV;
 use crate::pipeline::job::{Finished, Job, JobPoint, Outcome as PointOutcome};
 use crate::pipeline::plan::{BenchPlan, Plan, PointState, StepPlan};
+use crate::pipeline::results_file;
 use crate::{report, say};
 
 /// Point counts for the closing line.
@@ -163,8 +163,8 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
     }
     // Nothing to compute and the results document is the one written from exactly these points: done, without
     // reading a single cache entry (what keeps a no-op of 10,000 points cheap).
-    let fingerprint = report_file::fingerprint(bench);
-    let document = report_file::latest_path(&plan.root, &model_spec.name);
+    let fingerprint = results_file::fingerprint(bench);
+    let document = crate::paths::latest_results(&plan.root, &model_spec.name);
     let settled_path = Settled::path(&Store::new(&plan.root).dir, &model_spec.name);
     if job_points.is_empty()
         && bench.settled.fingerprint == fingerprint
@@ -264,7 +264,7 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
     print_summary(&model_spec.name, &results);
     if !interrupted {
-        if let Some(path) = report_file::write(&plan.root, bench, &results)? {
+        if let Some(path) = results_file::write(&plan.root, bench, &results)? {
             say(&format!(
                 "  wrote {}",
                 path.strip_prefix(&plan.root).unwrap_or(&path).display()

@@ -119,7 +119,7 @@ pub fn describe(step: &Step) -> String {
                 b.bench.params.num_runs
             )
         }
-        StepKind::Aggregate => "aggregate: tables/inference_results.csv".into(),
+        StepKind::Aggregate => format!("aggregate: {}", crate::paths::RESULTS_TABLE),
         StepKind::Plot(p) => format!(
             "plot: figs/latency_curve.png{}",
             if p.log2_x { " (log2 x)" } else { "" }

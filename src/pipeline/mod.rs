@@ -4,4 +4,5 @@ pub mod execute;
 pub mod graph;
 pub mod job;
 pub mod plan;
+pub mod results_file;
 pub mod spec;

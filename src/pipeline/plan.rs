@@ -179,8 +179,8 @@ fn check_derived_inputs(pipeline: &Pipeline, selected: &[&str], steps: &[StepPla
     };
     for planned in steps {
         let (step, input, producer_kind) = match planned {
-            StepPlan::Aggregate { step, .. } => (step, "latest/inference", "bench"),
-            StepPlan::Plot { step, .. } => (step, "tables/inference_results.csv", "aggregate"),
+            StepPlan::Aggregate { step, .. } => (step, crate::paths::LATEST_DIR, "bench"),
+            StepPlan::Plot { step, .. } => (step, crate::paths::RESULTS_TABLE, "aggregate"),
             StepPlan::Bench(_) => continue,
         };
         if made_here(step, producer_kind) || pipeline.root.join(input).exists() {
@@ -427,13 +427,17 @@ impl Plan {
                 StepPlan::Aggregate { step, .. } => {
                     let _ = writeln!(
                         out,
-                        "step `{step}` (aggregate): latest/inference/*.json -> tables/inference_results.csv"
+                        "step `{step}` (aggregate): {}/*.json -> {}",
+                        crate::paths::LATEST_DIR,
+                        crate::paths::RESULTS_TABLE
                     );
                 }
                 StepPlan::Plot { step, .. } => {
                     let _ = writeln!(
                         out,
-                        "step `{step}` (plot): tables/inference_results.csv -> figs/latency_curve.png"
+                        "step `{step}` (plot): {} -> {}/latency_curve.png",
+                        crate::paths::RESULTS_TABLE,
+                        crate::paths::FIGS_DIR
                     );
                 }
             }

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::bench::config::BenchConfig;
-use crate::bench::report_file::sanitize;
 use crate::error::{Error, Result, suggest};
 use crate::models::spec::ModelSpec;
+use crate::paths::sanitize;
 use crate::yaml;
 
 const TOP_KEYS: &[&str] = &["steps"];
@@ -55,14 +55,7 @@ pub struct BenchStep {
     pub bench: BenchConfig,
 }
 
-/// Plot step options.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PlotOptions {
-    /// Draw context length on a log2 axis (for long sweeps).
-    pub log2_x: bool,
-    /// Lengths to predict from the scaling fit, drawn dashed.
-    pub predict_lengths: Vec<usize>,
-}
+pub use crate::report::plot::PlotOptions;
 
 /// Longest step name.
 pub const MAX_STEP_NAME_BYTES: usize = 100;

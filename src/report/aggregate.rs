@@ -8,19 +8,17 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde_json::Value;
 
-use crate::bench::report_file::sanitize;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
+use crate::paths::{self, sanitize};
 use crate::report::fit::{Fit, fit_power_law};
 use crate::report::stamp::Stamp;
 
 /// Where aggregate records what it read and wrote (in `tables/`).
 pub const STAMP: &str = ".aggregate.stamp";
-/// The table plot draws from ...
-pub const RESULTS_TABLE: &str = "inference_results.csv";
-/// ... and everything aggregate writes in `tables/`.
+/// Everything aggregate writes in `tables/` (the first is `paths::RESULTS_TABLE`).
 pub const OUTPUTS: &[&str] = &[
-    RESULTS_TABLE,
+    "inference_results.csv",
     "inference_results.parquet",
     "scaling_fit.csv",
     "summary.csv",
@@ -582,15 +580,15 @@ fn inputs_hash(dir: &Path, models: &[String]) -> String {
 /// Runs the aggregate step; returns the line to print.
 /// `models`: aggregate only these models' results (the pipeline's bench steps); empty means every file.
 pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Result<String> {
-    let input_dir = root.join("latest").join("inference");
+    let input_dir = root.join(paths::LATEST_DIR);
     if !input_dir.is_dir() {
         return Err(Error::MissingInput {
             step: step.into(),
-            missing: PathBuf::from("latest/inference"),
+            missing: PathBuf::from(paths::LATEST_DIR),
             hint: "run `e3pipe run --only <bench steps>` first".into(),
         });
     }
-    let tables = root.join("tables");
+    let tables = root.join(paths::TABLES_DIR);
     let stamp_file = tables.join(STAMP);
     let hash = inputs_hash(&input_dir, models);
     let stamp = Stamp::load(&stamp_file);
@@ -651,7 +649,7 @@ pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Res
         eprintln!("warning: {w}");
     }
     let mut df = frame(&rows)?;
-    write_atomic(&tables.join("inference_results.csv"), &csv_bytes(&mut df)?)?;
+    write_atomic(&root.join(paths::RESULTS_TABLE), &csv_bytes(&mut df)?)?;
     let mut parquet = Vec::new();
     ParquetWriter::new(&mut parquet)
         .finish(&mut df)

@@ -19,9 +19,18 @@ use crate::bench::stats::level_label;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::models::config::{Arch, longest_feasible_length};
-use crate::pipeline::spec::PlotOptions;
+use crate::paths;
 use crate::report::aggregate::{self, Row, fits};
 use crate::report::stamp::Stamp;
+
+/// Plot step options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlotOptions {
+    /// Draw context length on a log2 axis (for long sweeps).
+    pub log2_x: bool,
+    /// Lengths to predict from the scaling fit, drawn dashed.
+    pub predict_lengths: Vec<usize>,
+}
 
 /// Where plot records what it read and wrote (in `figs/`).
 const STAMP: &str = ".plot.stamp";
@@ -756,18 +765,18 @@ fn inputs_hash(table: &Path, options: &PlotOptions) -> String {
 
 /// Runs the plot step; returns the line to print.
 pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) -> Result<String> {
-    let table = root.join("tables").join("inference_results.csv");
+    let table = root.join(paths::RESULTS_TABLE);
     if !table.is_file() {
         return Err(Error::MissingInput {
             step: step.into(),
-            missing: PathBuf::from("tables/inference_results.csv"),
+            missing: PathBuf::from(paths::RESULTS_TABLE),
             hint: "run `e3pipe run --only aggregate` first".into(),
         });
     }
     // Never draw from a table that is not what aggregate wrote (truncated, edited by hand, half-copied).
-    let tables = root.join("tables");
+    let tables = root.join(paths::TABLES_DIR);
     if Stamp::load(&tables.join(aggregate::STAMP))
-        .and_then(|s| s.vouches_for(&tables, aggregate::RESULTS_TABLE))
+        .and_then(|s| s.vouches_for(&tables, aggregate::OUTPUTS[0]))
         == Some(false)
     {
         return Err(Error::Step {
@@ -775,7 +784,7 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
             message: "`tables/inference_results.csv` is not what aggregate wrote (damaged or edited); rebuild it with `e3pipe run --only aggregate,plot`".into(),
         });
     }
-    let figs = root.join("figs");
+    let figs = root.join(paths::FIGS_DIR);
     let stamp_file = figs.join(STAMP);
     let hash = inputs_hash(&table, options);
     let stamp = Stamp::load(&stamp_file);

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::bench::result::{PointResult, stamp};
 use crate::error::Result;
 use crate::fsio::write_json;
+use crate::paths::{RESULTS_DIR, latest_results};
 use crate::pipeline::plan::{BenchPlan, PointState};
 
 /// Builds the results document for one bench step.
@@ -82,13 +83,6 @@ fn header(plan: &BenchPlan) -> Value {
     })
 }
 
-/// `latest/inference/<model>.json`.
-pub fn latest_path(root: &Path, model: &str) -> PathBuf {
-    root.join("latest")
-        .join("inference")
-        .join(format!("{}.json", sanitize(model)))
-}
-
 /// What the step's results document is written from when every point is settled, without reading any cached
 /// result: the header, and each point's length, cache key and whether it is infeasible (an `ok` point's result is
 /// fixed by its key). Also the code that writes the document, so a new format is written out.
@@ -113,7 +107,7 @@ pub fn write(
     plan: &BenchPlan,
     points: &[(String, PointResult)],
 ) -> Result<Option<PathBuf>> {
-    let latest = latest_path(root, &plan.bench.model.name);
+    let latest = latest_results(root, &plan.bench.model.name);
     let probe = document("", plan, points);
     let previous: Option<Value> = std::fs::read(&latest)
         .ok()
@@ -124,7 +118,7 @@ pub fn write(
     }) {
         return Ok(None);
     }
-    let results = root.join("results");
+    let results = root.join(RESULTS_DIR);
     let mut exp_id = format!("inference_scaling_{}", stamp());
     let mut n = 2;
     while results.join(format!("{exp_id}.json")).exists() {
@@ -136,17 +130,4 @@ pub fn write(
     write_json(&path, &doc)?;
     write_json(&latest, &doc)?;
     Ok(Some(path))
-}
-
-/// Model names become file names; keep them to a safe alphabet.
-pub fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -1,0 +1,51 @@
+//! Every path e3pipe writes in a project, in one place: the stages that write them and the ones that read them
+//! (and the messages that name them) use these, so an output cannot be spelled two ways.
+
+use std::path::{Path, PathBuf};
+
+/// Cached points, locks, the settled index and the file-hash memo.
+pub const CACHE_DIR: &str = "cache";
+/// One results document per bench step that computed something (the history).
+pub const RESULTS_DIR: &str = "results";
+/// The current results document per model, which aggregate reads.
+pub const LATEST_DIR: &str = "latest/inference";
+/// aggregate's tables.
+pub const TABLES_DIR: &str = "tables";
+/// plot's figures.
+pub const FIGS_DIR: &str = "figs";
+/// The table plot draws from, relative to the project root.
+pub const RESULTS_TABLE: &str = "tables/inference_results.csv";
+
+/// Model names become file names; keep them to a safe alphabet.
+pub fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `latest/inference/<model>.json`.
+pub fn latest_results(root: &Path, model: &str) -> PathBuf {
+    root.join(LATEST_DIR)
+        .join(format!("{}.json", sanitize(model)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_become_safe_file_names() {
+        assert_eq!(sanitize("tiny/a b"), "tiny_a_b");
+        assert_eq!(
+            latest_results(Path::new("/p"), "gpt2/medium"),
+            Path::new("/p/latest/inference/gpt2_medium.json")
+        );
+        assert!(RESULTS_TABLE.starts_with(TABLES_DIR));
+    }
+}
