@@ -46,6 +46,26 @@ impl std::fmt::Display for Arch {
     }
 }
 
+/// The tokenizers built into e3pipe. A model without `tokenizer:` gets one by its model type, never by its
+/// architecture family: a new decoder type must not silently be fed GPT-2's ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinTokenizer {
+    Gpt2,
+    Bert,
+    T5,
+}
+
+impl BuiltinTokenizer {
+    /// The family name cache keys have always used for it (kept so existing keys stay valid).
+    pub fn key_name(self) -> &'static str {
+        match self {
+            BuiltinTokenizer::Gpt2 => "decoder",
+            BuiltinTokenizer::Bert => "encoder",
+            BuiltinTokenizer::T5 => "encoder-decoder",
+        }
+    }
+}
+
 /// Hyperparameters of one model; `model_type` selects the variant as in HF `config.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "model_type")]
@@ -66,6 +86,15 @@ impl ArchConfig {
             ArchConfig::Gpt2(_) => Arch::Decoder,
             ArchConfig::T5(_) => Arch::EncoderDecoder,
             ArchConfig::Bert(_) => Arch::Encoder,
+        }
+    }
+
+    /// The built-in tokenizer of this model type.
+    pub fn builtin_tokenizer(&self) -> BuiltinTokenizer {
+        match self {
+            ArchConfig::Gpt2(_) => BuiltinTokenizer::Gpt2,
+            ArchConfig::T5(_) => BuiltinTokenizer::T5,
+            ArchConfig::Bert(_) => BuiltinTokenizer::Bert,
         }
     }
 

@@ -196,6 +196,12 @@ impl ModelSpec {
                 _ => None,
             },
         };
+        if tokenizer.is_none() && config.is_none() {
+            return Err(bad(
+                "tokenizer",
+                "a TorchScript model has no `model_type` to choose a built-in tokenizer by (e3pipe has GPT-2's, BERT's and T5's); set `tokenizer:` to its tokenizer.json".into(),
+            ));
+        }
         let dtype = match string("dtype")?.as_deref() {
             None | Some("auto") => DTypeChoice::Auto,
             Some("fp32" | "float32") => DTypeChoice::Fp32,

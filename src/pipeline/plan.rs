@@ -14,7 +14,7 @@ use crate::cache::key::{KeyTemplate, PointKey, changed_fields};
 use crate::cache::settled::Settled;
 use crate::cache::store::{Entry, Lookup, Store};
 use crate::error::{Error, Result};
-use crate::models::config::{Arch, infeasibility};
+use crate::models::config::{ArchConfig, BuiltinTokenizer, infeasibility};
 use crate::models::hardware::Device;
 use crate::models::spec::ModelSource;
 use crate::models::{DType, WeightsId, files, hardware, resolve_dtype, weights_id};
@@ -238,12 +238,23 @@ fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> 
     match &bench.model.tokenizer {
         Some(path) => Ok(format!("blake3:{}", hashes.blake3(path)?)),
         None => {
-            let builtin = match bench.model.arch {
-                Arch::Decoder => env!("E3PIPE_TOKENIZER_DECODER_BLAKE3"),
-                Arch::Encoder => env!("E3PIPE_TOKENIZER_ENCODER_BLAKE3"),
-                Arch::EncoderDecoder => env!("E3PIPE_TOKENIZER_ENCODER_DECODER_BLAKE3"),
+            // A model without `tokenizer:` has a config (validated when the spec was read).
+            let builtin = bench
+                .model
+                .config
+                .as_ref()
+                .map(ArchConfig::builtin_tokenizer)
+                .ok_or_else(|| Error::BadValue {
+                    path: bench.model.file.clone(),
+                    field: "tokenizer".into(),
+                    message: "set `tokenizer:`".into(),
+                })?;
+            let hash = match builtin {
+                BuiltinTokenizer::Gpt2 => env!("E3PIPE_TOKENIZER_DECODER_BLAKE3"),
+                BuiltinTokenizer::Bert => env!("E3PIPE_TOKENIZER_ENCODER_BLAKE3"),
+                BuiltinTokenizer::T5 => env!("E3PIPE_TOKENIZER_ENCODER_DECODER_BLAKE3"),
             };
-            Ok(format!("builtin:{}:{builtin}", bench.model.arch))
+            Ok(format!("builtin:{}:{hash}", builtin.key_name()))
         }
     }
 }

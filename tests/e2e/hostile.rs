@@ -87,12 +87,26 @@ fn tokenizer_and_model_paths_that_would_hang_or_lie() {
     p.write("model.pt", "not a model");
     p.write(
         "configs/model/bert.yaml",
-        "name: s\narch: encoder\ntorchscript: model.pt\n",
+        "name: s\narch: encoder\ntorchscript: model.pt\ntokenizer: tok.json\n",
     );
     refused(
         &p,
         "pipelines/p.yaml",
         &["model.pt", "not a TorchScript file"],
+    );
+    // No model type to choose a built-in tokenizer by: a TorchScript model names its own (never GPT-2's by
+    // default just because it is a decoder).
+    p.write(
+        "configs/model/bert.yaml",
+        "name: s\narch: encoder\ntorchscript: model.pt\n",
+    );
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &[
+            "no `model_type` to choose a built-in tokenizer by",
+            "set `tokenizer:`",
+        ],
     );
     // An HF directory whose config.json is not JSON, or whose weights are truncated.
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert");

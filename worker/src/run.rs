@@ -151,7 +151,17 @@ fn run_job(job: &Job) -> Result<()> {
                 let model = Model::load(&job.model, device, kind_of(job.dtype))?;
                 let tok = match &job.model.tokenizer {
                     Some(path) => tokenizer::from_file(path)?,
-                    None => tokenizer::builtin(job.model.arch)?.0,
+                    None => {
+                        match &job.model.config {
+                            Some(config) => tokenizer::builtin(config.builtin_tokenizer())?.0,
+                            None => {
+                                return Err(Error::Model {
+                                model: job.model.name.clone(),
+                                message: "no `tokenizer:` and no model type to choose a built-in one by".into(),
+                            });
+                            }
+                        }
+                    }
                 };
                 Ok((model, tok))
             }) {

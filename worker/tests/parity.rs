@@ -149,7 +149,9 @@ fn trained_minilm_reproduces_its_reference() {
         "MiniLM hidden states differ from transformers by {diff}"
     );
     // And the built-in BERT tokenizer gives the reference ids.
-    let (tok, _) = e3pipe_worker::models::tokenizer::builtin(Arch::Encoder).unwrap();
+    let (tok, _) =
+        e3pipe_worker::models::tokenizer::builtin(e3pipe::models::config::BuiltinTokenizer::Bert)
+            .unwrap();
     let ids = e3pipe_worker::models::tokenizer::encode(
         &tok,
         "The quick brown fox jumps over the lazy dog.",

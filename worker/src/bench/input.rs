@@ -52,27 +52,31 @@ pub fn exact_length_ids(tokenizer: &Tokenizer, n: usize) -> Result<Vec<i64>> {
 mod tests {
     use super::*;
     use crate::models::tokenizer::builtin;
-    use e3pipe::models::config::Arch;
+    use e3pipe::models::config::BuiltinTokenizer;
 
     #[test]
-    fn every_arch_gets_exactly_n_tokens() {
-        for arch in [Arch::Decoder, Arch::Encoder, Arch::EncoderDecoder] {
-            let (tok, _) = builtin(arch).unwrap();
+    fn every_builtin_tokenizer_gives_exactly_n_tokens() {
+        for which in [
+            BuiltinTokenizer::Gpt2,
+            BuiltinTokenizer::Bert,
+            BuiltinTokenizer::T5,
+        ] {
+            let (tok, _) = builtin(which).unwrap();
             for n in [1, 2, 7, 128, 1000, 5000] {
                 let ids = exact_length_ids(&tok, n).unwrap();
-                assert_eq!(ids.len(), n, "{arch} at {n}");
+                assert_eq!(ids.len(), n, "{which:?} at {n}");
             }
         }
     }
 
     #[test]
     fn special_tokens_wrap_the_prompt() {
-        let (bert, _) = builtin(Arch::Encoder).unwrap();
+        let (bert, _) = builtin(BuiltinTokenizer::Bert).unwrap();
         let ids = exact_length_ids(&bert, 7).unwrap();
         assert_eq!((ids[0], ids[6]), (101, 102));
-        let (t5, _) = builtin(Arch::EncoderDecoder).unwrap();
+        let (t5, _) = builtin(BuiltinTokenizer::T5).unwrap();
         assert_eq!(*exact_length_ids(&t5, 128).unwrap().last().unwrap(), 1);
-        let (gpt2, _) = builtin(Arch::Decoder).unwrap();
+        let (gpt2, _) = builtin(BuiltinTokenizer::Gpt2).unwrap();
         let ids = exact_length_ids(&gpt2, 128).unwrap();
         assert!(
             ids.iter().all(|&i| i != 50256),
@@ -82,7 +86,7 @@ mod tests {
 
     #[test]
     fn an_impossible_length_is_an_error_not_an_abort() {
-        let (gpt2, _) = builtin(Arch::Decoder).unwrap();
+        let (gpt2, _) = builtin(BuiltinTokenizer::Gpt2).unwrap();
         let e = exact_length_ids(&gpt2, usize::MAX / 4)
             .unwrap_err()
             .to_string();
@@ -91,7 +95,7 @@ mod tests {
 
     #[test]
     fn long_prompts_repeat_real_text() {
-        let (gpt2, _) = builtin(Arch::Decoder).unwrap();
+        let (gpt2, _) = builtin(BuiltinTokenizer::Gpt2).unwrap();
         let text_len = encode(&gpt2, CORPUS, false).unwrap().len();
         let ids = exact_length_ids(&gpt2, text_len + 10).unwrap();
         assert_eq!(&ids[text_len..], &ids[..10]);

@@ -7,18 +7,18 @@ use std::path::Path;
 use tokenizers::Tokenizer;
 
 use e3pipe::error::{Error, Result};
-use e3pipe::models::config::Arch;
+use e3pipe::models::config::BuiltinTokenizer;
 
 const GPT2_JSON: &[u8] = include_bytes!("../../../assets/tokenizers/gpt2/tokenizer.json");
 const BERT_JSON: &[u8] = include_bytes!("../../../assets/tokenizers/bert/tokenizer.json");
 const T5_JSON: &[u8] = include_bytes!("../../../assets/tokenizers/t5/tokenizer.json");
 
-/// The built-in tokenizer of an architecture family, and its name for results.
-pub fn builtin(arch: Arch) -> Result<(Tokenizer, &'static str)> {
-    let (bytes, name) = match arch {
-        Arch::Decoder => (GPT2_JSON, "builtin:gpt2"),
-        Arch::Encoder => (BERT_JSON, "builtin:bert-base-uncased"),
-        Arch::EncoderDecoder => (T5_JSON, "builtin:t5"),
+/// A built-in tokenizer (chosen by model type, see `BuiltinTokenizer`), and its name for results.
+pub fn builtin(which: BuiltinTokenizer) -> Result<(Tokenizer, &'static str)> {
+    let (bytes, name) = match which {
+        BuiltinTokenizer::Gpt2 => (GPT2_JSON, "builtin:gpt2"),
+        BuiltinTokenizer::Bert => (BERT_JSON, "builtin:bert-base-uncased"),
+        BuiltinTokenizer::T5 => (T5_JSON, "builtin:t5"),
     };
     let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
         path: name.into(),
@@ -67,16 +67,16 @@ mod tests {
     #[test]
     fn builtin_tokenizers_give_known_ids() {
         let cases = [
-            (Arch::Decoder, vec![15496, 995]),
-            (Arch::Encoder, vec![101, 7592, 2088, 102]),
-            (Arch::EncoderDecoder, vec![8774, 296, 1]),
+            (BuiltinTokenizer::Gpt2, vec![15496, 995]),
+            (BuiltinTokenizer::Bert, vec![101, 7592, 2088, 102]),
+            (BuiltinTokenizer::T5, vec![8774, 296, 1]),
         ];
         for (arch, expected) in cases {
             let (tok, _) = builtin(arch).unwrap();
             assert_eq!(
                 encode(&tok, "Hello world", true).unwrap(),
                 expected,
-                "{arch}"
+                "{arch:?}"
             );
         }
     }
