@@ -63,6 +63,20 @@ pub fn read_input_text(path: &Path, what: &str) -> Result<String> {
     })
 }
 
+/// Reads a file e3pipe wrote itself (a cache entry, stamp, index, results document), refusing anything but a
+/// regular file: a FIFO or device put in its place would otherwise block the run for ever. The caller treats an
+/// error as damage (recompute, rebuild).
+pub fn read_own(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    std::fs::read(path)
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let err = |source| Error::Write {
         path: path.into(),
@@ -127,17 +141,21 @@ fn make_room(path: &Path, dir: &Path) {
     }
 }
 
-/// The process umask (read by setting and restoring it; e3pipe is single-threaded where it writes outputs, and the
-/// value is cached after the first read).
+/// The process umask, from `/proc/self/status` (Linux 4.7+): reading it there changes nothing, where `umask(2)`
+/// would have to set it and put it back, racing with threads creating files meanwhile. Older kernels fall back to
+/// the usual 022.
 fn current_umask() -> u32 {
     static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *UMASK.get_or_init(|| {
-        // SAFETY: umask only swaps the process's file-creation mask; it is restored at once.
-        unsafe {
-            let old = libc::umask(0o022);
-            libc::umask(old);
-            old as u32
-        }
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022)
     })
 }
 
@@ -153,7 +171,15 @@ mod tests {
         write_atomic(&file, b"a,b\n").unwrap();
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o666 & !current_umask());
-        assert_ne!(mode, 0o600);
+        // Where the umask itself is 077, 0600 is the right answer and cannot tell the fix from the bug.
+        if current_umask() & 0o066 != 0o066 {
+            assert_ne!(mode, 0o600);
+        }
+        // The umask read from /proc is the one the kernel applies: a plain file created now agrees.
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"").unwrap();
+        let plain_mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        assert_eq!(plain_mode, 0o666 & !current_umask());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Files are parsed in two passes: first into a `Value` (syntax errors carry line and column), then each mapping's
 //! keys are checked against what we accept (typos get a did-you-mean) before the typed deserialisation. Merge
 //! keys (`<<: *defaults`) are applied. Nesting deeper than `MAX_DEPTH` is refused before parsing: the parser's
-//! time grows with depth (100k levels took 51 s) and no config needs more than a handful.
+//! time grows with depth (100k levels: 87 s measured here before it fails), and no config needs more than a
+//! handful.
 
 use std::path::Path;
 

@@ -29,7 +29,7 @@ impl FileHashes {
     /// Loads the memo of the project at `root` (an unreadable memo is simply empty).
     pub fn load(root: &Path) -> FileHashes {
         let file = root.join("cache").join("file_hashes.json");
-        let known = std::fs::read(&file)
+        let known = crate::fsio::read_own(&file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();

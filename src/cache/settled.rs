@@ -60,7 +60,7 @@ impl Settled {
     }
 
     pub fn load(path: &Path) -> Option<Settled> {
-        let text = std::fs::read_to_string(path).ok()?;
+        let text = String::from_utf8(crate::fsio::read_own(path).ok()?).ok()?;
         let mut lines = text.lines();
         if lines.next()? != HEADER {
             return None;

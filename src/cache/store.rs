@@ -59,7 +59,7 @@ impl Store {
 
     pub fn get(&self, hash: &str) -> Lookup {
         let path = self.entry_path(hash);
-        let text = match std::fs::read(&path) {
+        let text = match crate::fsio::read_own(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
             Err(e) => return Lookup::Corrupt(format!("cannot read: {e}")),
@@ -78,16 +78,6 @@ impl Store {
 
     pub fn put(&self, key: &PointKey, result: &PointResult) -> Result<()> {
         let hash = key.hash();
-        // Something that is not a file where the entry belongs (a directory, say) would make every run measure
-        // the point and then fail to keep it: it is ours to replace.
-        let path = self.entry_path(&hash);
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
-            tracing::warn!(
-                "replacing `{}`, which is not a cache entry file",
-                path.display()
-            );
-            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
-        }
         let entry = Entry {
             format: FORMAT,
             hash: hash.clone(),
@@ -112,7 +102,7 @@ impl Store {
         let mut out: Vec<(PathBuf, Option<Entry>)> = paths
             .into_par_iter()
             .map(|p| {
-                let entry = std::fs::read(&p)
+                let entry = crate::fsio::read_own(&p)
                     .ok()
                     .and_then(|t| serde_json::from_slice(&t).ok());
                 (p, entry)

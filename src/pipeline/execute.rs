@@ -165,7 +165,8 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
     // reading a single cache entry (what keeps a no-op of 10,000 points cheap).
     let fingerprint = results_file::fingerprint(bench);
     let document = crate::paths::latest_results(&plan.root, &model_spec.name);
-    let settled_path = Settled::path(&Store::new(&plan.root).dir, &model_spec.name);
+    let store = Store::new(&plan.root);
+    let settled_path = Settled::path(&store.dir, &model_spec.name);
     if job_points.is_empty()
         && bench.settled.fingerprint == fingerprint
         && bench.settled.document.is_some()
@@ -185,7 +186,6 @@ fn run_bench(plan: &Plan, bench: &BenchPlan, counts: &mut Counts) -> Result<()> 
         return Ok(());
     }
     // The results change: read the cached points (the ones the settled index vouched for were not read yet).
-    let store = Store::new(&plan.root);
     for (index, point) in bench.points.iter().enumerate() {
         if point.state != PointState::Cached {
             continue;

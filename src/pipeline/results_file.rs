@@ -109,7 +109,7 @@ pub fn write(
 ) -> Result<Option<PathBuf>> {
     let latest = latest_results(root, &plan.bench.model.name);
     let probe = document("", plan, points);
-    let previous: Option<Value> = std::fs::read(&latest)
+    let previous: Option<Value> = crate::fsio::read_own(&latest)
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
     if previous.as_ref().is_some_and(|p| {

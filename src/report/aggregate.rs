@@ -245,7 +245,7 @@ pub fn collect(dir: &Path, models: &[String]) -> (Vec<Row>, Vec<Skipped>) {
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for file in files {
-        let parsed = std::fs::read(&file)
+        let parsed = crate::fsio::read_own(&file)
             .map_err(|e| e.to_string())
             .and_then(|bytes| {
                 serde_json::from_slice::<Value>(&bytes).map_err(|e| format!("not valid JSON ({e})"))
@@ -570,7 +570,7 @@ fn inputs_hash(dir: &Path, models: &[String]) -> String {
                 .unwrap_or_default()
                 .as_bytes(),
         );
-        hasher.update(&std::fs::read(&f).unwrap_or_default());
+        hasher.update(&crate::fsio::read_own(&f).unwrap_or_default());
     }
     // The code that writes the outputs: a new table column or figure style rebuilds them.
     hasher.update(env!("E3PIPE_REPORT_ID").as_bytes());

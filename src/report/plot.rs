@@ -756,7 +756,7 @@ fn render(
 
 fn inputs_hash(table: &Path, options: &PlotOptions) -> String {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&std::fs::read(table).unwrap_or_default());
+    hasher.update(&crate::fsio::read_own(table).unwrap_or_default());
     hasher.update(format!("{options:?}").as_bytes());
     // The code that writes the outputs: a new table column or figure style rebuilds them.
     hasher.update(env!("E3PIPE_REPORT_ID").as_bytes());

@@ -20,7 +20,7 @@ pub struct Stamp {
 }
 
 fn file_hash(path: &Path) -> Option<String> {
-    std::fs::read(path)
+    crate::fsio::read_own(path)
         .ok()
         .map(|bytes| blake3::hash(&bytes).to_hex().to_string())
 }
@@ -28,7 +28,7 @@ fn file_hash(path: &Path) -> Option<String> {
 impl Stamp {
     /// The stamp in `path`, if it is readable and ours.
     pub fn load(path: &Path) -> Option<Stamp> {
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+        serde_json::from_slice(&crate::fsio::read_own(path).ok()?).ok()
     }
 
     /// A stamp for `inputs` recording the current bytes of `outputs` (paths relative to `dir`).

@@ -636,3 +636,39 @@ fn a_project_under_a_non_utf8_directory_runs() {
     assert_eq!(r.points(), (1, 0, 0, 0));
     assert!(root.join("latest/inference/bert-tiny.json").is_file());
 }
+
+#[test]
+fn fifos_in_place_of_its_own_files_never_hang_a_run() {
+    let p = Project::bert("[8]", &format!("{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"));
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let [entry] = p.cache_entries().try_into().unwrap();
+    for own in [
+        entry.clone(),
+        p.path("cache/settled/bert-tiny.txt"),
+        p.path("tables/.aggregate.stamp"),
+        p.path("figs/.plot.stamp"),
+    ] {
+        std::fs::remove_file(&own).unwrap();
+        mkfifo(&own);
+    }
+    let mut child = p.spawn(&["run", "pipelines/p.yaml"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a run blocked reading a FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    let r = crate::project::to_run(out);
+    assert_eq!(status.code(), Some(0), "{}", r.all());
+    // The entry that was a FIFO is measured again; everything else is rebuilt and a rerun is a no-op.
+    assert!(entry.is_file());
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.points(), (0, 1, 0, 0), "{}", r.all());
+    assert!(r.stderr.contains("tables are up to date"), "{}", r.stderr);
+}
