@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::cache::store::Store;
 use crate::error::{Error, Result};
-use crate::pipeline::plan::{Force, StepPlan, plan};
+use crate::pipeline::plan::{Force, plan};
 use crate::pipeline::spec::Pipeline;
 
 pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
@@ -62,13 +62,9 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
     {
         match Pipeline::load(file).and_then(|p| plan(&p, &[], &Force::default())) {
             Ok(plan) => {
-                for step in plan.steps {
-                    if let StepPlan::Bench(b) = step {
-                        for p in &b.points {
-                            portable.insert(portable_fields(&b.key(p).fields()));
-                            referenced.insert(p.hash.clone());
-                        }
-                    }
+                for (hash, key) in plan.steps.iter().flat_map(|s| s.work.cache_points()) {
+                    portable.insert(portable_fields(&key.fields()));
+                    referenced.insert(hash);
                 }
             }
             Err(e) => {

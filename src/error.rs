@@ -50,11 +50,13 @@ pub enum Error {
         suggestion: Option<String>,
     },
 
-    #[error("`{}`: step `{step}` has unknown kind `{kind}` (expected `bench`, `aggregate` or `plot`){}", path.display(), hint(suggestion))]
+    /// `expected` lists the registered kinds (`pipeline::kind::Registry::expected`).
+    #[error("`{}`: step `{step}` has unknown kind `{kind}` (expected {expected}){}", path.display(), hint(suggestion))]
     UnknownKind {
         path: PathBuf,
         step: String,
         kind: String,
+        expected: String,
         suggestion: Option<String>,
     },
 

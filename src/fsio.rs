@@ -126,17 +126,17 @@ fn make_room(path: &Path, dir: &Path) {
         && std::fs::symlink_metadata(blocking).is_ok_and(|m| !m.is_dir())
         && blocking != Path::new(".")
     {
-        tracing::warn!(
+        crate::output::warn(&format!(
             "replacing `{}`, a file where an output folder belongs",
             blocking.display()
-        );
+        ));
         let _ = std::fs::remove_file(blocking);
     }
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        tracing::warn!(
+        crate::output::warn(&format!(
             "replacing `{}`, a folder where an output file belongs",
             path.display()
-        );
+        ));
         let _ = std::fs::remove_dir_all(path);
     }
 }

@@ -15,6 +15,29 @@ pub const TABLES_DIR: &str = "tables";
 pub const FIGS_DIR: &str = "figs";
 /// The table plot draws from, relative to the project root.
 pub const RESULTS_TABLE: &str = "tables/inference_results.csv";
+/// Everything aggregate writes in [`TABLES_DIR`] (the first is [`RESULTS_TABLE`]).
+pub const TABLE_FILES: [&str; 4] = [
+    "inference_results.csv",
+    "inference_results.parquet",
+    "scaling_fit.csv",
+    "summary.csv",
+];
+/// Where aggregate records what it read and wrote (in [`TABLES_DIR`]).
+pub const TABLES_STAMP: &str = ".aggregate.stamp";
+/// The figures plot draws in [`FIGS_DIR`], each as `<name>.png` and `<name>.svg` (the first is the headline).
+pub const FIGURES: [&str; 4] = [
+    "latency_curve",
+    "ttft_tbt_curves",
+    "inference_performance",
+    "inference_memory_tradeoff",
+];
+/// Where plot records what it read and wrote (in [`FIGS_DIR`]).
+pub const FIGS_STAMP: &str = ".plot.stamp";
+
+/// `figs/latency_curve.png`, the figure messages name.
+pub fn headline_figure() -> String {
+    format!("{FIGS_DIR}/{}.png", FIGURES[0])
+}
 
 /// Model names become file names; keep them to a safe alphabet.
 pub fn sanitize(name: &str) -> String {
@@ -46,6 +69,7 @@ mod tests {
             latest_results(Path::new("/p"), "gpt2/medium"),
             Path::new("/p/latest/inference/gpt2_medium.json")
         );
-        assert!(RESULTS_TABLE.starts_with(TABLES_DIR));
+        assert_eq!(RESULTS_TABLE, format!("{TABLES_DIR}/{}", TABLE_FILES[0]));
+        assert_eq!(headline_figure(), "figs/latency_curve.png");
     }
 }

@@ -195,18 +195,8 @@ impl Unmeasured<'_> {
             finished_at: if status == Status::Infeasible {
                 String::new()
             } else {
-                now_rfc3339()
+                crate::clock::now_rfc3339()
             },
         }
     }
-}
-
-/// Now, as an RFC 3339 UTC string.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// `YYYYMMDD_HHMMSS` (UTC) for result file names, as the seed named them.
-pub fn stamp() -> String {
-    chrono::Utc::now().format("%Y%m%d_%H%M%S").to_string()
 }

@@ -95,17 +95,17 @@ pub fn acquire(dir: &Path, hash: &str) -> Result<Acquire> {
         let mut previous = String::new();
         let _ = file.read_to_string(&mut previous);
         if let Ok(dead) = serde_json::from_str::<Owner>(&previous) {
-            tracing::warn!(
+            crate::output::warn(&format!(
                 "taking over the lock of point {} from dead process {} (started {})",
                 short(hash),
                 dead.pid,
                 dead.started_at
-            );
+            ));
         }
         let owner = Owner {
             pid: std::process::id(),
             host: host_name(),
-            started_at: crate::bench::result::now_rfc3339(),
+            started_at: crate::clock::now_rfc3339(),
         };
         let text = serde_json::to_string(&owner).unwrap_or_default();
         file.set_len(0).map_err(err)?;

@@ -1,6 +1,6 @@
-//! The point cache: keys, the on-disk store, per-point locks and (the `e3pipe cache` command is `cache_command`).
+//! The point cache: keys, the on-disk store, per-point locks and the settled index (the `e3pipe cache` command is
+//! `cache_command`).
 
-pub mod file_hash;
 pub mod key;
 pub mod lock;
 pub mod settled;

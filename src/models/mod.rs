@@ -35,10 +35,7 @@ impl std::fmt::Display for WeightsId {
 }
 
 /// The weights identity of a spec, hashing the weights file when there is one.
-pub fn weights_id(
-    spec: &ModelSpec,
-    hashes: &crate::cache::file_hash::FileHashes,
-) -> Result<WeightsId> {
+pub fn weights_id(spec: &ModelSpec, hashes: &crate::file_hash::FileHashes) -> Result<WeightsId> {
     match &spec.source {
         ModelSource::Random { seed } => Ok(WeightsId::RandomInit { seed: *seed }),
         ModelSource::HfDir { dir } => Ok(WeightsId::File {

@@ -1,8 +1,12 @@
-//! The pipeline stages: spec (YAML) -> graph (DAG) -> plan (what to compute) -> execute.
+//! The pipeline stages: spec (YAML) -> dag (order of names) -> graph (steps in order, drawings) -> plan (what to
+//! compute) -> execute. What a step of each kind does at every stage is defined once, in `kind` and `kinds/`.
 
+pub mod dag;
 pub mod execute;
 pub mod graph;
 pub mod job;
+pub mod kind;
+pub mod kinds;
 pub mod plan;
-pub mod results_file;
 pub mod spec;
+pub mod worker_process;

@@ -5,17 +5,18 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::bench::config::BenchConfig;
 use crate::error::{Error, Result, suggest};
-use crate::models::spec::ModelSpec;
 use crate::paths::sanitize;
+use crate::pipeline::dag;
+use crate::pipeline::kind::{COMMON_KEYS, ConfigMemo, Kind, Registry, Settings, StepContext};
+use crate::pipeline::kinds;
 use crate::yaml;
 
 const TOP_KEYS: &[&str] = &["steps"];
-const KINDS: &[&str] = &["bench", "aggregate", "plot"];
 
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -29,33 +30,10 @@ pub struct Pipeline {
 pub struct Step {
     pub name: String,
     pub needs: Vec<String>,
-    pub kind: StepKind,
+    pub kind: &'static dyn Kind,
+    /// What the step's kind read from its keys.
+    pub settings: Arc<dyn Settings>,
 }
-
-#[derive(Debug, Clone)]
-pub enum StepKind {
-    Bench(Box<BenchStep>),
-    Aggregate,
-    Plot(PlotOptions),
-}
-
-impl StepKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            StepKind::Bench(_) => "bench",
-            StepKind::Aggregate => "aggregate",
-            StepKind::Plot(_) => "plot",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct BenchStep {
-    pub model: ModelSpec,
-    pub bench: BenchConfig,
-}
-
-pub use crate::report::plot::PlotOptions;
 
 /// Longest step name.
 pub const MAX_STEP_NAME_BYTES: usize = 100;
@@ -66,6 +44,11 @@ pub const MAX_MODEL_NAME_BYTES: usize = 200;
 impl Pipeline {
     /// Reads and validates a pipeline and every config it references.
     pub fn load(file: &Path) -> Result<Pipeline> {
+        Pipeline::load_with(file, &kinds::builtin())
+    }
+
+    /// [`Pipeline::load`] with the step kinds of `registry`.
+    pub fn load_with(file: &Path, registry: &Registry) -> Result<Pipeline> {
         let map = yaml::read_mapping(file)?;
         yaml::check_keys(file, "the pipeline", &map, TOP_KEYS)?;
         let root = project_root(file);
@@ -94,7 +77,7 @@ impl Pipeline {
                     message: format!("step {} is not a mapping", index + 1),
                 });
             };
-            let raw = RawStep::read(file, index, step)?;
+            let raw = RawStep::read(file, index, step, registry)?;
             if !names.insert(raw.name.clone()) {
                 return Err(Error::DuplicateStep {
                     path: file.into(),
@@ -104,8 +87,14 @@ impl Pipeline {
             steps.push(raw);
         }
         // aggregate and plot write fixed files (`tables/…`, `figs/…`): a second one would overwrite the first.
-        for kind in ["aggregate", "plot"] {
-            let mut of_kind = steps.iter().filter(|s| s.kind == kind);
+        for kind in registry.names() {
+            let Some(definition) = registry.get(kind) else {
+                continue;
+            };
+            if !definition.one_per_pipeline() {
+                continue;
+            }
+            let mut of_kind = steps.iter().filter(|s| s.kind.name() == kind);
             if let (Some(first), Some(second)) = (of_kind.next(), of_kind.next()) {
                 return Err(Error::YamlShape {
                     path: file.into(),
@@ -133,20 +122,19 @@ impl Pipeline {
             .iter()
             .map(|s| (s.name.clone(), s.needs.clone()))
             .collect();
-        crate::pipeline::graph::check_acyclic(file, &skeleton)?;
+        dag::check_acyclic(file, &skeleton)?;
 
-        // Sweeps often share one bench config (a 10,000-length list read once, not once per step).
-        let mut bench_configs = std::collections::HashMap::new();
+        let memo = ConfigMemo::default();
         let steps = steps
             .into_iter()
-            .map(|raw| raw.resolve(file, &root, &mut bench_configs))
+            .map(|raw| raw.resolve(file, &root, &memo))
             .collect::<Result<Vec<_>>>()?;
         // Results are kept per model name (`latest/inference/<name>.json`): two steps must not share one, nor two
         // names that become the same file name (`tiny/a` and `tiny a` both become `tiny_a`).
         let mut seen: Vec<(&str, String, &str)> = Vec::new();
         for step in &steps {
-            if let StepKind::Bench(b) = &step.kind {
-                let name = &b.model.name;
+            if let Some(model) = step.settings.model() {
+                let name = &model.name;
                 let bad = |message: String| Error::BadValue {
                     path: file.into(),
                     field: format!("step `{}`", step.name),
@@ -185,6 +173,24 @@ impl Pipeline {
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name == name)
     }
+
+    /// The steps `step` depends on, directly or not, in no particular order.
+    pub fn upstream(&self, step: &Step) -> Vec<&Step> {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+        let mut found = Vec::new();
+        while let Some(name) = stack.pop() {
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            if let Some(up) = self.step(name) {
+                found.push(up);
+                stack.extend(up.needs.iter().map(String::as_str));
+            }
+        }
+        found
+    }
 }
 
 /// `<root>/pipelines/x.yaml` -> `<root>`; a pipeline anywhere else uses its own folder.
@@ -203,13 +209,13 @@ pub fn project_root(file: &Path) -> PathBuf {
 
 struct RawStep {
     name: String,
-    kind: String,
+    kind: &'static dyn Kind,
     needs: Vec<String>,
     map: Mapping,
 }
 
 impl RawStep {
-    fn read(file: &Path, index: usize, map: &Mapping) -> Result<RawStep> {
+    fn read(file: &Path, index: usize, map: &Mapping, registry: &Registry) -> Result<RawStep> {
         let shape = |message: String| Error::YamlShape {
             path: file.into(),
             message,
@@ -233,28 +239,26 @@ impl RawStep {
                 crate::error::shorten(&name.escape_debug().to_string(), 60)
             )));
         }
-        let kind = match map.get("kind") {
+        let kind_name = match map.get("kind") {
             Some(Value::String(s)) => s.clone(),
             _ => {
                 return Err(shape(format!(
-                    "step `{name}` has no `kind` (expected `bench`, `aggregate` or `plot`)"
+                    "step `{name}` has no `kind` (expected {})",
+                    registry.expected()
                 )));
             }
         };
-        if !KINDS.contains(&kind.as_str()) {
+        let Some(kind) = registry.get(&kind_name) else {
             return Err(Error::UnknownKind {
                 path: file.into(),
                 step: name,
-                suggestion: suggest(&kind, KINDS.iter().copied()),
-                kind,
+                suggestion: suggest(&kind_name, registry.names()),
+                expected: registry.expected(),
+                kind: crate::error::shorten(&kind_name, 60),
             });
-        }
-        let allowed: &[&str] = match kind.as_str() {
-            "bench" => &["name", "kind", "needs", "model", "bench"],
-            "plot" => &["name", "kind", "needs", "log2_x", "predict_lengths"],
-            _ => &["name", "kind", "needs"],
         };
-        yaml::check_keys(file, &format!("step `{name}`"), map, allowed)?;
+        let allowed: Vec<&str> = COMMON_KEYS.iter().chain(kind.keys()).copied().collect();
+        yaml::check_keys(file, &format!("step `{name}`"), map, &allowed)?;
         let needs = match map.get("needs") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
@@ -280,99 +284,19 @@ impl RawStep {
         })
     }
 
-    fn resolve(
-        self,
-        file: &Path,
-        root: &Path,
-        bench_configs: &mut std::collections::HashMap<PathBuf, BenchConfig>,
-    ) -> Result<Step> {
-        let RawStep {
-            name,
-            kind,
-            needs,
-            map,
-        } = self;
-        let config_path = |key: &str| -> Result<PathBuf> {
-            let rel = map
-                .get(key)
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::YamlShape {
-                    path: file.into(),
-                    message: format!("step `{name}` needs `{key}:` (a path to a {key} config)"),
-                })?;
-            let path = root.join(rel);
-            if !path.exists() {
-                return Err(Error::MissingConfig {
-                    path: file.into(),
-                    step: name.clone(),
-                    config: PathBuf::from(rel),
-                });
-            }
-            Ok(path)
-        };
-        let kind = match kind.as_str() {
-            "bench" => {
-                let model = ModelSpec::load(&config_path("model")?, root)?;
-                let bench_path = config_path("bench")?;
-                let bench = match bench_configs.get(&bench_path) {
-                    Some(bench) => bench.clone(),
-                    None => {
-                        let bench = BenchConfig::load(&bench_path)?;
-                        bench_configs.insert(bench_path, bench.clone());
-                        bench
-                    }
-                };
-                if bench.arch != model.arch {
-                    return Err(Error::BadValue {
-                        path: bench.file.clone(),
-                        field: "arch".into(),
-                        message: format!(
-                            "step `{name}`: bench arch `{}` does not match model `{}` (a `{}` model)",
-                            bench.arch, model.name, model.arch
-                        ),
-                    });
-                }
-                StepKind::Bench(Box::new(BenchStep { model, bench }))
-            }
-            "plot" => {
-                let log2_x = match map.get("log2_x") {
-                    None => false,
-                    Some(v) => v.as_bool().ok_or_else(|| Error::BadValue {
-                        path: file.into(),
-                        field: format!("step `{name}`: log2_x"),
-                        message: "expected true or false".into(),
-                    })?,
-                };
-                let predict_lengths = match map.get("predict_lengths") {
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(Value::Sequence(seq)) => seq
-                        .iter()
-                        .map(|v| {
-                            v.as_u64()
-                                .filter(|n| *n > 0)
-                                .map(|n| n as usize)
-                                .ok_or_else(|| Error::BadValue {
-                                    path: file.into(),
-                                    field: format!("step `{name}`: predict_lengths"),
-                                    message: "expected positive integers".into(),
-                                })
-                        })
-                        .collect::<Result<_>>()?,
-                    Some(_) => {
-                        return Err(Error::BadValue {
-                            path: file.into(),
-                            field: format!("step `{name}`: predict_lengths"),
-                            message: "expected a list of lengths".into(),
-                        });
-                    }
-                };
-                StepKind::Plot(PlotOptions {
-                    log2_x,
-                    predict_lengths,
-                })
-            }
-            _ => StepKind::Aggregate,
-        };
-        Ok(Step { name, needs, kind })
+    fn resolve(self, file: &Path, root: &Path, memo: &ConfigMemo) -> Result<Step> {
+        let settings = self.kind.configure(&StepContext {
+            file,
+            root,
+            step: &self.name,
+            map: &self.map,
+            memo,
+        })?;
+        Ok(Step {
+            name: self.name,
+            needs: self.needs,
+            kind: self.kind,
+            settings,
+        })
     }
 }

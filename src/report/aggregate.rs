@@ -10,19 +10,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
+use crate::output;
 use crate::paths::{self, sanitize};
 use crate::report::fit::{Fit, fit_power_law};
-use crate::report::stamp::Stamp;
-
-/// Where aggregate records what it read and wrote (in `tables/`).
-pub const STAMP: &str = ".aggregate.stamp";
-/// Everything aggregate writes in `tables/` (the first is `paths::RESULTS_TABLE`).
-pub const OUTPUTS: &[&str] = &[
-    "inference_results.csv",
-    "inference_results.parquet",
-    "scaling_fit.csv",
-    "summary.csv",
-];
+use crate::report::freshness::{Built, Derived};
 
 /// One row of `inference_results.csv`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -580,41 +571,35 @@ fn inputs_hash(dir: &Path, models: &[String]) -> String {
 /// Runs the aggregate step; returns the line to print.
 /// `models`: aggregate only these models' results (the pipeline's bench steps); empty means every file.
 pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Result<String> {
-    let input_dir = root.join(paths::LATEST_DIR);
-    if !input_dir.is_dir() {
-        return Err(Error::MissingInput {
-            step: step.into(),
-            missing: PathBuf::from(paths::LATEST_DIR),
-            hint: "run `e3pipe run --only <bench steps>` first".into(),
-        });
-    }
-    let tables = root.join(paths::TABLES_DIR);
-    let stamp_file = tables.join(STAMP);
-    let hash = inputs_hash(&input_dir, models);
-    let stamp = Stamp::load(&stamp_file);
-    if !forced && stamp.as_ref().is_some_and(|s| s.is_fresh(&hash, &tables)) {
-        return Ok(format!(
-            "step `{step}`: inputs unchanged, tables are up to date"
-        ));
-    }
-    if let Some(damaged) = stamp.and_then(|s| s.damaged_output(&tables)) {
-        eprintln!(
-            "warning: `tables/{}` is missing or not what aggregate wrote; rebuilding the tables",
-            damaged.display()
-        );
-    }
+    let derived = Derived {
+        step,
+        dir: paths::TABLES_DIR,
+        stamp: paths::TABLES_STAMP,
+        inputs_noun: "inputs",
+        outputs_noun: "tables",
+    };
+    let input_dir = derived.require(
+        root,
+        paths::LATEST_DIR,
+        "run `e3pipe run --only <bench steps>` first",
+    )?;
+    let inputs = inputs_hash(&input_dir, models);
+    derived.run(root, inputs, forced, || {
+        build(step, root, &input_dir, models)
+    })
+}
+
+fn build(step: &str, root: &Path, input_dir: &Path, models: &[String]) -> Result<Built> {
     for model in models {
-        if !input_dir
-            .join(format!("{}.json", sanitize(model)))
-            .is_file()
-        {
-            eprintln!(
-                "warning: no results for model `{model}` (`latest/inference/{}.json` is missing): its rows are left out; `e3pipe run` measures them again",
-                sanitize(model)
-            );
+        let file = paths::latest_results(root, model);
+        if !file.is_file() {
+            output::warn(&format!(
+                "no results for model `{model}` (`{}` is missing): its rows are left out; `e3pipe run` measures them again",
+                file.strip_prefix(root).unwrap_or(&file).display()
+            ));
         }
     }
-    let (rows, skipped) = collect(&input_dir, models);
+    let (rows, skipped) = collect(input_dir, models);
     let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     // A damaged results file of one of this pipeline's own bench steps is ours to repair (the bench step writes
     // `latest/inference/<model>.json` over anything there): dropping its model from the tables with exit 0 would
@@ -637,7 +622,7 @@ pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Res
         });
     }
     for s in &skipped {
-        eprintln!("warning: skipping `{}`: {}", shown(&s.file), s.reason);
+        output::warn(&format!("skipping `{}`: {}", shown(&s.file), s.reason));
     }
     if rows.is_empty() {
         return Err(Error::Step {
@@ -646,32 +631,34 @@ pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Res
         });
     }
     for w in curve_warnings(&rows) {
-        eprintln!("warning: {w}");
+        output::warn(&w);
     }
+    let tables = root.join(paths::TABLES_DIR);
+    let [results_csv, results_parquet, fit_csv, summary_csv] = paths::TABLE_FILES;
     let mut df = frame(&rows)?;
-    write_atomic(&root.join(paths::RESULTS_TABLE), &csv_bytes(&mut df)?)?;
+    write_atomic(&tables.join(results_csv), &csv_bytes(&mut df)?)?;
     let mut parquet = Vec::new();
     ParquetWriter::new(&mut parquet)
         .finish(&mut df)
         .map_err(polars_err)?;
-    write_atomic(&tables.join("inference_results.parquet"), &parquet)?;
+    write_atomic(&tables.join(results_parquet), &parquet)?;
     let fits = fits(&rows);
+    write_atomic(&tables.join(fit_csv), &csv_bytes(&mut fit_frame(&fits)?)?)?;
     write_atomic(
-        &tables.join("scaling_fit.csv"),
-        &csv_bytes(&mut fit_frame(&fits)?)?,
-    )?;
-    write_atomic(
-        &tables.join("summary.csv"),
+        &tables.join(summary_csv),
         &csv_bytes(&mut summary_frame(&rows, &fits)?)?,
     )?;
-    Stamp::of(hash, &tables, OUTPUTS).save(&stamp_file)?;
-    Ok(format!(
-        "step `{step}`: {} rows from {} file(s) -> tables/inference_results.csv ({} skipped)",
-        rows.len(),
-        rows.iter()
-            .map(|r| &r.exp_id)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len(),
-        skipped.len()
-    ))
+    Ok(Built {
+        message: format!(
+            "step `{step}`: {} rows from {} file(s) -> {} ({} skipped)",
+            rows.len(),
+            rows.iter()
+                .map(|r| &r.exp_id)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            paths::RESULTS_TABLE,
+            skipped.len()
+        ),
+        outputs: paths::TABLE_FILES.iter().map(ToString::to_string).collect(),
+    })
 }

@@ -2,6 +2,6 @@
 
 pub mod aggregate;
 pub mod fit;
+pub mod freshness;
 pub mod plot;
-pub mod stamp;
 pub mod student_t;

@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::models::config::{Arch, longest_feasible_length};
 use crate::paths;
-use crate::report::aggregate::{self, Row, fits};
-use crate::report::stamp::Stamp;
+use crate::report::aggregate::{Row, fits};
+use crate::report::freshness::{Built, Derived, Stamp};
 
 /// Plot step options.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,16 +31,6 @@ pub struct PlotOptions {
     /// Lengths to predict from the scaling fit, drawn dashed.
     pub predict_lengths: Vec<usize>,
 }
-
-/// Where plot records what it read and wrote (in `figs/`).
-const STAMP: &str = ".plot.stamp";
-/// The figures plot draws, each as PNG and SVG.
-const FIGURES: [&str; 4] = [
-    "latency_curve",
-    "ttft_tbt_curves",
-    "inference_performance",
-    "inference_memory_tradeoff",
-];
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
@@ -62,7 +52,9 @@ fn register_font() {
     REGISTER.call_once(|| {
         for style in [FontStyle::Normal, FontStyle::Bold] {
             if plotters::style::register_font("sans-serif", style, FONT).is_err() {
-                tracing::warn!("embedded font could not be registered; figure text may be missing");
+                crate::output::warn(
+                    "embedded font could not be registered; figure text may be missing",
+                );
             }
         }
     });
@@ -765,75 +757,82 @@ fn inputs_hash(table: &Path, options: &PlotOptions) -> String {
 
 /// Runs the plot step; returns the line to print.
 pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) -> Result<String> {
-    let table = root.join(paths::RESULTS_TABLE);
-    if !table.is_file() {
-        return Err(Error::MissingInput {
-            step: step.into(),
-            missing: PathBuf::from(paths::RESULTS_TABLE),
-            hint: "run `e3pipe run --only aggregate` first".into(),
-        });
-    }
+    let derived = Derived {
+        step,
+        dir: paths::FIGS_DIR,
+        stamp: paths::FIGS_STAMP,
+        inputs_noun: "table",
+        outputs_noun: "figures",
+    };
+    let table = derived.require(
+        root,
+        paths::RESULTS_TABLE,
+        "run `e3pipe run --only aggregate` first",
+    )?;
     // Never draw from a table that is not what aggregate wrote (truncated, edited by hand, half-copied).
     let tables = root.join(paths::TABLES_DIR);
-    if Stamp::load(&tables.join(aggregate::STAMP))
-        .and_then(|s| s.vouches_for(&tables, aggregate::OUTPUTS[0]))
+    if Stamp::load(&tables.join(paths::TABLES_STAMP))
+        .and_then(|s| s.vouches_for(&tables, paths::TABLE_FILES[0]))
         == Some(false)
     {
         return Err(Error::Step {
             step: step.into(),
-            message: "`tables/inference_results.csv` is not what aggregate wrote (damaged or edited); rebuild it with `e3pipe run --only aggregate,plot`".into(),
+            message: format!(
+                "`{}` is not what aggregate wrote (damaged or edited); rebuild it with `e3pipe run --only aggregate,plot`",
+                paths::RESULTS_TABLE
+            ),
         });
     }
-    let figs = root.join(paths::FIGS_DIR);
-    let stamp_file = figs.join(STAMP);
-    let hash = inputs_hash(&table, options);
-    let stamp = Stamp::load(&stamp_file);
-    if !forced && stamp.as_ref().is_some_and(|s| s.is_fresh(&hash, &figs)) {
-        return Ok(format!(
-            "step `{step}`: table unchanged, figures are up to date"
-        ));
-    }
+    let inputs = inputs_hash(&table, options);
+    derived.run(root, inputs, forced, || {
+        draw_all(step, &root.join(paths::FIGS_DIR), &table, options)
+    })
+}
+
+fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Result<Built> {
     register_font();
-    let rows = read_table(&table)?;
-    let size = (WIDTH, HEIGHT);
+    let rows = read_table(table)?;
+    let [latency, ttft_tbt, performance, tradeoff] = paths::FIGURES;
     render(
-        &figs,
-        "latency_curve",
-        size,
+        figs,
+        latency,
+        (WIDTH, HEIGHT),
         &|a| latency_figure(a, &rows, options),
         &|a| latency_figure(a, &rows, options),
     )?;
     render(
-        &figs,
-        "ttft_tbt_curves",
+        figs,
+        ttft_tbt,
         (1800, 600),
         &|a| ttft_tbt_figure(a, &rows, options),
         &|a| ttft_tbt_figure(a, &rows, options),
     )?;
     render(
-        &figs,
-        "inference_performance",
+        figs,
+        performance,
         (1000, 650),
         &|a| performance_figure(a, &rows),
         &|a| performance_figure(a, &rows),
     )?;
     render(
-        &figs,
-        "inference_memory_tradeoff",
+        figs,
+        tradeoff,
         (1000, 650),
         &|a| tradeoff_figure(a, &rows),
         &|a| tradeoff_figure(a, &rows),
     )?;
-    let outputs: Vec<String> = FIGURES
-        .iter()
-        .flat_map(|f| [format!("{f}.png"), format!("{f}.svg")])
-        .collect();
-    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
-    Stamp::of(hash, &figs, &outputs).save(&stamp_file)?;
-    Ok(format!(
-        "step `{step}`: drew figs/latency_curve.png and 3 more figures (PNG and SVG) from {} rows",
-        rows.len()
-    ))
+    Ok(Built {
+        message: format!(
+            "step `{step}`: drew {} and {} more figures (PNG and SVG) from {} rows",
+            paths::headline_figure(),
+            paths::FIGURES.len() - 1,
+            rows.len()
+        ),
+        outputs: paths::FIGURES
+            .iter()
+            .flat_map(|f| [format!("{f}.png"), format!("{f}.svg")])
+            .collect(),
+    })
 }
 
 #[cfg(test)]

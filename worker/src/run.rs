@@ -28,18 +28,8 @@ pub fn run() -> ExitCode {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
+    e3pipe::output::init_from_env();
     e3pipe::interrupt::install_handler();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("E3PIPE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal; logs and CI files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .without_time()
-        .try_init();
     let mut input = String::new();
     let job: Job = match std::io::stdin()
         .read_to_string(&mut input)
@@ -56,7 +46,7 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Interrupted) => ExitCode::from(130),
         Err(e) => {
-            e3pipe::print_error(&e);
+            e3pipe::output::error(&e);
             ExitCode::from(e.exit_code())
         }
     }

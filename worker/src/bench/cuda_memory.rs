@@ -26,7 +26,9 @@ fn shim() -> Option<&'static Shim> {
         unsafe {
             let handle = libc::dlopen(c_path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
             if handle.is_null() {
-                tracing::warn!("GPU peak memory not measured: cannot load `{path}`");
+                e3pipe::output::warn(&format!(
+                    "GPU peak memory not measured: cannot load `{path}`"
+                ));
                 return None;
             }
             let reset = libc::dlsym(handle, c"e3pipe_cuda_reset_peak".as_ptr());

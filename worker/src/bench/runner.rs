@@ -24,9 +24,7 @@ use crate::models::device::synchronize;
 use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
 use e3pipe::bench::memory::{self, MemorySource};
-use e3pipe::bench::result::{
-    LIBTORCH_VERSION, METHOD_ID, PointResult, Status, headline_metric, now_rfc3339,
-};
+use e3pipe::bench::result::{LIBTORCH_VERSION, METHOD_ID, PointResult, Status, headline_metric};
 use e3pipe::bench::stats::summarize;
 use e3pipe::bench::stopping::should_stop;
 use e3pipe::error::{Error, Result};
@@ -195,7 +193,7 @@ pub fn measure_point(
     };
     let finish = |mut r: PointResult| {
         r.wall_s = started.elapsed().as_secs_f64();
-        r.finished_at = now_rfc3339();
+        r.finished_at = e3pipe::clock::now_rfc3339();
         r
     };
     if let Some(reason) = infeasibility(model.config.as_ref(), context_length, result.num_tokens) {
@@ -317,10 +315,10 @@ pub fn measure_point(
         result.memory_source = if result.cuda_peak_bytes.is_some() {
             MemorySource::CudaAllocator
         } else {
-            tracing::warn!(
+            e3pipe::output::warn(&format!(
                 "{}@{context_length}: the GPU allocator's peak could not be read; `max_memory_gb` is left empty rather than filled with host memory",
                 model.name
-            );
+            ));
             MemorySource::Unavailable
         };
     }

@@ -1,15 +1,81 @@
-//! Freshness of a derived step (aggregate, plot), in one place: the step is up to date only when the hash of its
-//! inputs is unchanged *and* every output it wrote is still there with the bytes it wrote. A truncated, deleted or
-//! edited table or figure is therefore rebuilt by the next run, and a reader can check a table against what
-//! aggregate recorded before drawing from it.
+//! Freshness of a derived step (aggregate, plot, and any kind that writes files from files), in one place: the
+//! step is up to date only when the hash of its inputs is unchanged *and* every output it wrote is still there with
+//! the bytes it wrote. A truncated, deleted or edited table or figure is therefore rebuilt by the next run, and a
+//! reader can check a table against what aggregate recorded before drawing from it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fsio::write_json;
+use crate::output;
+
+/// A derived step: its outputs live in `dir` (relative to the project root) beside the stamp `stamp`.
+#[derive(Debug, Clone, Copy)]
+pub struct Derived<'a> {
+    pub step: &'a str,
+    pub dir: &'static str,
+    pub stamp: &'static str,
+    /// How the up-to-date line names what was read and what is written (`inputs`, `tables`).
+    pub inputs_noun: &'static str,
+    pub outputs_noun: &'static str,
+}
+
+/// What a derived step's build did: the line to print and the outputs it wrote (relative to its `dir`).
+pub struct Built {
+    pub message: String,
+    pub outputs: Vec<String>,
+}
+
+impl Derived<'_> {
+    /// Fails with a hint unless the step's input (`input`, relative to `root`) is there.
+    pub fn require(&self, root: &Path, input: &str, hint: &str) -> Result<PathBuf> {
+        let path = root.join(input);
+        if path.exists() {
+            return Ok(path);
+        }
+        Err(Error::MissingInput {
+            step: self.step.into(),
+            missing: PathBuf::from(input),
+            hint: hint.into(),
+        })
+    }
+
+    /// Runs `build` unless the outputs are fresh for `inputs` (a blake3 of everything read) and not `forced`; then
+    /// records what it wrote. Returns the line to print.
+    pub fn run(
+        &self,
+        root: &Path,
+        inputs: String,
+        forced: bool,
+        build: impl FnOnce() -> Result<Built>,
+    ) -> Result<String> {
+        let dir = root.join(self.dir);
+        let stamp_file = dir.join(self.stamp);
+        let stamp = Stamp::load(&stamp_file);
+        if !forced && stamp.as_ref().is_some_and(|s| s.is_fresh(&inputs, &dir)) {
+            return Ok(format!(
+                "step `{}`: {} unchanged, {} are up to date",
+                self.step, self.inputs_noun, self.outputs_noun
+            ));
+        }
+        if let Some(damaged) = stamp.and_then(|s| s.damaged_output(&dir)) {
+            output::warn(&format!(
+                "`{}/{}` is missing or not what step `{}` wrote; rebuilding the {}",
+                self.dir,
+                damaged.display(),
+                self.step,
+                self.outputs_noun
+            ));
+        }
+        let built = build()?;
+        let outputs: Vec<&str> = built.outputs.iter().map(String::as_str).collect();
+        Stamp::of(inputs, &dir, &outputs).save(&stamp_file)?;
+        Ok(built.message)
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stamp {

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::bench::result::{PointResult, stamp};
+use crate::bench::result::PointResult;
+use crate::clock::file_name_time;
 use crate::error::Result;
 use crate::fsio::write_json;
 use crate::paths::{RESULTS_DIR, latest_results};
-use crate::pipeline::plan::{BenchPlan, PointState};
+use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
 
 /// Builds the results document for one bench step.
 pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]) -> Value {
@@ -119,10 +120,10 @@ pub fn write(
         return Ok(None);
     }
     let results = root.join(RESULTS_DIR);
-    let mut exp_id = format!("inference_scaling_{}", stamp());
+    let mut exp_id = format!("inference_scaling_{}", file_name_time());
     let mut n = 2;
     while results.join(format!("{exp_id}.json")).exists() {
-        exp_id = format!("inference_scaling_{}_{n}", stamp());
+        exp_id = format!("inference_scaling_{}_{n}", file_name_time());
         n += 1;
     }
     let doc = document(&exp_id, plan, points);

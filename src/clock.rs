@@ -1,0 +1,11 @@
+//! Wall-clock times as e3pipe writes them: in results, locks and file names, always UTC.
+
+/// Now, as an RFC 3339 UTC string (`2026-11-29T18:03:16Z`).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Now as `YYYYMMDD_HHMMSS` (UTC), for result file names, as the seed named them.
+pub fn file_name_time() -> String {
+    chrono::Utc::now().format("%Y%m%d_%H%M%S").to_string()
+}

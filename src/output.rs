@@ -1,0 +1,166 @@
+//! Where e3pipe's messages go, decided in one place. stdout carries results (the per-model summaries, the closing
+//! counts, `--dry-run`, `graph`, `cache`), so it can be piped; stderr carries progress, warnings and errors; the
+//! log (`tracing`, `-v`/`-vv` or `RUST_LOG`) carries details. `-q` leaves results and errors only.
+//!
+//! The measuring worker is started with this run's verbosity (`E3PIPE_VERBOSITY`, `E3PIPE_LOG`), so its warnings
+//! obey the same flags.
+
+use std::sync::OnceLock;
+
+/// How much the user asked to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// `-q`: results and errors.
+    Quiet,
+    /// Results, progress, warnings, errors.
+    Normal,
+    /// `-v`: and the log at info level.
+    Verbose,
+    /// `-vv`: and the log at debug level.
+    Debug,
+}
+
+impl Verbosity {
+    pub fn from_flags(quiet: bool, verbose: u8) -> Verbosity {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::Debug,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Verbosity::Quiet => "quiet",
+            Verbosity::Normal => "normal",
+            Verbosity::Verbose => "verbose",
+            Verbosity::Debug => "debug",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Verbosity> {
+        [
+            Verbosity::Quiet,
+            Verbosity::Normal,
+            Verbosity::Verbose,
+            Verbosity::Debug,
+        ]
+        .into_iter()
+        .find(|v| v.name() == text)
+    }
+
+    /// The log filter this verbosity means when `RUST_LOG` does not say.
+    fn log_filter(self) -> &'static str {
+        match self {
+            Verbosity::Quiet => "error",
+            Verbosity::Normal => "warn",
+            Verbosity::Verbose => "info",
+            Verbosity::Debug => "debug",
+        }
+    }
+}
+
+/// The environment variables that carry this run's verbosity and log filter to the measuring worker.
+pub const VERBOSITY_ENV: &str = "E3PIPE_VERBOSITY";
+pub const LOG_ENV: &str = "E3PIPE_LOG";
+
+static SETTINGS: OnceLock<(Verbosity, String)> = OnceLock::new();
+
+fn verbosity() -> Verbosity {
+    SETTINGS.get().map_or(Verbosity::Normal, |s| s.0)
+}
+
+/// Sets the verbosity and starts the log (stderr; colour only at a terminal); `RUST_LOG` overrides the log
+/// filter. The first call wins.
+pub fn init(verbosity: Verbosity) {
+    start(verbosity, std::env::var("RUST_LOG").ok());
+}
+
+fn start(verbosity: Verbosity, directives: Option<String>) {
+    let directives = directives.unwrap_or_else(|| verbosity.log_filter().to_string());
+    let _ = SETTINGS.set((verbosity, directives.clone()));
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(verbosity.log_filter()));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// [`init`] from what the parent `e3pipe` passed (the measuring worker's start-up).
+pub fn init_from_env() {
+    let verbosity = std::env::var(VERBOSITY_ENV)
+        .ok()
+        .and_then(|v| Verbosity::parse(&v))
+        .unwrap_or(Verbosity::Normal);
+    start(verbosity, std::env::var(LOG_ENV).ok());
+}
+
+/// The environment a child process needs to report like this one.
+pub fn child_env() -> [(&'static str, String); 2] {
+    let (verbosity, filter) = SETTINGS
+        .get()
+        .map_or((Verbosity::Normal, "warn"), |s| (s.0, s.1.as_str()));
+    [
+        (VERBOSITY_ENV, verbosity.name().to_string()),
+        (LOG_ENV, filter.to_string()),
+    ]
+}
+
+/// A result line: stdout, always.
+pub fn result(line: &str) {
+    println!("{line}");
+}
+
+/// Progress: stderr, unless `-q`.
+pub fn progress(line: &str) {
+    if verbosity() > Verbosity::Quiet {
+        eprintln!("{line}");
+    }
+}
+
+/// How a run ended when that is not plain success (interrupted, steps failed): stderr, even with `-q`.
+pub fn outcome(line: &str) {
+    eprintln!("{line}");
+}
+
+/// A warning: stderr as `warning: …`, unless `-q`.
+pub fn warn(message: &str) {
+    if verbosity() > Verbosity::Quiet {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// An error and its cause chain, as users see it: stderr, always.
+pub fn error(e: &dyn std::error::Error) {
+    eprintln!("error: {e}");
+    let mut source = e.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_round_trips_through_the_environment_names() {
+        for v in [
+            Verbosity::Quiet,
+            Verbosity::Normal,
+            Verbosity::Verbose,
+            Verbosity::Debug,
+        ] {
+            assert_eq!(Verbosity::parse(v.name()), Some(v));
+        }
+        assert_eq!(Verbosity::from_flags(true, 2), Verbosity::Quiet);
+        assert_eq!(Verbosity::from_flags(false, 1), Verbosity::Verbose);
+        assert_eq!(Verbosity::from_flags(false, 5), Verbosity::Debug);
+    }
+}

@@ -1,0 +1,263 @@
+//! A bench step's points, decided before any work: for each its cache key and whether it is `cached`, `new`,
+//! `stale` (with the key fields that changed against the latest entry for the same model and length), `corrupt`,
+//! `forced` or `infeasible`.
+
+use std::fmt::Write as _;
+
+use crate::bench::config::BenchParams;
+use crate::bench::result::{LIBTORCH_VERSION, PointResult, Status};
+use crate::cache::key::{KeyTemplate, PointKey, changed_fields};
+use crate::cache::settled::Settled;
+use crate::cache::store::Lookup;
+use crate::error::{Error, Result};
+use crate::file_hash::FileHashes;
+use crate::models::config::{ArchConfig, BuiltinTokenizer, infeasibility};
+use crate::models::hardware::Device;
+use crate::models::spec::ModelSource;
+use crate::models::{DType, WeightsId, files, hardware, resolve_dtype, weights_id};
+use crate::pipeline::kind::{PlanContext, Planned, RunContext};
+use crate::pipeline::kinds::bench::BenchStep;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointState {
+    Cached,
+    New,
+    Stale(Vec<String>),
+    Corrupt(String),
+    Forced,
+    Infeasible(String),
+}
+
+impl std::fmt::Display for PointState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PointState::Cached => f.write_str("cached"),
+            PointState::New => f.write_str("new"),
+            PointState::Stale(changes) => write!(f, "stale ({})", changes.join(", ")),
+            PointState::Corrupt(reason) => write!(f, "corrupt ({reason}): recompute"),
+            PointState::Forced => f.write_str("forced"),
+            PointState::Infeasible(reason) => write!(f, "infeasible ({reason})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedPoint {
+    pub context_length: usize,
+    pub hash: String,
+    pub state: PointState,
+    /// The cached result, when it was read (and checksummed) while planning; `Cached` points the settled index
+    /// vouched for are read only if the step's results change.
+    pub cached: Option<Box<PointResult>>,
+}
+
+/// A bench step with everything resolved: device, dtype, threads and the points.
+#[derive(Debug, Clone)]
+pub struct BenchPlan {
+    pub step: String,
+    pub bench: BenchStep,
+    pub device: Device,
+    pub dtype: DType,
+    pub threads: usize,
+    pub weights: WeightsId,
+    /// Every point's key is this at its context length.
+    pub template: KeyTemplate,
+    /// The index of the entries this model's results were last written from.
+    pub settled: Settled,
+    pub points: Vec<PlannedPoint>,
+}
+
+impl BenchPlan {
+    pub fn key(&self, point: &PlannedPoint) -> PointKey {
+        self.template.key(point.context_length)
+    }
+}
+
+impl Planned for BenchPlan {
+    fn render(&self, _step: &str) -> String {
+        let mut out = String::new();
+        let b = self;
+        let _ = writeln!(
+            out,
+            "step `{}` (bench): model {} ({}, {}), {} on {}, {} threads",
+            b.step,
+            b.bench.model.name,
+            b.bench.model.arch,
+            b.weights,
+            b.dtype.name(),
+            hardware::describe(b.device),
+            b.threads
+        );
+        for p in &b.points {
+            let _ = writeln!(
+                out,
+                "  {:>6} tokens  {}  [{}]",
+                p.context_length,
+                p.state,
+                &p.hash[..12]
+            );
+        }
+        out
+    }
+
+    fn run(&self, _step: &str, ctx: &mut RunContext<'_>) -> Result<()> {
+        super::run::run(self, ctx)
+    }
+
+    fn cache_points(&self) -> Vec<(String, PointKey)> {
+        self.points
+            .iter()
+            .map(|p| (p.hash.clone(), self.key(p)))
+            .collect()
+    }
+}
+
+fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> {
+    match &bench.model.tokenizer {
+        Some(path) => Ok(format!("blake3:{}", hashes.blake3(path)?)),
+        None => {
+            // A model without `tokenizer:` has a config (validated when the spec was read).
+            let builtin = bench
+                .model
+                .config
+                .as_ref()
+                .map(ArchConfig::builtin_tokenizer)
+                .ok_or_else(|| Error::BadValue {
+                    path: bench.model.file.clone(),
+                    field: "tokenizer".into(),
+                    message: "set `tokenizer:`".into(),
+                })?;
+            let hash = match builtin {
+                BuiltinTokenizer::Gpt2 => env!("E3PIPE_TOKENIZER_DECODER_BLAKE3"),
+                BuiltinTokenizer::Bert => env!("E3PIPE_TOKENIZER_ENCODER_BLAKE3"),
+                BuiltinTokenizer::T5 => env!("E3PIPE_TOKENIZER_ENCODER_DECODER_BLAKE3"),
+            };
+            Ok(format!("builtin:{}:{hash}", builtin.key_name()))
+        }
+    }
+}
+
+/// Plans every point of `bench`.
+pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
+    let (store, hashes, entries) = (ctx.store, ctx.hashes, ctx.entries);
+    let model = &bench.model;
+    let device = hardware::resolve(model.device).map_err(|message| Error::BadValue {
+        path: model.file.clone(),
+        field: "device".into(),
+        message,
+    })?;
+    let dtype = resolve_dtype(model.dtype, device);
+    if device == Device::Cpu && dtype == DType::Fp16 {
+        crate::output::warn(&format!(
+            "model `{}`: fp16 on CPU is slow and not representative; consider `dtype: fp32`",
+            model.name
+        ));
+    }
+    let params: &BenchParams = &bench.bench.params;
+    let threads = params.threads.unwrap_or_else(hardware::default_threads);
+    if let ModelSource::HfDir { dir } | ModelSource::TorchScript { file: dir } = &model.source
+        && !dir.exists()
+    {
+        return Err(Error::ModelFile {
+            path: dir.clone(),
+            message: format!(
+                "model `{}` points at a path that does not exist",
+                model.name
+            ),
+        });
+    }
+    // Files broken in ways visible without libtorch are invalid input, refused before anything runs.
+    match &model.source {
+        ModelSource::HfDir { dir } => files::check_safetensors(&dir.join("model.safetensors"))?,
+        ModelSource::TorchScript { file } => files::check_torchscript(file)?,
+        ModelSource::Random { .. } => {}
+    }
+    if let Some(tokenizer) = &model.tokenizer {
+        files::check_tokenizer(tokenizer)?;
+    }
+    let weights = weights_id(model, hashes)?;
+    let tokenizer = tokenizer_identity(bench, hashes)?;
+    let device_name = hardware::describe(device);
+    let hardware_id = hardware::identify(device).map_err(|message| Error::BadValue {
+        path: model.file.clone(),
+        field: "device".into(),
+        message,
+    })?;
+    let template = PointKey::new(
+        model.arch,
+        model.config.clone(),
+        weights.clone(),
+        tokenizer.clone(),
+        dtype.name(),
+        params,
+        threads,
+        0,
+        device_name,
+        hardware_id,
+        LIBTORCH_VERSION,
+    )
+    .template();
+    let num_tokens = template.key(0).num_tokens;
+    let settled = Settled::load(&Settled::path(&store.dir, &model.name)).unwrap_or_default();
+    let forced = ctx.forced;
+    let points = bench
+        .bench
+        .context_lengths
+        .iter()
+        .map(|&length| {
+            let hash = template.hash(length);
+            let mut cached = None;
+            let state = if let Some(reason) =
+                infeasibility(model.config.as_ref(), length, num_tokens)
+            {
+                PointState::Infeasible(reason)
+            } else if forced {
+                PointState::Forced
+            } else if settled.vouches(&hash, &store.entry_path(&hash)) {
+                // Verified when it was written and untouched since: read only if the results change.
+                PointState::Cached
+            } else {
+                match store.get(&hash) {
+                    Lookup::Hit(entry) if entry.result.status == Status::Ok => {
+                        cached = Some(Box::new(entry.result));
+                        PointState::Cached
+                    }
+                    Lookup::Hit(_) => PointState::New,
+                    Lookup::Corrupt(reason) => PointState::Corrupt(reason),
+                    Lookup::Miss => match store.latest_for(
+                        entries.get_or_init(|| store.entries()),
+                        &model.name,
+                        length,
+                    ) {
+                        Some(old) => {
+                            let changes = changed_fields(&old.key, &template.key(length).fields());
+                            if changes.is_empty() {
+                                PointState::New
+                            } else {
+                                PointState::Stale(changes)
+                            }
+                        }
+                        None => PointState::New,
+                    },
+                }
+            };
+            PlannedPoint {
+                context_length: length,
+                hash,
+                state,
+                cached,
+            }
+        })
+        .collect();
+    Ok(BenchPlan {
+        step: ctx.step.to_string(),
+        bench: bench.clone(),
+        device,
+        dtype,
+        threads,
+        weights,
+        template,
+        settled,
+        points,
+    })
+}

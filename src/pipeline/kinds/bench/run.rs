@@ -1,0 +1,295 @@
+//! Runs a planned bench step: cached and infeasible points are settled here, the rest are measured by the
+//! `e3pipe-worker` process (`pipeline::worker_process`), which caches each point as soon as it finishes, so a crash
+//! or Ctrl-C loses at most the point in progress. Then the step's results documents are written from every point.
+
+use std::sync::atomic::Ordering;
+
+use crate::bench::result::{PointResult, Status, Unmeasured, headline_metric};
+use crate::bench::stats::level_label;
+use crate::cache::settled::{Settled, file_stamp};
+use crate::cache::store::{Lookup, Store};
+use crate::error::{Error, Result};
+use crate::interrupt::INTERRUPTED;
+use crate::output;
+use crate::pipeline::job::{Job, JobPoint, Outcome as PointOutcome};
+use crate::pipeline::kind::RunContext;
+use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
+use crate::pipeline::kinds::bench::results_file;
+use crate::pipeline::worker_process::{WorkerStatus, run_worker};
+
+/// Settles a bench step: records infeasible points, reads cached ones, has the worker measure the rest, and
+/// writes the step's results.
+pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
+    let root = ctx.root;
+    let counts = &mut *ctx.counts;
+    let model_spec = &bench.bench.model;
+    let mut results: Vec<Option<(String, PointResult)>> = vec![None; bench.points.len()];
+    let mut job_points = Vec::new();
+    let mut infeasible: Vec<(usize, &str)> = Vec::new();
+    for (index, point) in bench.points.iter().enumerate() {
+        match &point.state {
+            PointState::Infeasible(reason) => {
+                // One line per step (below); each point at `-v`.
+                tracing::info!(
+                    "point {}@{} is infeasible: {reason}",
+                    model_spec.name,
+                    point.context_length
+                );
+                infeasible.push((point.context_length, reason.as_str()));
+                counts.infeasible += 1;
+                results[index] = Some((
+                    point.hash.clone(),
+                    unmeasured_result(bench, point.context_length, Status::Infeasible, reason),
+                ));
+                continue;
+            }
+            PointState::Cached => {
+                counts.cached += 1;
+                continue;
+            }
+            PointState::Corrupt(reason) => {
+                tracing::warn!(
+                    "cache entry of {}@{} is corrupt ({reason}); recomputing",
+                    model_spec.name,
+                    point.context_length
+                );
+            }
+            _ => {}
+        }
+        job_points.push(JobPoint {
+            context_length: point.context_length,
+            hash: point.hash.clone(),
+            key: bench.key(point),
+            forced: point.state == PointState::Forced,
+        });
+    }
+    if let (Some(first), Some(last)) = (
+        infeasible.iter().map(|p| p.0).min(),
+        infeasible.iter().map(|p| p.0).max(),
+    ) {
+        let example = infeasible.iter().find(|p| p.0 == first).map_or("", |p| p.1);
+        if infeasible.len() == 1 {
+            tracing::warn!("point {}@{first} is infeasible: {example}", model_spec.name);
+        } else {
+            tracing::warn!(
+                "{} lengths of `{}` from {first} to {last} are infeasible (e.g. {example}); `-v` lists them",
+                infeasible.len(),
+                model_spec.name
+            );
+        }
+    }
+    // Nothing to compute and the results document is the one written from exactly these points: done, without
+    // reading a single cache entry (what keeps a no-op of 10,000 points cheap).
+    let fingerprint = results_file::fingerprint(bench);
+    let document = crate::paths::latest_results(root, &model_spec.name);
+    let store = Store::new(root);
+    let settled_path = Settled::path(&store.dir, &model_spec.name);
+    if job_points.is_empty()
+        && bench.settled.fingerprint == fingerprint
+        && bench.settled.document.is_some()
+        && bench.settled.document == file_stamp(&document)
+        && bench
+            .points
+            .iter()
+            .all(|p| matches!(p.state, PointState::Cached | PointState::Infeasible(_)))
+    {
+        output::progress(&format!(
+            "step `{}`: {} ({}), {} point(s) cached, results unchanged",
+            bench.step,
+            model_spec.name,
+            model_spec.arch,
+            bench.points.len() - infeasible.len()
+        ));
+        return Ok(());
+    }
+    // The results change: read the cached points (the ones the settled index vouched for were not read yet).
+    for (index, point) in bench.points.iter().enumerate() {
+        if point.state != PointState::Cached {
+            continue;
+        }
+        let result = match &point.cached {
+            Some(result) => Some((**result).clone()),
+            None => match store.get(&point.hash) {
+                Lookup::Hit(entry) => Some(entry.result),
+                _ => None,
+            },
+        };
+        match result {
+            Some(result) => results[index] = Some((point.hash.clone(), result)),
+            None => {
+                // Changed between planning and now (another run, a damaged file): measure it again.
+                counts.cached -= 1;
+                job_points.push(JobPoint {
+                    context_length: point.context_length,
+                    hash: point.hash.clone(),
+                    key: bench.key(point),
+                    forced: false,
+                });
+            }
+        }
+    }
+    output::progress(&format!(
+        "step `{}`: {} ({}), {} point(s) to compute, {} cached",
+        bench.step,
+        model_spec.name,
+        model_spec.arch,
+        job_points.len(),
+        counts_cached(bench, &results)
+    ));
+    let mut interrupted = false;
+    if !job_points.is_empty() {
+        let job = Job {
+            root: root.to_path_buf(),
+            step: bench.step.clone(),
+            model: model_spec.clone(),
+            params: bench.bench.bench.params,
+            device: bench.device,
+            dtype: bench.dtype,
+            threads: bench.threads,
+            weights: bench.weights.to_string(),
+            run_id: run_id().to_string(),
+            points: job_points.clone(),
+        };
+        let (finished, status) = run_worker(&job)?;
+        for f in finished {
+            let Some(index) = bench.points.iter().position(|p| p.hash == f.hash) else {
+                continue;
+            };
+            match f.outcome {
+                PointOutcome::Computed => counts.computed += 1,
+                PointOutcome::Cached => counts.cached += 1,
+                PointOutcome::Failed if f.result.status == Status::Infeasible => {
+                    counts.infeasible += 1
+                }
+                PointOutcome::Failed => counts.failed += 1,
+            }
+            results[index] = Some((f.hash, f.result));
+        }
+        interrupted = status == WorkerStatus::Interrupted;
+        if let WorkerStatus::Failed(why) = &status {
+            // The points the worker did not report failed with it (a crash inside libtorch, the OOM killer, ...).
+            for (index, point) in bench.points.iter().enumerate() {
+                if results[index].is_none() {
+                    counts.failed += 1;
+                    let r = unmeasured_result(bench, point.context_length, Status::Error, why);
+                    results[index] = Some((point.hash.clone(), r));
+                }
+            }
+            output::error(&Error::Step {
+                step: bench.step.clone(),
+                message: why.clone(),
+            });
+        }
+    }
+    let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
+    print_summary(&model_spec.name, &results);
+    if !interrupted {
+        if let Some(path) = results_file::write(root, bench, &results)? {
+            output::progress(&format!(
+                "  wrote {}",
+                path.strip_prefix(root).unwrap_or(&path).display()
+            ));
+        }
+        // Index the entries these results came from, for the next run's no-op check. Only a step whose every
+        // point is settled (cached or infeasible) gets a fingerprint: anything else must be looked at again.
+        let all_settled = results
+            .iter()
+            .all(|(_, r)| matches!(r.status, Status::Ok | Status::Infeasible));
+        let mut settled = Settled::new(
+            if all_settled && results.len() == bench.points.len() {
+                fingerprint
+            } else {
+                String::new()
+            },
+            file_stamp(&document),
+        );
+        for (hash, r) in &results {
+            if r.status == Status::Ok
+                && let Some(stamp) = file_stamp(&store.entry_path(hash))
+            {
+                settled.record(hash, stamp);
+            }
+        }
+        settled.save(&settled_path)?;
+    }
+    if interrupted || INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted);
+    }
+    Ok(())
+}
+
+fn counts_cached(bench: &BenchPlan, results: &[Option<(String, PointResult)>]) -> usize {
+    bench
+        .points
+        .iter()
+        .zip(results)
+        .filter(|(p, r)| p.state == PointState::Cached && r.is_some())
+        .count()
+}
+
+/// This `e3pipe run`: its start time and pid, recorded with every point it measures.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{} pid {}", crate::clock::now_rfc3339(), std::process::id()))
+}
+
+/// The record of a point that was never measured: infeasible, or lost with a crashed worker.
+fn unmeasured_result(
+    bench: &BenchPlan,
+    context_length: usize,
+    status: Status,
+    reason: &str,
+) -> PointResult {
+    Unmeasured {
+        model: &bench.bench.model.name,
+        arch: bench.bench.model.arch,
+        params: &bench.bench.bench.params,
+        dtype: bench.dtype.name(),
+        device: crate::models::hardware::describe(bench.device),
+        threads: bench.threads,
+        weights: bench.weights.to_string(),
+        run_id: run_id(),
+    }
+    .result(context_length, status, reason)
+}
+
+/// The seed's console summary, one line per length, plus warnings about untrustworthy samples.
+fn print_summary(model: &str, results: &[(String, PointResult)]) {
+    output::result(&format!("{model}: Context Length Scaling Results:"));
+    for (_, r) in results {
+        match (r.status, r.latency_ms()) {
+            (Status::Ok, Some(ms)) => {
+                let warning = r
+                    .stats
+                    .values()
+                    .find_map(|s| s.warning())
+                    .map(|w| format!("  (warning: {w})"))
+                    .unwrap_or_default();
+                let interval = r
+                    .stats
+                    .get(headline_metric(r.arch))
+                    .filter(|s| s.n > 1)
+                    .map(|s| {
+                        format!(
+                            " ({} interval of the median {:.2}–{:.2}, n = {})",
+                            level_label(s.ci_level),
+                            s.ci_low,
+                            s.ci_high,
+                            s.n
+                        )
+                    })
+                    .unwrap_or_default();
+                output::result(&format!(
+                    "  {} tokens: {ms:.2}ms{interval}{warning}",
+                    r.context_length
+                ))
+            }
+            (status, _) => output::result(&format!(
+                "  {} tokens: {} ({})",
+                r.context_length,
+                status.as_str(),
+                r.reason.as_deref().unwrap_or("")
+            )),
+        }
+    }
+}
