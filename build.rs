@@ -21,7 +21,11 @@ const MEASURED_CRATES: &[&str] = &["tch", "torch-sys", "tokenizers"];
 fn files_under(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .map(|d| {
+                d.filter_map(std::result::Result::ok)
+                    .map(|e| e.path())
+                    .collect()
+            })
             .unwrap_or_default();
         entries.sort();
         for e in entries {
@@ -167,9 +171,10 @@ fn main() {
         ("E3PIPE_CORPUS", "assets/text/corpus.txt"),
     ] {
         println!("cargo:rerun-if-changed={file}");
-        let hash = std::fs::read(file)
-            .map(|b| blake3::hash(&b).to_hex().to_string())
-            .unwrap_or_else(|_| "missing".into());
+        let hash = std::fs::read(file).map_or_else(
+            |_| "missing".into(),
+            |b| blake3::hash(&b).to_hex().to_string(),
+        );
         println!("cargo:rustc-env={var}_BLAKE3={hash}");
     }
     println!("cargo:rustc-env=E3PIPE_LIBTORCH_VERSION={version}");

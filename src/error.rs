@@ -6,9 +6,8 @@ use std::path::PathBuf;
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn hint(suggestion: &Option<String>) -> String {
+fn hint(suggestion: Option<&String>) -> String {
     suggestion
-        .as_ref()
         .map(|s| format!("\n  did you mean `{s}`?"))
         .unwrap_or_default()
 }
@@ -42,7 +41,7 @@ pub enum Error {
     #[error("`{}`: {message}", path.display())]
     BadInput { path: PathBuf, message: String },
 
-    #[error("`{}`: unknown key `{key}` in {context}{}", path.display(), hint(suggestion))]
+    #[error("`{}`: unknown key `{key}` in {context}{}", path.display(), hint(suggestion.as_ref()))]
     UnknownKey {
         path: PathBuf,
         context: String,
@@ -51,7 +50,7 @@ pub enum Error {
     },
 
     /// `expected` lists the registered kinds (`pipeline::kind::Registry::expected`).
-    #[error("`{}`: step `{step}` has unknown kind `{kind}` (expected {expected}){}", path.display(), hint(suggestion))]
+    #[error("`{}`: step `{step}` has unknown kind `{kind}` (expected {expected}){}", path.display(), hint(suggestion.as_ref()))]
     UnknownKind {
         path: PathBuf,
         step: String,
@@ -63,7 +62,7 @@ pub enum Error {
     #[error("`{}`: step `{step}` is declared twice", path.display())]
     DuplicateStep { path: PathBuf, step: String },
 
-    #[error("`{}`: step `{step}` needs unknown step `{needed}`{}", path.display(), hint(suggestion))]
+    #[error("`{}`: step `{step}` needs unknown step `{needed}`{}", path.display(), hint(suggestion.as_ref()))]
     UnknownNeed {
         path: PathBuf,
         step: String,
@@ -74,7 +73,7 @@ pub enum Error {
     #[error("`{}`: steps form a cycle: `{}`", path.display(), cycle.join(" -> "))]
     Cycle { path: PathBuf, cycle: Vec<String> },
 
-    #[error("pipeline `{}` has no step `{step}`{}", path.display(), hint(suggestion))]
+    #[error("pipeline `{}` has no step `{step}`{}", path.display(), hint(suggestion.as_ref()))]
     NoSuchStep {
         path: PathBuf,
         step: String,

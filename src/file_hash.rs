@@ -54,7 +54,10 @@ impl FileHashes {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(k) = known
             .get(&key)
             .filter(|k| k.size_bytes == meta.len() && k.modified_ns == modified_ns)
@@ -70,16 +73,26 @@ impl FileHashes {
                 blake3: blake3.clone(),
             },
         );
-        *self.changed.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        *self
+            .changed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         Ok(blake3)
     }
 
     /// Writes the memo back if anything was hashed.
     pub fn save(&self) -> Result<()> {
-        if !*self.changed.lock().unwrap_or_else(|e| e.into_inner()) {
+        if !*self
+            .changed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             return Ok(());
         }
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         write_json(&self.file, &*known)
     }
 }

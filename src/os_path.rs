@@ -39,7 +39,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error>
 
 /// The same for `Option<PathBuf>`.
 pub mod option {
-    use super::*;
+    use super::{
+        Deserialize, Deserializer, PathBuf, Serialize, Serializer, Wire, from_wire, to_wire,
+    };
 
     pub fn serialize<S: Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
         path.as_deref().map(to_wire).serialize(s)

@@ -77,10 +77,7 @@ pub fn parse_mapping(path: &Path, text: &str) -> Result<Mapping> {
 }
 
 fn syntax_error(path: &Path, e: &serde_yaml_ng::Error) -> Error {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
     let message = e.to_string();
     // serde_yaml_ng appends " at line X column Y"; we already say where.
     let message = message

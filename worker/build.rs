@@ -1,4 +1,4 @@
-//! Links e3pipe against the libtorch of the PyPI torch wheel.
+//! Links e3pipe against the libtorch of the `PyPI` torch wheel.
 //!
 //! 1. RUNPATH: tch's own rpath flags only apply to tch's targets, so without this the binary fails at start-up with
 //!    `libtorch_cpu.so: cannot open shared object file`. `torch-sys` is a direct dependency only so that this script

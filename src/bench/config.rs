@@ -224,7 +224,7 @@ impl BenchConfig {
             num_tokens: int(
                 "num_tokens",
                 Some(if arch.generates() { 50 } else { 0 }),
-                if arch.generates() { 1 } else { 0 },
+                i64::from(arch.generates()),
             )? as usize,
             batch_size: int("batch_size", Some(1), 1)? as usize,
             num_runs: int("num_runs", Some(3), 1)? as usize,

@@ -70,11 +70,11 @@ pub struct PointResult {
     #[serde(default)]
     pub memory_source: MemorySource,
     /// Statistics per metric (per measured run unless said): `ttft_ms`, `tbt_ms` (a run's mean decode step),
-    /// `itl_ms` (every decode step: runs × (num_tokens - 1) samples), `e2e_latency_ms`, `encoder_latency_ms`,
+    /// `itl_ms` (every decode step: runs × (`num_tokens` - 1) samples), `e2e_latency_ms`, `encoder_latency_ms`,
     /// `forward_pass_latency_ms`, `throughput_tokens_per_sec`, `prefill_tokens_per_sec`, `sequences_per_sec`,
     /// `tokens_per_sec`.
     pub stats: BTreeMap<String, Summary>,
-    /// Unmeasured runs done first (more than asked for TorchScript, whose executor optimises on its second run).
+    /// Unmeasured runs done first (more than asked for `TorchScript`, whose executor optimises on its second run).
     #[serde(default)]
     pub warmup_runs: usize,
     /// Why measuring stopped.

@@ -174,6 +174,7 @@ impl Summary {
 }
 
 #[cfg(test)]
+#[allow(clippy::float_cmp)] // the intervals are order statistics and levels exact binary fractions
 mod tests {
     use super::*;
 
@@ -215,7 +216,7 @@ mod tests {
         // n = 20: P(Bin ≤ 5) = 0.020695, so k = 6 -> [x(6), x(15)] at 0.958611.
         let i = median_interval(20);
         assert_eq!((i.lower, i.upper), (5, 14));
-        assert!((i.level - 0.958611).abs() < 1e-6, "{}", i.level);
+        assert!((i.level - 0.958_611).abs() < 1e-6, "{}", i.level);
         // n = 2: [min, max] covers with probability 1/2.
         assert_eq!(median_interval(2).level, 0.5);
     }
@@ -255,7 +256,7 @@ mod tests {
                 level = s.ci_level;
                 covered += usize::from(s.ci_low <= true_median && true_median <= s.ci_high);
             }
-            let observed = covered as f64 / trials as f64;
+            let observed = covered as f64 / f64::from(trials);
             assert!(
                 (observed - level).abs() < 0.01,
                 "n = {n}: observed {observed}, level {level}"

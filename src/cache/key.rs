@@ -16,7 +16,7 @@ pub struct PointKey {
     /// The measuring code's identity (`METHOD_ID`, from its sources at build time).
     pub method: String,
     pub arch: Arch,
-    /// Architecture hyperparameters (`None` for TorchScript, whose file hash stands for them).
+    /// Architecture hyperparameters (`None` for `TorchScript`, whose file hash stands for them).
     pub hyperparameters: Option<ArchConfig>,
     pub weights: WeightsId,
     /// Tokenizer identity: the built-in name and hash, or the blake3 of the `tokenizer.json` used.

@@ -44,8 +44,7 @@ pub enum Acquire {
 
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+        .map_or_else(|_| "localhost".into(), |s| s.trim().to_string())
 }
 
 fn short(hash: &str) -> &str {

@@ -94,7 +94,7 @@ impl Store {
             return Vec::new();
         };
         let paths: Vec<PathBuf> = dir
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();

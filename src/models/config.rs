@@ -181,10 +181,12 @@ pub struct Gpt2Config {
     pub eos_token_id: Option<i64>,
 }
 
+#[allow(clippy::unnecessary_wraps)] // serde `default` for an `Option` field
 fn gpt2_eos() -> Option<i64> {
     Some(50256)
 }
 
+#[allow(clippy::unnecessary_wraps)] // serde `default` for an `Option` field
 fn t5_eos() -> Option<i64> {
     Some(1)
 }
@@ -430,7 +432,7 @@ impl ArchConfig {
 }
 
 /// The longest context length an architecture can run with `num_tokens` generated: a decoder feeds the prompt
-/// plus N - 1 generated tokens back (L + N - 1 ≤ n_positions), an encoder its input (L ≤ max positions); `None`
+/// plus N - 1 generated tokens back (L + N - 1 ≤ `n_positions`), an encoder its input (L ≤ max positions); `None`
 /// where nothing limits it (T5's relative buckets). One rule for planning points and for predicting them.
 pub fn longest_feasible_length(
     arch: Arch,

@@ -1,6 +1,6 @@
 //! Structural checks of model files that need no libtorch, run while validating (exit 2, before anything is
 //! written): a safetensors file whose header disagrees with its size (truncated, or not safetensors at all), a
-//! TorchScript file that is not the zip archive `torch.jit.save` writes, a tokenizer that is not JSON. Failures
+//! `TorchScript` file that is not the zip archive `torch.jit.save` writes, a tokenizer that is not JSON. Failures
 //! found only by loading into libtorch stay with the measuring worker (failed points, exit 1).
 
 use std::io::Read;
@@ -66,7 +66,7 @@ pub fn check_safetensors(path: &Path) -> Result<()> {
         let offsets: Vec<u64> = info
             .get("data_offsets")
             .and_then(|o| o.as_array())
-            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+            .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
             .unwrap_or_default();
         let [begin, end] = offsets[..] else {
             return Err(bad(
@@ -113,7 +113,7 @@ pub fn check_safetensors(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A TorchScript file as `torch.jit.save` writes it: a zip archive.
+/// A `TorchScript` file as `torch.jit.save` writes it: a zip archive.
 pub fn check_torchscript(path: &Path) -> Result<()> {
     check_input_file(path, "TorchScript file", None)?;
     let mut magic = [0u8; 4];
@@ -126,7 +126,7 @@ pub fn check_torchscript(path: &Path) -> Result<()> {
         ));
     }
     // A zip ends with its central directory record; a truncated copy has none.
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let tail_len = size.min(66 * 1024);
     let mut tail = vec![0u8; tail_len as usize];
     let read_tail = std::fs::File::open(path).and_then(|mut f| {

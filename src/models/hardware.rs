@@ -30,7 +30,7 @@ pub fn cuda_device_count() -> usize {
     // libtorch_cuda.so needs cuBLAS from the `nvidia-cublas` wheel, which the slim CPU install leaves out.
     let cublas = lib.join("../../nvidia/cu13/lib");
     let has_stack = std::fs::read_dir(&cublas).is_ok_and(|d| {
-        d.filter_map(|e| e.ok())
+        d.filter_map(std::result::Result::ok)
             .any(|e| e.file_name().to_string_lossy().starts_with("libcublas.so"))
     });
     if !has_stack || !Path::new("/proc/driver/nvidia/version").exists() {
@@ -172,7 +172,7 @@ pub struct CpuIdentity {
     /// `family/model/stepping` (x86) or implementer/part/revision (ARM).
     pub family_model_stepping: String,
     pub logical_cpus: usize,
-    /// The instruction-set features ATen and oneDNN dispatch on (avx2, avx512*, amx*, sve, ...), sorted.
+    /// The instruction-set features `ATen` and oneDNN dispatch on (avx2, avx512*, amx*, sve, ...), sorted.
     pub isa: Vec<String>,
     /// `ATEN_CPU_CAPABILITY`, which forces a lower kernel set, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,7 +201,7 @@ pub fn identify(device: Device) -> Result<HardwareId, String> {
 /// Intra-op threads when a bench config names none: one per available logical CPU (libtorch itself would pick
 /// physical cores), set explicitly in the worker so the cache key and the measurement agree.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 fn cpu_identity() -> &'static CpuIdentity {

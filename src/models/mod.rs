@@ -72,7 +72,7 @@ impl DType {
 pub fn resolve_dtype(choice: DTypeChoice, device: Device) -> DType {
     match (choice, device) {
         (DTypeChoice::Fp32, _) | (DTypeChoice::Auto, Device::Cpu) => DType::Fp32,
-        (DTypeChoice::Fp16, _) | (DTypeChoice::Auto, _) => DType::Fp16,
+        (DTypeChoice::Fp16 | DTypeChoice::Auto, _) => DType::Fp16,
         (DTypeChoice::Bf16, _) => DType::Bf16,
     }
 }

@@ -71,7 +71,7 @@ pub struct ModelSpec {
     pub name: String,
     pub arch: Arch,
     pub source: ModelSource,
-    /// Hyperparameters; `None` only for TorchScript models, whose shapes live in the `.pt` file.
+    /// Hyperparameters; `None` only for `TorchScript` models, whose shapes live in the `.pt` file.
     pub config: Option<ArchConfig>,
     /// `None` means the tokenizer built into e3pipe for this architecture.
     #[serde(with = "crate::os_path::option")]

@@ -85,7 +85,12 @@ mod tests {
     fn steps(edges: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
         edges
             .iter()
-            .map(|(n, needs)| (n.to_string(), needs.iter().map(|s| s.to_string()).collect()))
+            .map(|(n, needs)| {
+                (
+                    n.to_string(),
+                    needs.iter().map(std::string::ToString::to_string).collect(),
+                )
+            })
             .collect()
     }
 

@@ -1,5 +1,5 @@
 //! The aggregate step: every results document in `latest/inference/` (ours or the seed's Python tool's, scaling
-//! or single-point) becomes rows of `tables/inference_results.csv` (+ `.parquet`), one per (exp_id, model,
+//! or single-point) becomes rows of `tables/inference_results.csv` (+ `.parquet`), one per (`exp_id`, model,
 //! context length), plus `tables/summary.csv` and the scaling fit `tables/scaling_fit.csv`. A file that is not a
 //! results document is reported and skipped. The step is skipped when its inputs' hash has not changed.
 
@@ -220,7 +220,7 @@ fn input_files(dir: &Path, models: &[String]) -> Vec<PathBuf> {
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| {
-            d.filter_map(|e| e.ok())
+            d.filter_map(std::result::Result::ok)
                 .map(|e| e.path())
                 .filter(|p| p.extension().is_some_and(|x| x == "json") && wanted(p))
                 .collect()
@@ -253,7 +253,7 @@ pub fn collect(dir: &Path, models: &[String]) -> (Vec<Row>, Vec<Skipped>) {
     (rows, skipped)
 }
 
-fn polars_err(e: PolarsError) -> Error {
+fn polars_err(e: &PolarsError) -> Error {
     Error::Report(format!("polars: {e}"))
 }
 
@@ -314,7 +314,7 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         os("method", &|r| r.method.clone()),
         os("run_id", &|r| r.run_id.clone()),
     ];
-    DataFrame::new_infer_height(columns).map_err(polars_err)
+    DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }
 
 fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
@@ -322,7 +322,7 @@ fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
     CsvWriter::new(&mut out)
         .with_float_precision(Some(4))
         .finish(df)
-        .map_err(polars_err)?;
+        .map_err(|e| polars_err(&e))?;
     Ok(out)
 }
 
@@ -332,7 +332,7 @@ fn summary_frame(rows: &[Row], fits: &[Fit]) -> Result<DataFrame> {
         .iter()
         .map(|r| (r.model.as_str(), r.arch.as_str()))
         .collect();
-    models.sort();
+    models.sort_unstable();
     models.dedup();
     let ok = |m: &str| -> Vec<&Row> {
         rows.iter()
@@ -431,7 +431,7 @@ fn summary_frame(rows: &[Row], fits: &[Fit]) -> Result<DataFrame> {
                 .collect::<Vec<_>>(),
         ),
     ];
-    DataFrame::new_infer_height(columns).map_err(polars_err)
+    DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }
 
 fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
@@ -477,21 +477,21 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
                 .map(|f| {
                     f.lengths
                         .iter()
-                        .map(|l| l.to_string())
+                        .map(std::string::ToString::to_string)
                         .collect::<Vec<_>>()
                         .join(" ")
                 })
                 .collect::<Vec<_>>(),
         ),
     ];
-    DataFrame::new_infer_height(columns).map_err(polars_err)
+    DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }
 
 /// Warnings for curves a reader could misjudge: points measured by different builds of the measuring code, or in
 /// different runs (hours apart, under different machine load), joined into one line.
 pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
     let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
-    models.sort();
+    models.sort_unstable();
     models.dedup();
     let mut warnings = Vec::new();
     for model in models {
@@ -501,7 +501,7 @@ pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
             .collect();
         let distinct = |f: &dyn Fn(&Row) -> Option<&str>| {
             let mut v: Vec<&str> = ok.iter().filter_map(|r| f(r)).collect();
-            v.sort();
+            v.sort_unstable();
             v.dedup();
             v
         };
@@ -536,7 +536,7 @@ pub fn fits(rows: &[Row]) -> Vec<Fit> {
         .iter()
         .map(|r| (r.model.as_str(), r.arch.as_str()))
         .collect();
-    models.sort();
+    models.sort_unstable();
     models.dedup();
     models
         .into_iter()
@@ -640,7 +640,7 @@ fn build(step: &str, root: &Path, input_dir: &Path, models: &[String]) -> Result
     let mut parquet = Vec::new();
     ParquetWriter::new(&mut parquet)
         .finish(&mut df)
-        .map_err(polars_err)?;
+        .map_err(|e| polars_err(&e))?;
     write_atomic(&tables.join(results_parquet), &parquet)?;
     let fits = fits(&rows);
     write_atomic(&tables.join(fit_csv), &csv_bytes(&mut fit_frame(&fits)?)?)?;

@@ -58,7 +58,7 @@ impl Fit {
     }
 }
 
-/// `points` are (length, latency_ms); needs two distinct positive lengths.
+/// `points` are (length, `latency_ms`); needs two distinct positive lengths.
 pub fn fit_power_law(model: &str, arch: &str, points: &[(f64, f64)]) -> Option<Fit> {
     let logs: Vec<(f64, f64)> = points
         .iter()

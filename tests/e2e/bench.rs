@@ -102,7 +102,7 @@ fn three_architectures_end_to_end() {
                         .collect();
                     sorted.sort_by(f64::total_cmp);
                     assert_eq!((lo, hi), (sorted[1], sorted[7]), "{metric}");
-                    assert!((s["ci_level"].as_f64().unwrap() - 0.9609375).abs() < 1e-12);
+                    assert!((s["ci_level"].as_f64().unwrap() - 0.960_937_5).abs() < 1e-12);
                     assert!(s["p99"].as_f64().unwrap() >= s["p90"].as_f64().unwrap());
                 }
             }

@@ -101,7 +101,7 @@ fn kill_9_loses_nothing_and_the_next_run_resumes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_entries(&p, 2, Duration::from_secs(60));
+    wait_for_entries(&p, 2, Duration::from_mins(1));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let done = p.cache_entries().len();
@@ -131,7 +131,7 @@ fn ctrl_c_stops_after_the_current_run_and_keeps_finished_points() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_entries(&p, 1, Duration::from_secs(60));
+    wait_for_entries(&p, 1, Duration::from_mins(1));
     // SAFETY: signalling the process group of our own child.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
     let r = to_run(child.wait_with_output().unwrap());
@@ -190,7 +190,7 @@ fn a_run_started_later_takes_what_the_first_has_finished() {
     let p = Project::new();
     slow_pipeline(&p);
     let a = p.spawn(&["run", "pipelines/p.yaml"]);
-    wait_for_entries(&p, 1, Duration::from_secs(60));
+    wait_for_entries(&p, 1, Duration::from_mins(1));
     let b = p.spawn(&["run", "pipelines/p.yaml"]);
     let (ra, rb) = (
         to_run(a.wait_with_output().unwrap()),

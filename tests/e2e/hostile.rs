@@ -2,6 +2,7 @@
 //! nothing written, no panic and no hang; every runtime fault: exit 1, the summary line, nothing lost; outputs that
 //! are damaged repair themselves on the next run.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use crate::project::{
@@ -371,7 +372,6 @@ fn damaged_outputs_repair_themselves() {
         r.stderr
     );
     // Outputs get the usual permissions, and logs carry no colour codes off a terminal.
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(p.path("tables/inference_results.csv"))
         .unwrap()
         .permissions()
@@ -573,7 +573,7 @@ fn killing_e3pipe_as_it_starts_the_worker_leaves_no_orphan() {
     let worker = loop {
         let found = std::fs::read_dir("/proc")
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .find_map(|e| {
                 let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
                 let ppid: u32 = stat
@@ -652,7 +652,7 @@ fn fifos_in_place_of_its_own_files_never_hang_a_run() {
         mkfifo(&own);
     }
     let mut child = p.spawn(&["run", "pipelines/p.yaml"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;

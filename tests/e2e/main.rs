@@ -1,5 +1,8 @@
 //! End-to-end tests: the real `e3pipe` binary on tiny real-architecture models in a temp project.
 
+// Levels and fixture values are exact binary fractions, compared exactly on purpose.
+#![allow(clippy::float_cmp)]
+
 mod bench;
 mod cache;
 mod hostile;

@@ -1,5 +1,5 @@
 //! Measurement truth: adaptive stopping to a real 95 % interval, stopping reasons, the method identity naming
-//! stale points, TorchScript warm-ups, curves that mix runs, and a point's memory independent of what ran before.
+//! stale points, `TorchScript` warm-ups, curves that mix runs, and a point's memory independent of what ran before.
 
 use serde_json::Value;
 
@@ -98,7 +98,7 @@ fn a_new_measuring_method_makes_points_stale_and_dry_run_names_it() {
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 0, 0, 0));
 }
 
-/// A word-level tokenizer whose ids fit the tiny TorchScript fixture's 99-token vocabulary (unknown words -> 0).
+/// A word-level tokenizer whose ids fit the tiny `TorchScript` fixture's 99-token vocabulary (unknown words -> 0).
 const TINY_TOKENIZER: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"the":1,"and":2,"she":3,"to":4,"of":5,"a":6,"it":7},"unk_token":"[UNK]"}}"#;
 
 #[test]

@@ -6,23 +6,23 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub struct Project {
+pub(crate) struct Project {
     pub dir: tempfile::TempDir,
 }
 
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Run {
-    pub fn all(&self) -> String {
+    pub(crate) fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
 
     /// (computed, cached, failed, infeasible) from the closing line.
-    pub fn points(&self) -> (usize, usize, usize, usize) {
+    pub(crate) fn points(&self) -> (usize, usize, usize, usize) {
         let line = self
             .stdout
             .lines()
@@ -37,30 +37,32 @@ impl Run {
     }
 }
 
-pub const GPT2_TINY: &str = "name: gpt2-tiny\narch: decoder\nweights: random\nseed: 1\nconfig:\n  model_type: gpt2\n  vocab_size: 50257\n  n_positions: 600\n  n_embd: 64\n  n_layer: 2\n  n_head: 2\n";
-pub const T5_TINY: &str = "name: t5-tiny\narch: encoder-decoder\nweights: random\nseed: 1\nconfig:\n  model_type: t5\n  vocab_size: 32128\n  d_model: 64\n  d_kv: 16\n  d_ff: 128\n  num_layers: 2\n  num_heads: 4\n";
-pub const BERT_TINY: &str = "name: bert-tiny\narch: encoder\nweights: random\nseed: 1\nconfig:\n  model_type: bert\n  vocab_size: 30522\n  hidden_size: 64\n  num_hidden_layers: 2\n  num_attention_heads: 2\n  intermediate_size: 128\n  max_position_embeddings: 512\n";
+pub(crate) const GPT2_TINY: &str = "name: gpt2-tiny\narch: decoder\nweights: random\nseed: 1\nconfig:\n  model_type: gpt2\n  vocab_size: 50257\n  n_positions: 600\n  n_embd: 64\n  n_layer: 2\n  n_head: 2\n";
+pub(crate) const T5_TINY: &str = "name: t5-tiny\narch: encoder-decoder\nweights: random\nseed: 1\nconfig:\n  model_type: t5\n  vocab_size: 32128\n  d_model: 64\n  d_kv: 16\n  d_ff: 128\n  num_layers: 2\n  num_heads: 4\n";
+pub(crate) const BERT_TINY: &str = "name: bert-tiny\narch: encoder\nweights: random\nseed: 1\nconfig:\n  model_type: bert\n  vocab_size: 30522\n  hidden_size: 64\n  num_hidden_layers: 2\n  num_attention_heads: 2\n  intermediate_size: 128\n  max_position_embeddings: 512\n";
 
-pub fn bench_yaml(arch: &str, lengths: &str, num_tokens: usize, num_runs: usize) -> String {
+pub(crate) fn bench_yaml(arch: &str, lengths: &str, num_tokens: usize, num_runs: usize) -> String {
     format!(
         "name: test\narch: {arch}\ncontext_lengths: {lengths}\nnum_tokens: {num_tokens}\nbatch_size: 1\nnum_runs: {num_runs}\nwarmup_runs: 1\nthreads: 1\n"
     )
 }
 
 /// One bench step of the tiny BERT ...
-pub const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
+pub(crate) const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
 /// ... and the derived steps after it.
-pub const AGGREGATE_AFTER_B: &str = "  - name: aggregate\n    kind: aggregate\n    needs: [b]\n";
-pub const PLOT_AFTER_AGGREGATE: &str = "  - name: plot\n    kind: plot\n    needs: [aggregate]\n";
+pub(crate) const AGGREGATE_AFTER_B: &str =
+    "  - name: aggregate\n    kind: aggregate\n    needs: [b]\n";
+pub(crate) const PLOT_AFTER_AGGREGATE: &str =
+    "  - name: plot\n    kind: plot\n    needs: [aggregate]\n";
 
 /// A point's record in a results document.
-pub fn point(doc: &serde_json::Value, length: usize) -> &serde_json::Value {
+pub(crate) fn point(doc: &serde_json::Value, length: usize) -> &serde_json::Value {
     doc.pointer(&format!("/metrics/{length}/point"))
         .unwrap_or_else(|| panic!("no point {length} in {doc:#}"))
 }
 
 /// A pipeline with the three tiny models and aggregate + plot.
-pub const THREE_MODELS: &str = "steps:
+pub(crate) const THREE_MODELS: &str = "steps:
   - name: bench-gpt2
     kind: bench
     model: configs/model/gpt2.yaml
@@ -84,7 +86,7 @@ pub const THREE_MODELS: &str = "steps:
 impl Project {
     /// A project measuring the tiny BERT at `lengths` (1 run, 1 thread), with `after` appended to its pipeline
     /// (e.g. `AGGREGATE_AFTER_B`).
-    pub fn bert(lengths: &str, after: &str) -> Project {
+    pub(crate) fn bert(lengths: &str, after: &str) -> Project {
         let p = Project::new();
         p.write("pipelines/p.yaml", &format!("{BERT_ONLY}{after}"));
         p.write(
@@ -94,7 +96,7 @@ impl Project {
         p
     }
 
-    pub fn new() -> Project {
+    pub(crate) fn new() -> Project {
         let p = Project {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -117,25 +119,25 @@ impl Project {
         p
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.root().join(rel)
     }
 
-    pub fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_e3pipe"));
         cmd.args(args)
             .current_dir(self.root())
@@ -145,7 +147,7 @@ impl Project {
     }
 
     /// Starts the binary in the background, capturing its output.
-    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+    pub(crate) fn spawn(&self, args: &[&str]) -> std::process::Child {
         self.command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -153,18 +155,18 @@ impl Project {
             .unwrap()
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         to_run(self.command(args).output().unwrap())
     }
 
-    pub fn results(&self, model: &str) -> serde_json::Value {
+    pub(crate) fn results(&self, model: &str) -> serde_json::Value {
         serde_json::from_str(&self.read(&format!("latest/inference/{model}.json"))).unwrap()
     }
 
-    pub fn cache_entries(&self) -> Vec<PathBuf> {
+    pub(crate) fn cache_entries(&self) -> Vec<PathBuf> {
         std::fs::read_dir(self.path("cache/points"))
             .map(|d| {
-                d.filter_map(|e| e.ok())
+                d.filter_map(std::result::Result::ok)
                     .map(|e| e.path())
                     .filter(|p| p.extension().is_some_and(|x| x == "json"))
                     .collect()
@@ -173,10 +175,14 @@ impl Project {
     }
 }
 
-pub fn to_run(out: Output) -> Run {
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+pub(crate) fn to_run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stdout: text(out.stdout),
+        stderr: text(out.stderr),
     }
 }

@@ -71,7 +71,7 @@ fn unknown_key_in_a_bench_config() {
             p.write(
                 "configs/bench/decoder.yaml",
                 "name: x\narch: decoder\ncontext_lengths: [8]\nnum_token: 3\n",
-            )
+            );
         },
         &[
             "configs/bench/decoder.yaml",
@@ -168,7 +168,7 @@ fn bad_context_lengths_and_runs() {
                 p.write(
                     "configs/bench/decoder.yaml",
                     &format!("name: x\narch: decoder\n{body}\n"),
-                )
+                );
             },
             &["configs/bench/decoder.yaml", expected],
         );
@@ -183,7 +183,7 @@ fn unknown_arch() {
             p.write(
                 "configs/bench/decoder.yaml",
                 "name: x\narch: decodr\ncontext_lengths: [8]\n",
-            )
+            );
         },
         &["unknown arch `decodr`", "did you mean `decoder`?"],
     );
@@ -193,7 +193,7 @@ fn unknown_arch() {
             p.write(
                 "configs/bench/decoder.yaml",
                 "name: x\narch: encoder\ncontext_lengths: [8]\n",
-            )
+            );
         },
         &["bench arch `encoder` does not match model `gpt2-tiny`"],
     );

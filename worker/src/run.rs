@@ -70,7 +70,7 @@ fn report(finished: &Finished) -> Result<()> {
     })?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
-        .and_then(|_| out.flush())
+        .and_then(|()| out.flush())
         .map_err(|source| Error::Write {
             path: "<stdout>".into(),
             source,
@@ -185,7 +185,7 @@ fn run_job(job: &Job) -> Result<()> {
                     "error: point {label} failed ({}): {}",
                     result.status.as_str(),
                     result.reason.as_deref().unwrap_or_default()
-                )
+                );
             });
             report(&Finished {
                 hash: point.hash.clone(),
@@ -197,8 +197,8 @@ fn run_job(job: &Job) -> Result<()> {
         };
         progress.set_message(label.clone());
         let mut result = measure_point(model, tok, &job.params, point.context_length)?;
-        result.weights = job.weights.clone();
-        result.run_id = job.run_id.clone();
+        result.weights.clone_from(&job.weights);
+        result.run_id.clone_from(&job.run_id);
         let outcome = if result.status == Status::Ok {
             store.put(&point.key, &result)?;
             Outcome::Computed
@@ -208,7 +208,7 @@ fn run_job(job: &Job) -> Result<()> {
                 eprintln!(
                     "error: point {label} failed ({}): {reason}",
                     result.status.as_str()
-                )
+                );
             });
             Outcome::Failed
         };
@@ -231,7 +231,7 @@ enum Waited {
 /// Another live process holds this point: wait until it caches the result, or until its lock is gone.
 fn wait_for_other(store: &Store, locks: &std::path::Path, hash: &str) -> Result<Waited> {
     let started = Instant::now();
-    let mut next_note = Duration::from_secs(60);
+    let mut next_note = Duration::from_mins(1);
     loop {
         if let Lookup::Hit(entry) = store.get(hash) {
             return Ok(Waited::Done(Box::new(entry.result)));
@@ -251,7 +251,7 @@ fn wait_for_other(store: &Store, locks: &std::path::Path, hash: &str) -> Result<
                 "still waiting for another e3pipe process to finish point {}",
                 &hash[..12]
             );
-            next_note += Duration::from_secs(60);
+            next_note += Duration::from_mins(1);
         }
         std::thread::sleep(Duration::from_millis(100));
     }

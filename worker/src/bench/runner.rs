@@ -47,11 +47,11 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// TorchScript's profiling executor profiles the first call and optimises on the second: warm-ups must cover both,
+/// `TorchScript`'s profiling executor profiles the first call and optimises on the second: warm-ups must cover both,
 /// or the first measured runs would time the optimiser.
 pub const TORCHSCRIPT_MIN_WARMUP_RUNS: usize = 2;
 
-/// Warm-up runs a point gets: as configured, but at least what TorchScript's executor needs.
+/// Warm-up runs a point gets: as configured, but at least what `TorchScript`'s executor needs.
 pub fn warmup_runs(model: &Model, params: &BenchParams) -> usize {
     if model.is_script() {
         params.warmup_runs.max(TORCHSCRIPT_MIN_WARMUP_RUNS)
@@ -61,7 +61,7 @@ pub fn warmup_runs(model: &Model, params: &BenchParams) -> usize {
 }
 
 /// The attention mask to feed: none for the native models, whose rows are never padded (every row is exactly the
-/// context length; a mask would only force a slower attention kernel on CUDA); all ones for TorchScript, whose
+/// context length; a mask would only force a slower attention kernel on CUDA); all ones for `TorchScript`, whose
 /// calling convention takes one.
 pub fn input_mask(model: &Model, batch: i64, length: i64) -> Option<Tensor> {
     model
@@ -210,7 +210,7 @@ pub fn measure_point(
             model.kv_cache_bytes(params.batch_size, context_length, result.num_tokens),
             memory::total_bytes(),
         )
-        && needed > total as u128
+        && needed > u128::from(total)
     {
         result.status = Status::Oom;
         result.reason = Some(format!(
@@ -364,7 +364,11 @@ pub fn catch_torch<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
             let message = payload
                 .downcast_ref::<String>()
                 .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .or_else(|| {
+                    payload
+                        .downcast_ref::<&str>()
+                        .map(std::string::ToString::to_string)
+                })
                 .unwrap_or_else(|| "libtorch failed".into());
             let first = clean_torch_message(&message);
             Err(Error::Step {

@@ -1,4 +1,4 @@
-//! GPT-2 (decoder) on tch: HF parameter names (Conv1D weights stored `[in, out]`, LM head tied to `wte`), fused
+//! GPT-2 (decoder) on tch: HF parameter names (`Conv1D` weights stored `[in, out]`, LM head tied to `wte`), fused
 //! scaled-dot-product attention, and a preallocated per-layer KV cache that decode steps extend in place.
 
 use tch::nn::{self, Module, Path};
@@ -7,7 +7,7 @@ use tch::{Kind, Tensor};
 use crate::models::kv_cache::KvCache;
 use e3pipe::models::config::Gpt2Config;
 
-/// GPT-2's Conv1D: `y = x W + b` with `W` stored `[in, out]`.
+/// GPT-2's `Conv1D`: `y = x W + b` with `W` stored `[in, out]`.
 #[derive(Debug)]
 struct Conv1D {
     weight: Tensor,

@@ -1,10 +1,14 @@
 //! The three architectures behind one interface the bench runner drives: prefill/step generation for decoders and
 //! encoder-decoders, a single forward for encoders. `Model::load` turns a `ModelSpec` into weights on a device.
 
+// tch layer constructors take `nn::Path` by value, built per call as `&p / "name"`, as tch's own layers do.
+#[allow(clippy::needless_pass_by_value)]
 pub mod bert;
 pub mod device;
+#[allow(clippy::needless_pass_by_value)]
 pub mod gpt2;
 pub mod kv_cache;
+#[allow(clippy::needless_pass_by_value)]
 pub mod t5;
 pub mod tokenizer;
 pub mod torchscript;
@@ -36,6 +40,7 @@ pub fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // the shape `map_err(torch)` needs
 fn torch(e: tch::TchError) -> Error {
     Error::Torch(e.to_string())
 }
@@ -76,7 +81,7 @@ pub struct Model {
     pub config: Option<ArchConfig>,
     pub device: Device,
     pub kind: Kind,
-    /// Bytes of the parameters (0 for TorchScript, whose parameters are not enumerated).
+    /// Bytes of the parameters (0 for `TorchScript`, whose parameters are not enumerated).
     pub weights_bytes: u64,
     network: Network,
     // Owns the parameters the network's tensors point into.
@@ -121,7 +126,7 @@ impl Model {
             let file = dir.join("model.safetensors");
             match &config {
                 ArchConfig::Gpt2(_) => {
-                    weights::load_safetensors(&vs, &file, &["transformer."], &[])?
+                    weights::load_safetensors(&vs, &file, &["transformer."], &[])?;
                 }
                 ArchConfig::T5(_) => weights::load_safetensors(
                     &vs,
@@ -160,7 +165,7 @@ impl Model {
 
     /// Bytes of the KV cache a generation of `num_tokens` after `context_length` allocates (self-attention of
     /// every decoder layer; T5 adds the cross-attention keys/values of the encoder output). `None` for encoders
-    /// and TorchScript, whose caches are not ours.
+    /// and `TorchScript`, whose caches are not ours.
     pub fn kv_cache_bytes(
         &self,
         batch: usize,
@@ -182,25 +187,24 @@ impl Model {
         }
     }
 
-    /// A TorchScript model (its calling convention always takes a mask; its executor optimises on early calls).
+    /// A `TorchScript` model (its calling convention always takes a mask; its executor optimises on early calls).
     pub fn is_script(&self) -> bool {
         matches!(self.network, Network::Script(_))
     }
 
     /// Encoder forward (BERT) or the encoder stack of an encoder-decoder (T5). `mask` `[B, S]` (1 = token) only
-    /// when something is padded; TorchScript models get all ones when none is given.
+    /// when something is padded; `TorchScript` models get all ones when none is given.
     pub fn encode(&self, ids: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         match &self.network {
             Network::Bert(m) => Ok(m.forward(ids, mask)),
             Network::T5(m) => Ok(m.encode(ids, mask)),
             Network::Script(s) => {
                 let ones;
-                let mask = match mask {
-                    Some(m) => m,
-                    None => {
-                        ones = Tensor::ones_like(ids);
-                        &ones
-                    }
+                let mask = if let Some(m) = mask {
+                    m
+                } else {
+                    ones = Tensor::ones_like(ids);
+                    &ones
                 };
                 match self.arch {
                     Arch::Encoder => s.forward(ids, mask),
@@ -208,7 +212,7 @@ impl Model {
                     Arch::Decoder => Err(self.wrong("encode")),
                 }
             }
-            _ => Err(self.wrong("encode")),
+            Network::Gpt2(_) => Err(self.wrong("encode")),
         }
     }
 

@@ -57,7 +57,7 @@ pub fn encode(tokenizer: &Tokenizer, text: &str, special: bool) -> Result<Vec<i6
             path: "tokenizer".into(),
             message: e.to_string(),
         })?;
-    Ok(encoding.get_ids().iter().map(|&i| i as i64).collect())
+    Ok(encoding.get_ids().iter().map(|&i| i64::from(i)).collect())
 }
 
 #[cfg(test)]

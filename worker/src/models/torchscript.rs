@@ -1,4 +1,4 @@
-//! Bring-your-own TorchScript models in e3pipe's calling convention (see README, "TorchScript models"):
+//! Bring-your-own `TorchScript` models in e3pipe's calling convention (see README, "`TorchScript` models"):
 //! - encoder: `forward(input_ids, attention_mask) -> last_hidden_state`
 //! - decoder: `prefill(input_ids) -> (logits, kv)`, `step(input_ids, kv) -> (logits, kv)`, `kv` a list of tensors
 //! - encoder-decoder: `encode(input_ids, attention_mask) -> hidden`,

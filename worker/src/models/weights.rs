@@ -31,8 +31,7 @@ pub fn load_safetensors(
         let short = prefixes
             .iter()
             .find_map(|p| name.strip_prefix(p))
-            .map(str::to_string)
-            .unwrap_or_else(|| name.clone());
+            .map_or_else(|| name.clone(), str::to_string);
         by_name.insert(short, tensor);
     }
     let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

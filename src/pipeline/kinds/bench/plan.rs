@@ -113,27 +113,26 @@ impl Planned for BenchPlan {
 }
 
 fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> {
-    match &bench.model.tokenizer {
-        Some(path) => Ok(format!("blake3:{}", hashes.blake3(path)?)),
-        None => {
-            // A model without `tokenizer:` has a config (validated when the spec was read).
-            let builtin = bench
-                .model
-                .config
-                .as_ref()
-                .map(ArchConfig::builtin_tokenizer)
-                .ok_or_else(|| Error::BadValue {
-                    path: bench.model.file.clone(),
-                    field: "tokenizer".into(),
-                    message: "set `tokenizer:`".into(),
-                })?;
-            let hash = match builtin {
-                BuiltinTokenizer::Gpt2 => env!("E3PIPE_TOKENIZER_DECODER_BLAKE3"),
-                BuiltinTokenizer::Bert => env!("E3PIPE_TOKENIZER_ENCODER_BLAKE3"),
-                BuiltinTokenizer::T5 => env!("E3PIPE_TOKENIZER_ENCODER_DECODER_BLAKE3"),
-            };
-            Ok(format!("builtin:{}:{hash}", builtin.key_name()))
-        }
+    if let Some(path) = &bench.model.tokenizer {
+        Ok(format!("blake3:{}", hashes.blake3(path)?))
+    } else {
+        // A model without `tokenizer:` has a config (validated when the spec was read).
+        let builtin = bench
+            .model
+            .config
+            .as_ref()
+            .map(ArchConfig::builtin_tokenizer)
+            .ok_or_else(|| Error::BadValue {
+                path: bench.model.file.clone(),
+                field: "tokenizer".into(),
+                message: "set `tokenizer:`".into(),
+            })?;
+        let hash = match builtin {
+            BuiltinTokenizer::Gpt2 => env!("E3PIPE_TOKENIZER_DECODER_BLAKE3"),
+            BuiltinTokenizer::Bert => env!("E3PIPE_TOKENIZER_ENCODER_BLAKE3"),
+            BuiltinTokenizer::T5 => env!("E3PIPE_TOKENIZER_ENCODER_DECODER_BLAKE3"),
+        };
+        Ok(format!("builtin:{}:{hash}", builtin.key_name()))
     }
 }
 

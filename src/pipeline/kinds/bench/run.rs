@@ -114,18 +114,17 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                 _ => None,
             },
         };
-        match result {
-            Some(result) => results[index] = Some((point.hash.clone(), result)),
-            None => {
-                // Changed between planning and now (another run, a damaged file): measure it again.
-                counts.cached -= 1;
-                job_points.push(JobPoint {
-                    context_length: point.context_length,
-                    hash: point.hash.clone(),
-                    key: bench.key(point),
-                    forced: false,
-                });
-            }
+        if let Some(result) = result {
+            results[index] = Some((point.hash.clone(), result));
+        } else {
+            // Changed between planning and now (another run, a damaged file): measure it again.
+            counts.cached -= 1;
+            job_points.push(JobPoint {
+                context_length: point.context_length,
+                hash: point.hash.clone(),
+                key: bench.key(point),
+                forced: false,
+            });
         }
     }
     output::progress(&format!(
@@ -159,7 +158,7 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                 PointOutcome::Computed => counts.computed += 1,
                 PointOutcome::Cached => counts.cached += 1,
                 PointOutcome::Failed if f.result.status == Status::Infeasible => {
-                    counts.infeasible += 1
+                    counts.infeasible += 1;
                 }
                 PointOutcome::Failed => counts.failed += 1,
             }
@@ -262,7 +261,7 @@ fn print_summary(model: &str, results: &[(String, PointResult)]) {
                 let warning = r
                     .stats
                     .values()
-                    .find_map(|s| s.warning())
+                    .find_map(crate::bench::stats::Summary::warning)
                     .map(|w| format!("  (warning: {w})"))
                     .unwrap_or_default();
                 let interval = r
@@ -282,7 +281,7 @@ fn print_summary(model: &str, results: &[(String, PointResult)]) {
                 output::result(&format!(
                     "  {} tokens: {ms:.2}ms{interval}{warning}",
                     r.context_length
-                ))
+                ));
             }
             (status, _) => output::result(&format!(
                 "  {} tokens: {} ({})",

@@ -51,7 +51,11 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
     let mut portable = BTreeSet::new();
     let dir = pipeline.root.join("pipelines");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .map(|d| {
+            d.filter_map(std::result::Result::ok)
+                .map(|e| e.path())
+                .collect()
+        })
         .unwrap_or_default();
     if !files.contains(&pipeline.file) {
         files.push(pipeline.file.clone());

@@ -1,0 +1,5 @@
+//! What each subcommand does (`cli` holds their arguments).
+
+pub mod cache;
+pub mod graph;
+pub mod run;

@@ -1,0 +1,72 @@
+//! `e3pipe run`: load, plan (`--dry-run` stops here), execute, and the closing counts; exit 1 when a point or a
+//! step failed.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::error::{self, Error, Result};
+use crate::interrupt;
+use crate::output;
+use crate::pipeline;
+use crate::pipeline::plan::Force;
+use crate::pipeline::spec::Pipeline;
+
+pub fn run(
+    pipeline: &Path,
+    only: &[String],
+    dry_run: bool,
+    force: Option<Vec<String>>,
+) -> Result<ExitCode> {
+    let pipeline = Pipeline::load(pipeline)?;
+    let force = match force {
+        None => Force::default(),
+        // `--force` alone (or `--force=`): everything.
+        Some(steps) if steps.len() == 1 && steps[0].is_empty() => Force {
+            all: true,
+            steps: Vec::new(),
+        },
+        Some(steps) => {
+            if steps.iter().any(String::is_empty) {
+                return Err(Error::BadValue {
+                    path: pipeline.file.clone(),
+                    field: "--force".into(),
+                    message:
+                        "an empty step name; give `--force` alone for every step, or step names"
+                            .into(),
+                });
+            }
+            if let Some(left_out) = steps.iter().find(|s| !only.is_empty() && !only.contains(s)) {
+                return Err(Error::BadValue {
+                    path: pipeline.file.clone(),
+                    field: "--force".into(),
+                    message: format!(
+                        "step `{}` is not among the `--only` steps, so it would not run",
+                        error::shorten(left_out, 60)
+                    ),
+                });
+            }
+            Force { all: false, steps }
+        }
+    };
+    let plan = pipeline::plan::plan(&pipeline, only, &force)?;
+    if dry_run {
+        output::result(plan.render().trim_end_matches('\n'));
+        return Ok(ExitCode::SUCCESS);
+    }
+    interrupt::install_handler();
+    let outcome = pipeline::execute::execute(&plan)?;
+    output::result(&outcome.counts.to_string());
+    let failed =
+        outcome.counts.failed + outcome.counts.infeasible > 0 || !outcome.failed_steps.is_empty();
+    if !outcome.failed_steps.is_empty() {
+        output::outcome(&format!(
+            "failed steps: {}",
+            outcome.failed_steps.join(", ")
+        ));
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,239 @@
+//! The plot step: figures drawn from `tables/inference_results.csv` with plotters, as PNG and SVG.
+//! - `latency_curve`: latency vs context length, shaded with the order-statistic interval of the median (its real
+//!   level in the axis title: 75 % for 3 runs) or ± std for files that carry no interval; peak memory vs length
+//!   (its source named); colour and marker by architecture; failed/infeasible points marked on the axis;
+//!   predictions from the scaling fit dashed, with their 95 % prediction band, and only at lengths that can run.
+//! - `ttft_tbt_curves`, `inference_performance`, `inference_memory_tradeoff` as the seed drew them.
+//!
+//! The figures (`figures`) are made of panels (`panel`) over curves (`series`), with axes (`axes`) and a look
+//! (`style`) shared by all.
+
+mod axes;
+mod figures;
+mod panel;
+mod series;
+mod style;
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::fsio::write_atomic;
+use crate::paths;
+use crate::report::aggregate::Row;
+use crate::report::freshness::{Built, Derived, Stamp};
+use crate::report::plot::axes::XScale;
+use crate::report::plot::panel::DrawResult;
+
+/// Plot step options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlotOptions {
+    /// Draw context length on a log2 axis (for long sweeps).
+    pub log2_x: bool,
+    /// Lengths to predict from the scaling fit, drawn dashed.
+    pub predict_lengths: Vec<usize>,
+}
+
+impl PlotOptions {
+    fn x_scale(&self) -> XScale {
+        if self.log2_x {
+            XScale::Log2
+        } else {
+            XScale::Linear
+        }
+    }
+}
+
+fn plot_err(e: impl std::fmt::Display) -> Error {
+    Error::Report(format!("plotting failed: {e}"))
+}
+/// Reads the aggregate table back into rows (only the columns the figures use).
+pub(crate) fn read_table(path: &Path) -> Result<Vec<Row>> {
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(polars::prelude::SerReader::finish)
+        .map_err(|e| Error::Report(format!("cannot read `{}`: {e}", path.display())))?;
+    let strings = |name: &str| -> Vec<Option<String>> {
+        df.column(name)
+            .ok()
+            .and_then(|c| c.cast(&DataType::String).ok())
+            .and_then(|c| {
+                c.str()
+                    .ok()
+                    .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
+            })
+            .unwrap_or_else(|| vec![None; df.height()])
+    };
+    let floats = |name: &str| -> Vec<Option<f64>> {
+        df.column(name)
+            .ok()
+            .and_then(|c| c.cast(&DataType::Float64).ok())
+            .and_then(|c| c.f64().ok().map(|s| s.iter().collect()))
+            .unwrap_or_else(|| vec![None; df.height()])
+    };
+    let (model, arch, status) = (strings("model"), strings("arch"), strings("status"));
+    let (length, latency, memory) = (
+        floats("context_length"),
+        floats("latency_ms"),
+        floats("max_memory_gb"),
+    );
+    let (lo, hi, std) = (
+        floats("latency_ci_low_ms"),
+        floats("latency_ci_high_ms"),
+        floats("latency_std_ms"),
+    );
+    let max_positions = floats("max_positions");
+    let (ci_level, num_tokens) = (floats("latency_ci_level"), floats("num_tokens"));
+    let memory_source = strings("memory_source");
+    let (ttft, tbt, e2e, throughput) = (
+        floats("ttft_ms"),
+        floats("tbt_ms"),
+        floats("e2e_latency_ms"),
+        floats("throughput"),
+    );
+    Ok((0..df.height())
+        .map(|i| Row {
+            model: model[i].clone().unwrap_or_default(),
+            arch: arch[i].clone().unwrap_or_default(),
+            status: status[i].clone().unwrap_or_else(|| "ok".into()),
+            context_length: length[i].map(|l| l as i64),
+            latency_ms: latency[i],
+            max_memory_gb: memory[i],
+            latency_ci_low_ms: lo[i],
+            latency_ci_high_ms: hi[i],
+            latency_std_ms: std[i],
+            ttft_ms: ttft[i],
+            tbt_ms: tbt[i],
+            e2e_latency_ms: e2e[i],
+            throughput: throughput[i],
+            max_positions: max_positions[i].map(|m| m as i64),
+            latency_ci_level: ci_level[i],
+            num_tokens: num_tokens[i].map(|n| n as i64),
+            memory_source: memory_source[i].clone(),
+            ..Row::default()
+        })
+        .collect())
+}
+/// Draws one figure as PNG and SVG under `figs/`, atomically.
+pub(super) fn render(
+    figs: &Path,
+    name: &str,
+    size: (u32, u32),
+    draw: &dyn Fn(DrawingArea<BitMapBackend, Shift>) -> DrawResult<BitMapBackend>,
+    draw_svg: &dyn Fn(DrawingArea<SVGBackend, Shift>) -> DrawResult<SVGBackend>,
+) -> Result<PathBuf> {
+    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
+    {
+        let area = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        draw(area).map_err(plot_err)?;
+    }
+    let image = image::RgbImage::from_raw(size.0, size.1, pixels)
+        .ok_or_else(|| plot_err("pixel buffer size mismatch"))?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut png, image::ImageFormat::Png)
+        .map_err(plot_err)?;
+    let png_path = figs.join(format!("{name}.png"));
+    write_atomic(&png_path, png.get_ref())?;
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw_svg(area).map_err(plot_err)?;
+    }
+    write_atomic(&figs.join(format!("{name}.svg")), svg.as_bytes())?;
+    Ok(png_path)
+}
+
+fn inputs_hash(table: &Path, options: &PlotOptions) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&crate::fsio::read_own(table).unwrap_or_default());
+    hasher.update(format!("{options:?}").as_bytes());
+    // The code that writes the outputs: a new table column or figure style rebuilds them.
+    hasher.update(env!("E3PIPE_REPORT_ID").as_bytes());
+    hasher.finalize().to_hex().to_string()
+}
+
+/// Runs the plot step; returns the line to print.
+pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) -> Result<String> {
+    let derived = Derived {
+        step,
+        dir: paths::FIGS_DIR,
+        stamp: paths::FIGS_STAMP,
+        inputs_noun: "table",
+        outputs_noun: "figures",
+    };
+    let table = derived.require(
+        root,
+        paths::RESULTS_TABLE,
+        "run `e3pipe run --only aggregate` first",
+    )?;
+    // Never draw from a table that is not what aggregate wrote (truncated, edited by hand, half-copied).
+    let tables = root.join(paths::TABLES_DIR);
+    if Stamp::load(&tables.join(paths::TABLES_STAMP))
+        .and_then(|s| s.vouches_for(&tables, paths::TABLE_FILES[0]))
+        == Some(false)
+    {
+        return Err(Error::Step {
+            step: step.into(),
+            message: format!(
+                "`{}` is not what aggregate wrote (damaged or edited); rebuild it with `e3pipe run --only aggregate,plot`",
+                paths::RESULTS_TABLE
+            ),
+        });
+    }
+    let inputs = inputs_hash(&table, options);
+    derived.run(root, inputs, forced, || {
+        draw_all(step, &root.join(paths::FIGS_DIR), &table, options)
+    })
+}
+
+fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Result<Built> {
+    style::register_font();
+    let rows = read_table(table)?;
+    let [latency, ttft_tbt, performance, tradeoff] = paths::FIGURES;
+    render(
+        figs,
+        latency,
+        (1600, 650),
+        &|a| figures::latency_figure(&a, &rows, options),
+        &|a| figures::latency_figure(&a, &rows, options),
+    )?;
+    render(
+        figs,
+        ttft_tbt,
+        (1800, 600),
+        &|a| figures::ttft_tbt_figure(&a, &rows, options),
+        &|a| figures::ttft_tbt_figure(&a, &rows, options),
+    )?;
+    render(
+        figs,
+        performance,
+        (1000, 650),
+        &|a| figures::performance_figure(&a, &rows),
+        &|a| figures::performance_figure(&a, &rows),
+    )?;
+    render(
+        figs,
+        tradeoff,
+        (1000, 650),
+        &|a| figures::tradeoff_figure(&a, &rows),
+        &|a| figures::tradeoff_figure(&a, &rows),
+    )?;
+    Ok(Built {
+        message: format!(
+            "step `{step}`: drew {} and {} more figures (PNG and SVG) from {} rows",
+            paths::headline_figure(),
+            paths::FIGURES.len() - 1,
+            rows.len()
+        ),
+        outputs: paths::FIGURES
+            .iter()
+            .flat_map(|f| [format!("{f}.png"), format!("{f}.svg")])
+            .collect(),
+    })
+}

@@ -1,0 +1,145 @@
+//! The figures' data: one curve per model (its `ok` points with their band, and the lengths that failed or were
+//! infeasible), and the dashed predictions from the scaling fit.
+
+use crate::models::config::{Arch, longest_feasible_length};
+use crate::report::aggregate::{Row, fits};
+
+/// A model's predicted curve: (model, arch, (length, `latency_ms`, 95 % prediction band) points).
+pub(super) type Prediction = (String, String, Vec<(f64, f64, Option<(f64, f64)>)>);
+/// Picks one metric of a row.
+pub(super) type Metric = fn(&Row) -> Option<f64>;
+
+/// One model's curve.
+pub(super) struct Series {
+    pub(super) model: String,
+    pub(super) arch: String,
+    /// (length, value, band low, band high) of `ok` points.
+    pub(super) points: Vec<(f64, f64, f64, f64)>,
+    /// Lengths that were infeasible or failed.
+    pub(super) missing: Vec<(f64, String)>,
+}
+
+pub(super) fn series(
+    rows: &[Row],
+    value: impl Fn(&Row) -> Option<f64>,
+    band: impl Fn(&Row, f64) -> (f64, f64),
+) -> Vec<Series> {
+    let mut models: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.model.clone(), r.arch.clone()))
+        .collect();
+    models.sort();
+    models.dedup();
+    models
+        .into_iter()
+        .map(|(model, arch)| {
+            let mut points: Vec<(f64, f64, f64, f64)> = rows
+                .iter()
+                .filter(|r| r.model == model && r.status == "ok")
+                .filter_map(|r| {
+                    let v = value(r)?;
+                    let (lo, hi) = band(r, v);
+                    Some((r.context_length? as f64, v, lo, hi))
+                })
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let missing = rows
+                .iter()
+                .filter(|r| r.model == model && r.status != "ok")
+                .filter_map(|r| Some((r.context_length? as f64, r.status.clone())))
+                .collect();
+            Series {
+                model,
+                arch,
+                points,
+                missing,
+            }
+        })
+        .collect()
+}
+
+/// The latency band: the interval of the median where the row has one, else ± std, else none.
+pub(super) fn latency_band(r: &Row, v: f64) -> (f64, f64) {
+    match (r.latency_ci_low_ms, r.latency_ci_high_ms, r.latency_std_ms) {
+        (Some(lo), Some(hi), _) => (lo, hi),
+        (_, _, Some(s)) => (v - s, v + s),
+        _ => (v, v),
+    }
+}
+
+/// Predicted (length, latency, band) per model, starting at its last measured point so the dash continues the
+/// curve; never at a length the model cannot run (the planner's rule, `longest_feasible_length`).
+pub(super) fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Vec<Prediction> {
+    if lengths.is_empty() {
+        return Vec::new();
+    }
+    fits(rows)
+        .into_iter()
+        .filter_map(|fit| {
+            let last = lat.iter().find(|s| s.model == fit.model)?.points.last()?;
+            let of_model = || rows.iter().filter(|r| r.model == fit.model);
+            let limit = Arch::parse(&fit.arch)
+                .and_then(|arch| {
+                    longest_feasible_length(
+                        arch,
+                        of_model().find_map(|r| r.max_positions).map(|m| m as usize),
+                        of_model().find_map(|r| r.num_tokens).unwrap_or(1).max(0) as usize,
+                    )
+                })
+                .map_or(f64::MAX, |m| m as f64);
+            let at_last = fit.predict(last.0);
+            let mut pts = vec![(last.0, last.1, at_last.interval_ms)];
+            pts.extend(
+                lengths
+                    .iter()
+                    .map(|&l| l as f64)
+                    .filter(|l| *l > last.0 && *l <= limit)
+                    .map(|l| {
+                        let p = fit.predict(l);
+                        (l, p.ms, p.interval_ms)
+                    }),
+            );
+            (pts.len() > 1).then(|| (fit.model.clone(), fit.arch.clone(), pts))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    pub(crate) fn row(length: i64, ms: f64) -> Row {
+        Row {
+            model: "g".into(),
+            arch: "decoder".into(),
+            status: "ok".into(),
+            context_length: Some(length),
+            latency_ms: Some(ms),
+            max_positions: Some(600),
+            num_tokens: Some(4),
+            latency_ci_level: Some(0.75),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn predictions_stop_where_the_model_cannot_run_and_carry_a_band() {
+        let rows: Vec<Row> = [(64, 10.0), (128, 21.0), (256, 39.0)]
+            .iter()
+            .map(|(l, ms)| row(*l, *ms))
+            .collect();
+        let lat = series(&rows, |r| r.latency_ms, latency_band);
+        // 597 + 4 - 1 = 600 positions fit; 598 does not.
+        let predicted = predictions(&rows, &lat, &[512, 597, 598, 4096]);
+        let [(model, _, points)] = predicted.as_slice() else {
+            panic!("{predicted:?}")
+        };
+        assert_eq!(model, "g");
+        let lengths: Vec<f64> = points.iter().map(|p| p.0).collect();
+        assert_eq!(lengths, [256.0, 512.0, 597.0]);
+        for (_, ms, band) in &points[1..] {
+            let (lo, hi) = band.expect("three lengths leave one degree of freedom");
+            assert!(lo < *ms && *ms < hi);
+        }
+    }
+}
