@@ -8,6 +8,7 @@ run: build
 
 test: setup
 	cargo test
+	cargo clippy --all-targets -- -D warnings
 
 quick: build
 	$(E3PIPE) run pipelines/quick.yaml

@@ -4,7 +4,7 @@
 //! - foundation: `error`, `output` (stdout / stderr / log), `fsio` (atomic writes, safe reads), `yaml`, `paths`
 //!   (every output path), `clock`, `file_hash`, `os_path`, `interrupt`;
 //! - `models` (configs, hardware identity, model files), `bench` (settings, statistics, results), `cache` (keys,
-//!   entries, locks), `report` (tables with polars, figures with plotters, freshness of derived outputs);
+//!   entries, locks), `job` (what the measuring worker is asked and answers), `report` (tables with polars, figures with plotters, freshness of derived outputs);
 //! - `pipeline`: `spec` (YAML) -> `dag` -> `graph` -> `plan` -> `execute`, with each step kind defined once in
 //!   `pipeline::kind` and `pipeline::kinds`; the measuring worker (the `e3pipe-worker` crate in `worker/`, the only
 //!   part that links libtorch) runs as a child process (`pipeline::worker_process`);
@@ -19,6 +19,9 @@ pub mod error;
 pub mod file_hash;
 pub mod fsio;
 pub mod interrupt;
+pub mod job;
+#[cfg(test)]
+mod layers;
 pub mod models;
 pub mod os_path;
 pub mod output;

@@ -135,6 +135,12 @@ pub fn warn(message: &str) {
     }
 }
 
+/// An error that is not an `Error` value (a point that failed inside the worker, a step skipped): stderr as
+/// `error: …`, always.
+pub fn error_message(message: &str) {
+    eprintln!("error: {message}");
+}
+
 /// An error and its cause chain, as users see it: stderr, always.
 pub fn error(e: &dyn std::error::Error) {
     eprintln!("error: {e}");

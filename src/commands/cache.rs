@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::cache::store::Store;
 use crate::error::{Error, Result};
+use crate::output;
 use crate::pipeline::plan::{Force, plan};
 use crate::pipeline::spec::Pipeline;
 
@@ -27,20 +28,20 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
             None => unreadable += 1,
         }
     }
-    println!(
+    output::result(&format!(
         "cache {}: {} entries, {} bytes",
         store.dir.display(),
         entries.len(),
         total_bytes
-    );
+    ));
     for (model, n) in &per_model {
-        println!("  {model}: {n} point(s)");
+        output::result(&format!("  {model}: {n} point(s)"));
     }
     if unreadable > 0 {
-        println!(
+        output::result(&format!(
             "  {unreadable} unreadable entr{} (recomputed when needed)",
             if unreadable == 1 { "y" } else { "ies" }
-        );
+        ));
     }
     if !prune {
         return Ok(());
@@ -96,10 +97,10 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
             removed += 1;
         }
     }
-    println!(
+    output::result(&format!(
         "pruned {removed} entr{} no pipeline references",
         if removed == 1 { "y" } else { "ies" }
-    );
+    ));
     Ok(())
 }
 

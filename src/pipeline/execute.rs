@@ -26,7 +26,7 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
                 .flatten()
                 .find(|n| failed_steps.contains(*n))
         {
-            output::outcome(&format!("error: step `{name}` skipped: step `{up}` failed"));
+            output::error_message(&format!("step `{name}` skipped: step `{up}` failed"));
             failed_steps.push(name.clone());
             continue;
         }

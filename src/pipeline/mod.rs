@@ -4,7 +4,6 @@
 pub mod dag;
 pub mod execute;
 pub mod graph;
-pub mod job;
 pub mod kind;
 pub mod kinds;
 pub mod plan;

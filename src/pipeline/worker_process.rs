@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::interrupt::INTERRUPTED;
+use crate::job::{Finished, Job};
 use crate::models::hardware::CUDA_ORDER_ENV;
-use crate::pipeline::job::{Finished, Job};
 
 #[derive(Debug, PartialEq)]
 pub enum WorkerStatus {

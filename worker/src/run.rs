@@ -19,8 +19,8 @@ use e3pipe::cache::lock::{Acquire, PointLock, acquire};
 use e3pipe::cache::store::{Lookup, Store};
 use e3pipe::error::{Error, Result};
 use e3pipe::interrupt::INTERRUPTED;
+use e3pipe::job::{Finished, Job, Outcome};
 use e3pipe::models::hardware::Device as Placement;
-use e3pipe::pipeline::job::{Finished, Job, Outcome};
 
 /// Entry point of the `e3pipe-worker` binary.
 pub fn run() -> ExitCode {
@@ -38,7 +38,7 @@ pub fn run() -> ExitCode {
     {
         Ok(job) => job,
         Err(e) => {
-            eprintln!("error: e3pipe-worker: unreadable job on stdin: {e}");
+            e3pipe::output::error_message(&format!("e3pipe-worker: unreadable job on stdin: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -63,7 +63,8 @@ fn resolve_device(job: &Job) -> Result<Device> {
     }
 }
 
-fn report(finished: &Finished) -> Result<()> {
+/// Sends one finished point to the parent `e3pipe` (a JSON line on stdout).
+fn send(finished: &Finished) -> Result<()> {
     let line = serde_json::to_string(finished).map_err(|e| Error::Step {
         step: "bench".into(),
         message: e.to_string(),
@@ -110,7 +111,7 @@ fn run_job(job: &Job) -> Result<()> {
                 progress.set_message(format!("{label} waits for pid {}", owner.pid));
                 match wait_for_other(&store, &locks, &point.hash)? {
                     Waited::Done(result) => {
-                        report(&Finished {
+                        send(&Finished {
                             hash: point.hash.clone(),
                             outcome: Outcome::Cached,
                             result: *result,
@@ -126,7 +127,7 @@ fn run_job(job: &Job) -> Result<()> {
         if !point.forced
             && let Lookup::Hit(entry) = store.get(&point.hash)
         {
-            report(&Finished {
+            send(&Finished {
                 hash: point.hash.clone(),
                 outcome: Outcome::Cached,
                 result: entry.result,
@@ -181,13 +182,13 @@ fn run_job(job: &Job) -> Result<()> {
                 },
             );
             progress.suspend(|| {
-                eprintln!(
-                    "error: point {label} failed ({}): {}",
+                e3pipe::output::error_message(&format!(
+                    "point {label} failed ({}): {}",
                     result.status.as_str(),
                     result.reason.as_deref().unwrap_or_default()
-                );
+                ));
             });
-            report(&Finished {
+            send(&Finished {
                 hash: point.hash.clone(),
                 outcome: Outcome::Failed,
                 result,
@@ -205,14 +206,14 @@ fn run_job(job: &Job) -> Result<()> {
         } else {
             let reason = result.reason.clone().unwrap_or_default();
             progress.suspend(|| {
-                eprintln!(
-                    "error: point {label} failed ({}): {reason}",
+                e3pipe::output::error_message(&format!(
+                    "point {label} failed ({}): {reason}",
                     result.status.as_str()
-                );
+                ));
             });
             Outcome::Failed
         };
-        report(&Finished {
+        send(&Finished {
             hash: point.hash.clone(),
             outcome,
             result,
