@@ -5,6 +5,7 @@
 //! The measuring worker is started with this run's verbosity (`E3PIPE_VERBOSITY`, `E3PIPE_LOG`), so its warnings
 //! obey the same flags.
 
+use std::io::Write as _;
 use std::sync::OnceLock;
 
 /// How much the user asked to see.
@@ -111,42 +112,48 @@ pub fn child_env() -> [(&'static str, String); 2] {
     ]
 }
 
-/// A result line: stdout, always.
+/// A result line: stdout, always. A reader that went away (`e3pipe graph | head -1`) is not an error: the run goes
+/// on and its files are written; only the lines nobody reads are lost.
 pub fn result(line: &str) {
-    println!("{line}");
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// A line on stderr; like stdout, a closed stderr does not stop the run.
+fn to_stderr(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Progress: stderr, unless `-q`.
 pub fn progress(line: &str) {
     if verbosity() > Verbosity::Quiet {
-        eprintln!("{line}");
+        to_stderr(line);
     }
 }
 
 /// How a run ended when that is not plain success (interrupted, steps failed): stderr, even with `-q`.
 pub fn outcome(line: &str) {
-    eprintln!("{line}");
+    to_stderr(line);
 }
 
 /// A warning: stderr as `warning: …`, unless `-q`.
 pub fn warn(message: &str) {
     if verbosity() > Verbosity::Quiet {
-        eprintln!("warning: {message}");
+        to_stderr(&format!("warning: {message}"));
     }
 }
 
 /// An error that is not an `Error` value (a point that failed inside the worker, a step skipped): stderr as
 /// `error: …`, always.
 pub fn error_message(message: &str) {
-    eprintln!("error: {message}");
+    to_stderr(&format!("error: {message}"));
 }
 
 /// An error and its cause chain, as users see it: stderr, always.
 pub fn error(e: &dyn std::error::Error) {
-    eprintln!("error: {e}");
+    to_stderr(&format!("error: {e}"));
     let mut source = e.source();
     while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
+        to_stderr(&format!("  caused by: {cause}"));
         source = cause.source();
     }
 }

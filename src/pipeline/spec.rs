@@ -241,9 +241,15 @@ impl RawStep {
         }
         let kind_name = match map.get("kind") {
             Some(Value::String(s)) => s.clone(),
-            _ => {
+            None | Some(Value::Null) => {
                 return Err(shape(format!(
                     "step `{name}` has no `kind` (expected {})",
+                    registry.expected()
+                )));
+            }
+            Some(_) => {
+                return Err(shape(format!(
+                    "step `{name}`: `kind` must be a name: {}",
                     registry.expected()
                 )));
             }

@@ -638,6 +638,36 @@ fn a_project_under_a_non_utf8_directory_runs() {
 }
 
 #[test]
+fn a_reader_that_goes_away_does_not_stop_a_run() {
+    // `e3pipe run | head -1`: once the reader has gone, writes to stdout fail; the run still finishes and writes.
+    let p = Project::bert("[8, 16]", AGGREGATE_AFTER_B);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = p.command(&["run", "pipelines/p.yaml"]);
+    cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(p.path("tables/inference_results.csv").is_file());
+    // `graph` and `--dry-run` likewise end cleanly.
+    for args in [
+        &["graph", "pipelines/p.yaml"][..],
+        &["run", "--dry-run", "pipelines/p.yaml"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = p.command(args).stdout(writer).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn fifos_in_place_of_its_own_files_never_hang_a_run() {
     let p = Project::bert("[8]", &format!("{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"));
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
