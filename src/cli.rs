@@ -47,6 +47,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
+    /// Print the machine's measured peaks (matmul FLOP/s, memory bandwidth) for the pipeline's bench steps,
+    /// measuring them where they are not cached.
+    Peaks {
+        #[arg(default_value = DEFAULT_PIPELINE)]
+        pipeline: PathBuf,
+        /// Measure again even when cached.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show the point cache; `--prune` removes entries no pipeline in `pipelines/` references.
     Cache {
         #[arg(default_value = DEFAULT_PIPELINE)]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::bench::config::BenchParams;
 use crate::bench::result::PointResult;
 use crate::cache::key::PointKey;
+use crate::cache::peaks::PeaksKey;
 use crate::models::DType;
 use crate::models::hardware::Device;
 use crate::models::spec::ModelSpec;
@@ -31,6 +32,9 @@ pub struct Job {
     /// The `e3pipe run` this job belongs to, recorded with each point.
     pub run_id: String,
     pub points: Vec<JobPoint>,
+    /// Measure the machine's peaks first and cache them under this key (when the cache has none).
+    #[serde(default)]
+    pub peaks: Option<PeaksKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

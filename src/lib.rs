@@ -60,6 +60,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             dry_run,
             force,
         } => commands::run::run(&pipeline, &only, dry_run, force),
+        Command::Peaks { pipeline, force } => {
+            commands::peaks::run(&pipeline, force).map(|()| ExitCode::SUCCESS)
+        }
         Command::Cache { pipeline, prune } => {
             commands::cache::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)
         }

@@ -25,11 +25,12 @@ pub const TABLE_FILES: [&str; 4] = [
 /// Where aggregate records what it read and wrote (in [`TABLES_DIR`]).
 pub const TABLES_STAMP: &str = ".aggregate.stamp";
 /// The figures plot draws in [`FIGS_DIR`], each as `<name>.png` and `<name>.svg` (the first is the headline).
-pub const FIGURES: [&str; 4] = [
+pub const FIGURES: [&str; 5] = [
     "latency_curve",
     "ttft_tbt_curves",
     "inference_performance",
     "inference_memory_tradeoff",
+    "roofline",
 ];
 /// Where plot records what it read and wrote (in [`FIGS_DIR`]).
 pub const FIGS_STAMP: &str = ".plot.stamp";

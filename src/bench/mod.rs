@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod memory;
+pub mod peaks;
 pub mod result;
+pub mod roofline;
 pub mod stats;
 pub mod stopping;

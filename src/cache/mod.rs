@@ -3,5 +3,6 @@
 
 pub mod key;
 pub mod lock;
+pub mod peaks;
 pub mod settled;
 pub mod store;

@@ -2,4 +2,5 @@
 
 pub mod cache;
 pub mod graph;
+pub mod peaks;
 pub mod run;

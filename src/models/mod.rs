@@ -6,6 +6,7 @@ pub mod config;
 pub mod files;
 pub mod hardware;
 pub mod spec;
+pub mod work;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,14 @@ impl DType {
             DType::Fp32 => "fp32",
             DType::Fp16 => "fp16",
             DType::Bf16 => "bf16",
+        }
+    }
+
+    /// Bytes per element.
+    pub fn bytes(self) -> usize {
+        match self {
+            DType::Fp32 => 4,
+            DType::Fp16 | DType::Bf16 => 2,
         }
     }
 }

@@ -77,6 +77,8 @@ pub trait Planned: fmt::Debug {
     fn cache_points(&self) -> Vec<(String, PointKey)> {
         Vec::new()
     }
+    /// The plan as its own type, for commands that need a kind's details (`e3pipe peaks` reads bench plans).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// What [`Kind::configure`] sees: one step's mapping in the pipeline file.

@@ -65,6 +65,46 @@ pub struct Row {
     /// The longest input the architecture addresses (GPT-2 `n_positions`, BERT `max_position_embeddings`), so
     /// predictions never extend past it.
     pub max_positions: Option<i64>,
+    /// The point read against the machine's roofs (`bench::roofline`); empty for results measured elsewhere.
+    pub roof: RoofRow,
+}
+
+/// A row's roofline columns, named as in the results documents.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoofRow {
+    pub flops: Option<f64>,
+    pub bytes: Option<f64>,
+    pub achieved_tflops: Option<f64>,
+    pub achieved_gbps: Option<f64>,
+    pub mfu: Option<f64>,
+    pub bw_util: Option<f64>,
+    pub bound: Option<String>,
+    pub decode_flops: Option<f64>,
+    pub decode_bytes: Option<f64>,
+    pub decode_gbps: Option<f64>,
+    pub decode_bw_util: Option<f64>,
+    pub peak_tflops: Option<f64>,
+    pub peak_gbps: Option<f64>,
+}
+
+impl RoofRow {
+    fn of(m: &Value) -> RoofRow {
+        RoofRow {
+            flops: num(m.get("flops")),
+            bytes: num(m.get("bytes")),
+            achieved_tflops: num(m.get("achieved_tflops")),
+            achieved_gbps: num(m.get("achieved_gbps")),
+            mfu: num(m.get("mfu")),
+            bw_util: num(m.get("bw_util")),
+            bound: text(m.get("bound")),
+            decode_flops: num(m.get("decode_flops")),
+            decode_bytes: num(m.get("decode_bytes")),
+            decode_gbps: num(m.get("decode_gbps")),
+            decode_bw_util: num(m.get("decode_bw_util")),
+            peak_tflops: num(m.get("peak_tflops")),
+            peak_gbps: num(m.get("peak_gbps")),
+        }
+    }
 }
 
 /// A file in the results folder that could not be read as results.
@@ -157,6 +197,7 @@ fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
         memory_source: text(m.get("memory_source")),
         status: text(m.get("status")).unwrap_or_else(|| "ok".into()),
         input_tokens: m.get("input_tokens").and_then(Value::as_i64),
+        roof: RoofRow::of(m),
         ..base.clone()
     }
 }
@@ -313,6 +354,19 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         os("finished_at", &|r| r.finished_at.clone()),
         os("method", &|r| r.method.clone()),
         os("run_id", &|r| r.run_id.clone()),
+        f("flops", &|r| r.roof.flops),
+        f("bytes", &|r| r.roof.bytes),
+        f("achieved_tflops", &|r| r.roof.achieved_tflops),
+        f("achieved_gbps", &|r| r.roof.achieved_gbps),
+        f("mfu", &|r| r.roof.mfu),
+        f("bw_util", &|r| r.roof.bw_util),
+        os("bound", &|r| r.roof.bound.clone()),
+        f("decode_flops", &|r| r.roof.decode_flops),
+        f("decode_bytes", &|r| r.roof.decode_bytes),
+        f("decode_gbps", &|r| r.roof.decode_gbps),
+        f("decode_bw_util", &|r| r.roof.decode_bw_util),
+        f("peak_tflops", &|r| r.roof.peak_tflops),
+        f("peak_gbps", &|r| r.roof.peak_gbps),
     ];
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }

@@ -10,4 +10,5 @@ mod measurement;
 mod memory;
 mod project;
 mod report;
+mod roofline;
 mod validation;

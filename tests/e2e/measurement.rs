@@ -126,6 +126,10 @@ fn torchscript_warmups_cover_the_profiling_executor() {
     assert_eq!(pt["input_tokens"], 12);
     assert_eq!(pt["warmup_runs"], 2);
     assert_eq!(pt["stats"]["forward_pass_latency_ms"]["n"], 2);
+    // A TorchScript file's work cannot be counted from a config: no roofline fields, no peaks measured for it.
+    let doc = p.results("script-bert");
+    assert!(doc["metrics"]["12"].get("flops").is_none(), "{doc:#}");
+    assert!(!p.path("cache/peaks").exists());
 }
 
 #[test]

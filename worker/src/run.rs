@@ -12,15 +12,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tch::Device;
 use tokenizers::Tokenizer;
 
+use crate::bench::peaks;
 use crate::bench::runner::{catch_torch, failed, measure_point};
 use crate::models::{Model, device, kind_of, tokenizer};
 use e3pipe::bench::result::{METHOD_ID, PointResult, Status, Unmeasured};
 use e3pipe::cache::lock::{Acquire, PointLock, acquire};
+use e3pipe::cache::peaks::PeaksKey;
 use e3pipe::cache::store::{Lookup, Store};
 use e3pipe::error::{Error, Result};
 use e3pipe::interrupt::INTERRUPTED;
 use e3pipe::job::{Finished, Job, Outcome};
 use e3pipe::models::hardware::Device as Placement;
+use e3pipe::models::hardware::HardwareId;
 
 /// Entry point of the `e3pipe-worker` binary.
 pub fn run() -> ExitCode {
@@ -78,6 +81,33 @@ fn send(finished: &Finished) -> Result<()> {
         })
 }
 
+/// Measures the machine's peaks for `key` and caches them. A failure costs the roofline fields, not the points.
+fn measure_peaks(job: &Job, key: &PeaksKey, device: Device, store: &Store) -> Result<()> {
+    let gpu = match &key.hardware {
+        HardwareId::Cuda { name, .. } => Some(name.as_str()),
+        HardwareId::Cpu(_) => None,
+    };
+    let measured = catch_torch(|| {
+        peaks::measure(
+            device,
+            kind_of(job.dtype),
+            job.dtype.name(),
+            &key.device,
+            gpu,
+        )
+    });
+    match measured.and_then(|p| e3pipe::cache::peaks::save(&store.dir, key, &p)) {
+        Ok(()) => Ok(()),
+        Err(Error::Interrupted) => Err(Error::Interrupted),
+        Err(e) => {
+            e3pipe::output::warn(&format!(
+                "the machine's peaks could not be measured ({e}); the points' roofline fields stay empty"
+            ));
+            Ok(())
+        }
+    }
+}
+
 fn run_job(job: &Job) -> Result<()> {
     // The orchestrator keyed these points with its own build's method identity; a worker built from other
     // sources would cache its measurements under a key that does not describe them.
@@ -95,6 +125,9 @@ fn run_job(job: &Job) -> Result<()> {
     let locks = store.dir.join("locks");
     tch::set_num_threads(job.threads as i32);
     let device = resolve_device(job)?;
+    if let Some(key) = &job.peaks {
+        measure_peaks(job, key, device, &store)?;
+    }
     let progress = ProgressBar::new(job.points.len() as u64);
     progress.set_style(
         ProgressStyle::with_template("  {bar:30} {pos}/{len} points  {msg}  [{elapsed}]")

@@ -70,6 +70,10 @@ struct AggregatePlan {
 }
 
 impl Planned for AggregatePlan {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn render(&self, step: &str) -> String {
         format!(
             "step `{step}` (aggregate): {}/*.json -> {}\n",

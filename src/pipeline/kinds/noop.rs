@@ -51,6 +51,10 @@ impl Settings for NoopSettings {
 struct NoopPlan;
 
 impl Planned for NoopPlan {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn render(&self, step: &str) -> String {
         format!("step `{step}` (noop): nothing to do\n")
     }

@@ -92,6 +92,10 @@ struct PlotPlan {
 }
 
 impl Planned for PlotPlan {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn render(&self, step: &str) -> String {
         format!(
             "step `{step}` (plot): {} -> {}\n",

@@ -11,22 +11,23 @@
 mod axes;
 mod figures;
 mod panel;
+mod roofline;
 mod series;
 mod style;
+mod table;
 
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use polars::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::paths;
-use crate::report::aggregate::Row;
 use crate::report::freshness::{Built, Derived, Stamp};
 use crate::report::plot::axes::XScale;
 use crate::report::plot::panel::DrawResult;
+use crate::report::plot::table::read_table;
 
 /// Plot step options.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -49,75 +50,6 @@ impl PlotOptions {
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
     Error::Report(format!("plotting failed: {e}"))
-}
-/// Reads the aggregate table back into rows (only the columns the figures use).
-pub(crate) fn read_table(path: &Path) -> Result<Vec<Row>> {
-    let df = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))
-        .and_then(polars::prelude::SerReader::finish)
-        .map_err(|e| Error::Report(format!("cannot read `{}`: {e}", path.display())))?;
-    let strings = |name: &str| -> Vec<Option<String>> {
-        df.column(name)
-            .ok()
-            .and_then(|c| c.cast(&DataType::String).ok())
-            .and_then(|c| {
-                c.str()
-                    .ok()
-                    .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
-            })
-            .unwrap_or_else(|| vec![None; df.height()])
-    };
-    let floats = |name: &str| -> Vec<Option<f64>> {
-        df.column(name)
-            .ok()
-            .and_then(|c| c.cast(&DataType::Float64).ok())
-            .and_then(|c| c.f64().ok().map(|s| s.iter().collect()))
-            .unwrap_or_else(|| vec![None; df.height()])
-    };
-    let (model, arch, status) = (strings("model"), strings("arch"), strings("status"));
-    let (length, latency, memory) = (
-        floats("context_length"),
-        floats("latency_ms"),
-        floats("max_memory_gb"),
-    );
-    let (lo, hi, std) = (
-        floats("latency_ci_low_ms"),
-        floats("latency_ci_high_ms"),
-        floats("latency_std_ms"),
-    );
-    let max_positions = floats("max_positions");
-    let (ci_level, num_tokens) = (floats("latency_ci_level"), floats("num_tokens"));
-    let memory_source = strings("memory_source");
-    let (ttft, tbt, e2e, throughput) = (
-        floats("ttft_ms"),
-        floats("tbt_ms"),
-        floats("e2e_latency_ms"),
-        floats("throughput"),
-    );
-    Ok((0..df.height())
-        .map(|i| Row {
-            model: model[i].clone().unwrap_or_default(),
-            arch: arch[i].clone().unwrap_or_default(),
-            status: status[i].clone().unwrap_or_else(|| "ok".into()),
-            context_length: length[i].map(|l| l as i64),
-            latency_ms: latency[i],
-            max_memory_gb: memory[i],
-            latency_ci_low_ms: lo[i],
-            latency_ci_high_ms: hi[i],
-            latency_std_ms: std[i],
-            ttft_ms: ttft[i],
-            tbt_ms: tbt[i],
-            e2e_latency_ms: e2e[i],
-            throughput: throughput[i],
-            max_positions: max_positions[i].map(|m| m as i64),
-            latency_ci_level: ci_level[i],
-            num_tokens: num_tokens[i].map(|n| n as i64),
-            memory_source: memory_source[i].clone(),
-            ..Row::default()
-        })
-        .collect())
 }
 /// Draws one figure as PNG and SVG under `figs/`, atomically.
 pub(super) fn render(
@@ -195,7 +127,7 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
 fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Result<Built> {
     style::register_font();
     let rows = read_table(table)?;
-    let [latency, ttft_tbt, performance, tradeoff] = paths::FIGURES;
+    let [latency, ttft_tbt, performance, tradeoff, roofline_name] = paths::FIGURES;
     render(
         figs,
         latency,
@@ -223,6 +155,13 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
         (1000, 650),
         &|a| figures::tradeoff_figure(&a, &rows),
         &|a| figures::tradeoff_figure(&a, &rows),
+    )?;
+    render(
+        figs,
+        roofline_name,
+        (1100, 750),
+        &|a| roofline::figure(&a, &rows),
+        &|a| roofline::figure(&a, &rows),
     )?;
     Ok(Built {
         message: format!(

@@ -19,6 +19,23 @@ pub(super) fn arch_color(arch: &str) -> RGBColor {
     }
 }
 
+/// A colour per model (Tableau 10, colour-blind-safe), by the model's index in sorted order.
+pub(super) fn model_color(index: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 10] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(23, 190, 207),
+    ];
+    PALETTE[index % PALETTE.len()]
+}
+
 /// The marker an architecture's points are drawn with, so curves stay apart in greyscale too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Marker {

@@ -2,4 +2,5 @@
 
 pub mod cuda_memory;
 pub mod input;
+pub mod peaks;
 pub mod runner;

@@ -5,8 +5,10 @@
 use std::fmt::Write as _;
 
 use crate::bench::config::BenchParams;
+use crate::bench::peaks::Peaks;
 use crate::bench::result::{LIBTORCH_VERSION, PointResult, Status};
 use crate::cache::key::{KeyTemplate, PointKey, changed_fields};
+use crate::cache::peaks::{self as cache_peaks, PeaksKey};
 use crate::cache::settled::Settled;
 use crate::cache::store::Lookup;
 use crate::error::{Error, Result};
@@ -65,11 +67,25 @@ pub struct BenchPlan {
     /// The index of the entries this model's results were last written from.
     pub settled: Settled,
     pub points: Vec<PlannedPoint>,
+    /// Whose peaks the points are read against (`None` for `TorchScript`, whose work is not counted).
+    pub peaks_key: Option<PeaksKey>,
+    /// The peaks, when already measured on this machine.
+    pub peaks: Option<Peaks>,
 }
 
 impl BenchPlan {
     pub fn key(&self, point: &PlannedPoint) -> PointKey {
         self.template.key(point.context_length)
+    }
+
+    /// The peaks as they are now: planned, or measured since by an earlier step of this run (steps on one
+    /// machine share them).
+    pub fn current_peaks(&self, cache_dir: &std::path::Path) -> Option<Peaks> {
+        self.peaks.clone().or_else(|| {
+            self.peaks_key
+                .as_ref()
+                .and_then(|key| cache_peaks::load(cache_dir, key))
+        })
     }
 }
 
@@ -97,7 +113,23 @@ impl Planned for BenchPlan {
                 &p.hash[..12]
             );
         }
+        match (&self.peaks, &self.peaks_key) {
+            (Some(p), _) => {
+                let _ = writeln!(out, "  machine peaks: cached ({})", p.describe());
+            }
+            (None, Some(_)) => {
+                let _ = writeln!(
+                    out,
+                    "  machine peaks: to measure (about a second, once per machine, dtype and thread count)"
+                );
+            }
+            (None, None) => {}
+        }
         out
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 
     fn run(&self, _step: &str, ctx: &mut RunContext<'_>) -> Result<()> {
@@ -191,11 +223,24 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
         params,
         threads,
         0,
-        device_name,
-        hardware_id,
+        device_name.clone(),
+        hardware_id.clone(),
         LIBTORCH_VERSION,
     )
     .template();
+    // The roofs a point's work is read against; only a model whose work can be counted (not TorchScript) needs them.
+    let peaks_key = model.config.as_ref().map(|_| {
+        PeaksKey::new(
+            device_name,
+            hardware_id,
+            dtype.name(),
+            threads,
+            LIBTORCH_VERSION,
+        )
+    });
+    let peaks = peaks_key
+        .as_ref()
+        .and_then(|key| cache_peaks::load(&store.dir, key));
     let num_tokens = template.key(0).num_tokens;
     let settled = Settled::load(&Settled::path(&store.dir, &model.name)).unwrap_or_default();
     let forced = ctx.forced;
@@ -258,5 +303,7 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
         template,
         settled,
         points,
+        peaks_key,
+        peaks,
     })
 }

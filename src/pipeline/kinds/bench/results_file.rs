@@ -6,15 +6,39 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::bench::result::PointResult;
+use crate::bench::peaks::Peaks;
+use crate::bench::result::{PointResult, Status};
+use crate::bench::roofline::{Roofline, analyse};
 use crate::clock::file_name_time;
 use crate::error::Result;
 use crate::fsio::write_json;
+use crate::models::work::point_work;
 use crate::paths::{RESULTS_DIR, latest_results};
 use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
 
+/// The point read against the machine's peaks, when its work can be counted and it was measured.
+pub fn roofline(plan: &BenchPlan, p: &PointResult, peaks: Option<&Peaks>) -> Option<Roofline> {
+    let config = plan.bench.model.config.as_ref()?;
+    if p.status != Status::Ok {
+        return None;
+    }
+    let work = point_work(
+        config,
+        p.context_length,
+        p.num_tokens,
+        p.batch_size,
+        plan.dtype.bytes(),
+    );
+    analyse(&work, p.latency_ms()?, p.median("tbt_ms"), peaks?)
+}
+
 /// Builds the results document for one bench step.
-pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]) -> Value {
+pub fn document(
+    exp_id: &str,
+    plan: &BenchPlan,
+    points: &[(String, PointResult)],
+    peaks: Option<&Peaks>,
+) -> Value {
     let mut metrics = Map::new();
     for (hash, p) in points {
         let mut m = Map::new();
@@ -44,24 +68,43 @@ pub fn document(exp_id: &str, plan: &BenchPlan, points: &[(String, PointResult)]
         }
         put("prefill_tokens_per_sec", p.prefill_tokens_per_sec());
         put("max_memory_gb", p.max_memory_gb());
+        let roof = roofline(plan, p, peaks);
+        if let Some(r) = &roof {
+            put("flops", Some(r.flops));
+            put("bytes", Some(r.bytes));
+            put("achieved_tflops", Some(r.achieved_tflops));
+            put("achieved_gbps", Some(r.achieved_gbps));
+            put("mfu", Some(r.mfu));
+            put("bw_util", Some(r.bw_util));
+            put("decode_flops", r.decode_flops);
+            put("decode_bytes", r.decode_bytes);
+            put("decode_gbps", r.decode_gbps);
+            put("decode_bw_util", r.decode_bw_util);
+            put("peak_tflops", Some(r.peak_tflops));
+            put("peak_gbps", Some(r.peak_gbps));
+        }
         m.insert("memory_source".into(), json!(p.memory_source.as_str()));
         m.insert("status".into(), json!(p.status.as_str()));
         m.insert("input_tokens".into(), json!(p.input_tokens));
         m.insert("cache_key".into(), json!(hash));
+        if let Some(r) = &roof {
+            m.insert("bound".into(), json!(r.bound.as_str()));
+        }
+
         m.insert(
             "point".into(),
             serde_json::to_value(p).unwrap_or(Value::Null),
         );
         metrics.insert(p.context_length.to_string(), Value::Object(m));
     }
-    let mut doc = header(plan);
+    let mut doc = header(plan, peaks);
     doc["exp_id"] = json!(exp_id);
     doc["metrics"] = Value::Object(metrics);
     doc
 }
 
-/// Everything of the document but the points: model, arch, weights, the bench config.
-fn header(plan: &BenchPlan) -> Value {
+/// Everything of the document but the points: model, arch, weights, the bench config, the machine's peaks.
+fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> Value {
     let bench = &plan.bench.bench;
     json!({
         "exp_id": "",
@@ -81,16 +124,17 @@ fn header(plan: &BenchPlan) -> Value {
             "threads": plan.threads,
             "hyperparameters": plan.bench.model.config,
         },
+        "peaks": peaks,
     })
 }
 
 /// What the step's results document is written from when every point is settled, without reading any cached
 /// result: the header, and each point's length, cache key and whether it is infeasible (an `ok` point's result is
 /// fixed by its key). Also the code that writes the document, so a new format is written out.
-pub fn fingerprint(plan: &BenchPlan) -> String {
+pub fn fingerprint(plan: &BenchPlan, peaks: Option<&Peaks>) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(env!("E3PIPE_DOCUMENT_ID").as_bytes());
-    let _ = serde_json::to_writer(&mut hasher, &header(plan));
+    let _ = serde_json::to_writer(&mut hasher, &header(plan, peaks));
     for p in &plan.points {
         let state = match &p.state {
             PointState::Infeasible(reason) => format!("infeasible {reason}"),
@@ -107,15 +151,18 @@ pub fn write(
     root: &Path,
     plan: &BenchPlan,
     points: &[(String, PointResult)],
+    peaks: Option<&Peaks>,
 ) -> Result<Option<PathBuf>> {
     let latest = latest_results(root, &plan.bench.model.name);
-    let probe = document("", plan, points);
+    let probe = document("", plan, points, peaks);
     let previous: Option<Value> = crate::fsio::read_own(&latest)
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
     if previous.as_ref().is_some_and(|p| {
         // Everything but the experiment id: a rerun that took every point from the cache writes nothing.
-        p.get("metrics") == probe.get("metrics") && p.get("config") == probe.get("config")
+        p.get("metrics") == probe.get("metrics")
+            && p.get("config") == probe.get("config")
+            && p.get("peaks") == probe.get("peaks")
     }) {
         return Ok(None);
     }
@@ -126,7 +173,7 @@ pub fn write(
         exp_id = format!("inference_scaling_{}_{n}", file_name_time());
         n += 1;
     }
-    let doc = document(&exp_id, plan, points);
+    let doc = document(&exp_id, plan, points, peaks);
     let path = results.join(format!("{exp_id}.json"));
     write_json(&path, &doc)?;
     write_json(&latest, &doc)?;

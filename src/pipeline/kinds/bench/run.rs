@@ -2,10 +2,13 @@
 //! `e3pipe-worker` process (`pipeline::worker_process`), which caches each point as soon as it finishes, so a crash
 //! or Ctrl-C loses at most the point in progress. Then the step's results documents are written from every point.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use crate::bench::peaks::Peaks;
 use crate::bench::result::{PointResult, Status, Unmeasured, headline_metric};
 use crate::bench::stats::level_label;
+use crate::cache::peaks::PeaksKey;
 use crate::cache::settled::{Settled, file_stamp};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
@@ -48,11 +51,10 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                 continue;
             }
             PointState::Corrupt(reason) => {
-                tracing::warn!(
+                output::warn(&format!(
                     "cache entry of {}@{} is corrupt ({reason}); recomputing",
-                    model_spec.name,
-                    point.context_length
-                );
+                    model_spec.name, point.context_length
+                ));
             }
             _ => {}
         }
@@ -69,23 +71,28 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     ) {
         let example = infeasible.iter().find(|p| p.0 == first).map_or("", |p| p.1);
         if infeasible.len() == 1 {
-            tracing::warn!("point {}@{first} is infeasible: {example}", model_spec.name);
+            output::warn(&format!(
+                "point {}@{first} is infeasible: {example}",
+                model_spec.name
+            ));
         } else {
-            tracing::warn!(
+            output::warn(&format!(
                 "{} lengths of `{}` from {first} to {last} are infeasible (e.g. {example}); `-v` lists them",
                 infeasible.len(),
                 model_spec.name
-            );
+            ));
         }
     }
     // Nothing to compute and the results document is the one written from exactly these points: done, without
     // reading a single cache entry (what keeps a no-op of 10,000 points cheap).
-    let fingerprint = results_file::fingerprint(bench);
     let document = crate::paths::latest_results(root, &model_spec.name);
     let store = Store::new(root);
+    let peaks_before = bench.current_peaks(&store.dir);
+    let peaks_to_measure = bench.peaks_key.as_ref().filter(|_| peaks_before.is_none());
     let settled_path = Settled::path(&store.dir, &model_spec.name);
     if job_points.is_empty()
-        && bench.settled.fingerprint == fingerprint
+        && peaks_to_measure.is_none()
+        && bench.settled.fingerprint == results_file::fingerprint(bench, peaks_before.as_ref())
         && bench.settled.document.is_some()
         && bench.settled.document == file_stamp(&document)
         && bench
@@ -136,18 +143,24 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
         counts_cached(bench, &results)
     ));
     let mut interrupted = false;
-    if !job_points.is_empty() {
+    if job_points.is_empty()
+        && let Some(key) = peaks_to_measure
+    {
+        match measure_peaks(bench, root, key) {
+            Err(Error::Interrupted) => return Err(Error::Interrupted),
+            // The points are all there; only their roofline fields stay empty.
+            Err(e) => output::warn(&e.to_string()),
+            Ok(_) => {}
+        }
+    } else if !job_points.is_empty() {
+        if peaks_to_measure.is_some() {
+            output::progress(
+                "  measuring this machine's peaks first (once per device, dtype and thread count)",
+            );
+        }
         let job = Job {
-            root: root.to_path_buf(),
-            step: bench.step.clone(),
-            model: model_spec.clone(),
-            params: bench.bench.bench.params,
-            device: bench.device,
-            dtype: bench.dtype,
-            threads: bench.threads,
-            weights: bench.weights.to_string(),
-            run_id: run_id().to_string(),
-            points: job_points.clone(),
+            peaks: peaks_to_measure.cloned(),
+            ..job(bench, root, job_points.clone())
         };
         let (finished, status) = run_worker(&job)?;
         for f in finished {
@@ -181,9 +194,12 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
         }
     }
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
-    print_summary(&model_spec.name, &results);
+    // Measured by the worker just now, when they were not cached.
+    let peaks = peaks_before.or_else(|| bench.current_peaks(&store.dir));
+    print_summary(bench, &results, peaks.as_ref());
     if !interrupted {
-        if let Some(path) = results_file::write(root, bench, &results)? {
+        let fingerprint = results_file::fingerprint(bench, peaks.as_ref());
+        if let Some(path) = results_file::write(root, bench, &results, peaks.as_ref())? {
             output::progress(&format!(
                 "  wrote {}",
                 path.strip_prefix(root).unwrap_or(&path).display()
@@ -226,6 +242,45 @@ fn counts_cached(bench: &BenchPlan, results: &[Option<(String, PointResult)>]) -
         .count()
 }
 
+/// Has the worker measure the machine's peaks for `key` alone (no points) and cache them; returns them.
+pub fn measure_peaks(bench: &BenchPlan, root: &Path, key: &PeaksKey) -> Result<Option<Peaks>> {
+    output::progress(&format!(
+        "  measuring the peaks of {} ({}, {} threads)",
+        key.device, key.dtype, key.threads
+    ));
+    let job = Job {
+        points: Vec::new(),
+        peaks: Some(key.clone()),
+        ..job(bench, root, Vec::new())
+    };
+    let (_, status) = run_worker(&job)?;
+    match status {
+        WorkerStatus::Done => Ok(crate::cache::peaks::load(&Store::new(root).dir, key)),
+        WorkerStatus::Interrupted => Err(Error::Interrupted),
+        WorkerStatus::Failed(why) => Err(Error::Step {
+            step: bench.step.clone(),
+            message: format!("measuring the machine's peaks failed: {why}"),
+        }),
+    }
+}
+
+/// The worker's job for `points` of this step.
+fn job(bench: &BenchPlan, root: &Path, points: Vec<JobPoint>) -> Job {
+    Job {
+        root: root.to_path_buf(),
+        step: bench.step.clone(),
+        model: bench.bench.model.clone(),
+        params: bench.bench.bench.params,
+        device: bench.device,
+        dtype: bench.dtype,
+        threads: bench.threads,
+        weights: bench.weights.to_string(),
+        run_id: run_id().to_string(),
+        points,
+        peaks: None,
+    }
+}
+
 /// This `e3pipe run`: its start time and pid, recorded with every point it measures.
 fn run_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -253,7 +308,9 @@ fn unmeasured_result(
 }
 
 /// The seed's console summary, one line per length, plus warnings about untrustworthy samples.
-fn print_summary(model: &str, results: &[(String, PointResult)]) {
+/// Each line ends with the use of the roof that bounds the point (`mfu 41 %`, `bw 88 %`).
+fn print_summary(bench: &BenchPlan, results: &[(String, PointResult)], peaks: Option<&Peaks>) {
+    let model = &bench.bench.model.name;
     output::result(&format!("{model}: Context Length Scaling Results:"));
     for (_, r) in results {
         match (r.status, r.latency_ms()) {
@@ -278,8 +335,11 @@ fn print_summary(model: &str, results: &[(String, PointResult)]) {
                         )
                     })
                     .unwrap_or_default();
+                let roof = results_file::roofline(bench, r, peaks)
+                    .map(|roof| format!("  {}", roof.summary()))
+                    .unwrap_or_default();
                 output::result(&format!(
-                    "  {} tokens: {ms:.2}ms{interval}{warning}",
+                    "  {} tokens: {ms:.2}ms{interval}{roof}{warning}",
                     r.context_length
                 ));
             }

@@ -1,0 +1,428 @@
+//! The work a point does, counted from the architecture (never measured), so a latency can be read against the
+//! machine's limits: matmul FLOPs (2 per multiply-add) and the bytes an unfused implementation moves.
+//!
+//! Counted exactly as the native models in `worker/src/models/` run them:
+//! - every matmul `x[m×k] · w[k×n]` costs `2·m·k·n` FLOPs and moves `(m·k + k·n + m·n)` elements: its inputs read
+//!   once and its output written once. Weights, the KV cache (the `k`/`v` operands of attention) and the attention
+//!   scores (`L×L` per head, which dominate long prefills) are all operands of matmuls, so all are counted;
+//! - biases, norms and embedding rows are read once (their bytes count, their few FLOPs do not); softmax, GELU and
+//!   residual additions are not counted: they are element-wise and small next to the matmuls;
+//! - attention over `L` keys computes the full `L×L` scores (the causal mask is applied to them), as the models do;
+//! - the headline phase is what `latency_ms` times: the prefill and the first token (GPT-2: the LM head on the last
+//!   position only), the encoder plus the cross-attention keys/values and the first decoder step (T5), one forward
+//!   (BERT, no pooler). A decode step is the average of the `num_tokens - 1` timed steps (attention over `t` keys is
+//!   linear in `t`, so the average step is the step at the mean key count).
+//!
+//! Unit-tested against hand counts, and cross-checked against `torch.utils.flop_counter` on Hugging Face's models
+//! (`scripts/count_flops.py`, fixture `tests/fixtures/flop_counts.json`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::config::{ArchConfig, BertConfig, Gpt2Config, T5Config};
+
+/// FLOPs and bytes of one phase. `f64`: a 10,000-token prefill of a large model overflows nothing, and every use
+/// divides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    pub flops: f64,
+    pub bytes: f64,
+    /// The part of `bytes` that is parameters (weights, biases, norms, embedding rows).
+    pub weight_bytes: f64,
+}
+
+impl Work {
+    /// FLOPs per byte moved.
+    pub fn intensity(&self) -> f64 {
+        if self.bytes > 0.0 {
+            self.flops / self.bytes
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The work of a point: its headline phase, and one decode step for generators.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PointWork {
+    pub headline: Work,
+    pub decode_step: Option<Work>,
+}
+
+/// Adds up matmuls and parameter reads at `elem` bytes per element.
+struct Counter {
+    elem: f64,
+    work: Work,
+}
+
+impl Counter {
+    fn new(dtype_bytes: usize) -> Counter {
+        Counter {
+            elem: dtype_bytes as f64,
+            work: Work::default(),
+        }
+    }
+
+    /// `x[m×k] · w[k×n]` with `w` a weight matrix.
+    fn linear(&mut self, m: f64, k: f64, n: f64) {
+        self.work.flops += 2.0 * m * k * n;
+        self.work.bytes += (m * k + k * n + m * n) * self.elem;
+        self.work.weight_bytes += k * n * self.elem;
+    }
+
+    /// `batch` products `a[m×k] · b[k×n]` of activations (attention scores and values).
+    fn product(&mut self, batch: f64, m: f64, k: f64, n: f64) {
+        self.work.flops += 2.0 * batch * m * k * n;
+        self.work.bytes += batch * (m * k + k * n + m * n) * self.elem;
+    }
+
+    /// Parameters read without a matmul: biases, norm weights, embedding rows.
+    fn params(&mut self, count: f64) {
+        self.work.bytes += count * self.elem;
+        self.work.weight_bytes += count * self.elem;
+    }
+
+    /// Activations written without a matmul (keys and values copied into the KV cache).
+    fn written(&mut self, count: f64) {
+        self.work.bytes += count * self.elem;
+    }
+}
+
+/// The work of one point of `config` at `context_length` with `num_tokens` generated, batch `batch`, `dtype_bytes`
+/// per element.
+pub fn point_work(
+    config: &ArchConfig,
+    context_length: usize,
+    num_tokens: usize,
+    batch: usize,
+    dtype_bytes: usize,
+) -> PointWork {
+    let (l, b) = (context_length as f64, batch as f64);
+    // Decode steps feed positions L .. L+N-2; the step at position t attends t + 1 keys: L + N/2 on average.
+    let mean_keys = l + num_tokens as f64 / 2.0;
+    let steps = num_tokens.saturating_sub(1);
+    match config {
+        ArchConfig::Gpt2(c) => PointWork {
+            headline: gpt2_prefill(c, l, b, dtype_bytes),
+            decode_step: (steps > 0).then(|| gpt2_step(c, mean_keys, b, dtype_bytes)),
+        },
+        ArchConfig::T5(c) => PointWork {
+            headline: t5_first_token(c, l, b, dtype_bytes),
+            // The first decoder step (one self-attention key) is in the headline; the timed steps attend 2.. N keys.
+            decode_step: (steps > 0)
+                .then(|| t5_decoder_step(c, 1.0 + num_tokens as f64 / 2.0, l, b, dtype_bytes)),
+        },
+        ArchConfig::Bert(c) => PointWork {
+            headline: bert_forward(c, l, b, dtype_bytes),
+            decode_step: None,
+        },
+    }
+}
+
+/// One GPT-2 block over `m` query rows attending `keys` keys (prefill: m = keys = L·batch rows; a step: m = batch).
+fn gpt2_block(c: &Gpt2Config, n: &mut Counter, m: f64, queries: f64, keys: f64, b: f64) {
+    let d = c.n_embd as f64;
+    let h = c.n_head as f64;
+    let ff = c.n_inner.unwrap_or(4 * c.n_embd) as f64;
+    let dh = d / h;
+    n.params(2.0 * d); // ln_1
+    n.linear(m, d, 3.0 * d); // c_attn
+    n.params(3.0 * d);
+    n.written(2.0 * m * d); // k, v into the cache
+    n.product(b * h, queries, dh, keys); // q · kᵀ
+    n.product(b * h, queries, keys, dh); // p · v
+    n.linear(m, d, d); // attn c_proj
+    n.params(d);
+    n.params(2.0 * d); // ln_2
+    n.linear(m, d, ff); // c_fc
+    n.params(ff);
+    n.linear(m, ff, d); // mlp c_proj
+    n.params(d);
+}
+
+fn gpt2_prefill(c: &Gpt2Config, l: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.n_embd as f64;
+    n.params(2.0 * b * l * d); // wte and wpe rows
+    for _ in 0..c.n_layer {
+        gpt2_block(c, &mut n, b * l, l, l, b);
+    }
+    n.params(2.0 * d); // ln_f
+    n.linear(b, d, c.vocab_size as f64); // tied LM head, last position only
+    n.work
+}
+
+fn gpt2_step(c: &Gpt2Config, keys: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.n_embd as f64;
+    n.params(2.0 * b * d);
+    for _ in 0..c.n_layer {
+        gpt2_block(c, &mut n, b, 1.0, keys, b);
+    }
+    n.params(2.0 * d);
+    n.linear(b, d, c.vocab_size as f64);
+    n.work
+}
+
+fn bert_forward(c: &BertConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.hidden_size as f64;
+    let h = c.num_attention_heads as f64;
+    let ff = c.intermediate_size as f64;
+    let m = b * l;
+    n.params(3.0 * m * d + 2.0 * d); // word, position and token-type rows; LayerNorm
+    for _ in 0..c.num_hidden_layers {
+        for _ in 0..3 {
+            n.linear(m, d, d); // query, key, value
+            n.params(d);
+        }
+        n.product(b * h, l, d / h, l);
+        n.product(b * h, l, l, d / h);
+        n.linear(m, d, d); // attention output
+        n.params(3.0 * d); // its bias and LayerNorm
+        n.linear(m, d, ff);
+        n.params(ff);
+        n.linear(m, ff, d);
+        n.params(3.0 * d);
+    }
+    n.work
+}
+
+/// T5's feed-forward over `m` rows: `relu` has `wi` and `wo`, the gated variants `wi_0`, `wi_1` and `wo`.
+fn t5_ffn(c: &T5Config, n: &mut Counter, m: f64) {
+    let (d, ff) = (c.d_model as f64, c.d_ff as f64);
+    n.params(d); // layer norm
+    let inputs = if c.feed_forward_proj.starts_with("gated") {
+        2
+    } else {
+        1
+    };
+    for _ in 0..inputs {
+        n.linear(m, d, ff);
+    }
+    n.linear(m, ff, d);
+}
+
+fn t5_first_token(c: &T5Config, l: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.d_model as f64;
+    let h = c.num_heads as f64;
+    let inner = (c.num_heads * c.d_kv) as f64;
+    let dkv = c.d_kv as f64;
+    let m = b * l;
+    n.params(m * d);
+    for _ in 0..c.num_layers {
+        n.params(d);
+        for _ in 0..3 {
+            n.linear(m, d, inner); // q, k, v
+        }
+        n.written(b * h * l * l); // the position bias added to the scores
+        n.product(b * h, l, dkv, l);
+        n.product(b * h, l, l, dkv);
+        n.linear(m, inner, d); // o
+        t5_ffn(c, &mut n, m);
+    }
+    n.params(d); // final layer norm
+    // The cross-attention keys and values of every decoder layer, computed once from the encoder output.
+    for _ in 0..c.num_decoder_layers.unwrap_or(c.num_layers) {
+        n.linear(m, d, inner);
+        n.linear(m, d, inner);
+    }
+    let first = t5_decoder_step(c, 1.0, l, b, dtype_bytes);
+    n.work.flops += first.flops;
+    n.work.bytes += first.bytes;
+    n.work.weight_bytes += first.weight_bytes;
+    n.work
+}
+
+/// One decoder step: self-attention over `keys` keys, cross-attention over the `l` encoded positions, the LM head.
+fn t5_decoder_step(c: &T5Config, keys: f64, l: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.d_model as f64;
+    let h = c.num_heads as f64;
+    let inner = (c.num_heads * c.d_kv) as f64;
+    let dkv = c.d_kv as f64;
+    n.params(b * d);
+    for _ in 0..c.num_decoder_layers.unwrap_or(c.num_layers) {
+        n.params(d);
+        for _ in 0..3 {
+            n.linear(b, d, inner);
+        }
+        n.written(2.0 * b * inner);
+        n.product(b * h, 1.0, dkv, keys);
+        n.product(b * h, 1.0, keys, dkv);
+        n.linear(b, inner, d);
+        n.params(d);
+        n.linear(b, d, inner); // cross q
+        n.product(b * h, 1.0, dkv, l);
+        n.product(b * h, 1.0, l, dkv);
+        n.linear(b, inner, d);
+        t5_ffn(c, &mut n, b);
+    }
+    n.params(d);
+    n.linear(b, d, c.vocab_size as f64);
+    n.work
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the counts are sums of products of integers, exact in f64
+mod tests {
+    use super::*;
+
+    fn bert_base() -> ArchConfig {
+        ArchConfig::Bert(BertConfig {
+            vocab_size: 30522,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+        })
+    }
+
+    fn gpt2_medium() -> ArchConfig {
+        ArchConfig::Gpt2(Gpt2Config {
+            vocab_size: 50257,
+            n_positions: 1024,
+            n_embd: 1024,
+            n_layer: 24,
+            n_head: 16,
+            n_inner: None,
+            layer_norm_epsilon: 1e-5,
+            eos_token_id: Some(50256),
+        })
+    }
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        ((a - b) / b).abs() < rel
+    }
+
+    #[test]
+    fn bert_base_forward_at_128_tokens_by_hand() {
+        // 12 layers × (24·L·d² projections and FFN + 4·L²·d attention) = 2.2347e10.
+        let (l, d) = (128.0f64, 768.0f64);
+        let hand = 12.0 * (24.0 * l * d * d + 4.0 * l * l * d);
+        assert!(close(hand, 2.2347e10, 1e-4));
+        let w = point_work(&bert_base(), 128, 0, 1, 4);
+        assert_eq!(w.headline.flops, hand);
+        assert!(w.decode_step.is_none());
+        // Weights: 12 × (4d² + 2·d·ff) matrices plus biases, norms and the 3·128 embedding rows read.
+        let matrices = 12.0 * (4.0 * d * d + 2.0 * d * 3072.0);
+        assert!(w.headline.weight_bytes > matrices * 4.0);
+        assert!(close(w.headline.weight_bytes, matrices * 4.0, 0.02));
+    }
+
+    #[test]
+    fn gpt2_medium_decode_step_reads_its_weights_once() {
+        // 24 blocks of 12·d² weights plus the tied LM head (V·d), biases and norms: ≈1.415e9 bytes in fp32.
+        let w = point_work(&gpt2_medium(), 512, 50, 1, 4);
+        let step = w.decode_step.expect("a generator has decode steps");
+        assert!(
+            close(step.weight_bytes, 1.415e9, 1e-3),
+            "{}",
+            step.weight_bytes
+        );
+        // FLOPs: 2 per weight of the matrices, plus attention over 512 + 25 keys in 24 layers.
+        let d = 1024.0f64;
+        let matrices = 24.0 * 12.0 * d * d + 50257.0 * d;
+        let attention = 24.0 * 4.0 * (512.0 + 25.0) * d;
+        assert!(
+            close(step.flops, 2.0 * matrices + attention, 1e-9),
+            "{}",
+            step.flops
+        );
+        // The KV cache read: 2 · 24 layers · 537 keys · d elements.
+        let kv = 2.0 * 24.0 * 537.0 * d * 4.0;
+        assert!(step.bytes > step.weight_bytes + kv);
+        // fp16 halves every byte and no FLOP.
+        let half = point_work(&gpt2_medium(), 512, 50, 1, 2)
+            .decode_step
+            .unwrap();
+        assert_eq!(half.flops, step.flops);
+        assert!(close(half.bytes, step.bytes / 2.0, 1e-12));
+    }
+
+    #[test]
+    fn prefill_is_compute_heavy_and_a_decode_step_is_not() {
+        let w = point_work(&gpt2_medium(), 512, 50, 1, 4);
+        assert!(w.headline.intensity() > 100.0, "{}", w.headline.intensity());
+        assert!(w.decode_step.unwrap().intensity() < 1.0);
+        // Batch scales FLOPs, not the weights read (only 7 more pairs of embedding rows).
+        let b8 = point_work(&gpt2_medium(), 512, 50, 8, 4)
+            .decode_step
+            .unwrap();
+        assert!(close(b8.flops, 8.0 * w.decode_step.unwrap().flops, 1e-9));
+        let extra_rows = b8.weight_bytes - w.decode_step.unwrap().weight_bytes;
+        assert_eq!(extra_rows, 7.0 * 2.0 * 1024.0 * 4.0);
+    }
+
+    #[test]
+    fn t5_counts_the_encoder_cross_keys_and_first_step() {
+        let c = T5Config {
+            vocab_size: 32128,
+            d_model: 768,
+            d_kv: 64,
+            d_ff: 3072,
+            num_layers: 12,
+            num_decoder_layers: None,
+            num_heads: 12,
+            relative_attention_num_buckets: 32,
+            relative_attention_max_distance: 128,
+            layer_norm_epsilon: 1e-6,
+            feed_forward_proj: "relu".into(),
+            tie_word_embeddings: true,
+            decoder_start_token_id: 0,
+            eos_token_id: Some(1),
+        };
+        let (l, d) = (256.0f64, 768.0f64);
+        let w = point_work(&ArchConfig::T5(c.clone()), 256, 10, 1, 4);
+        // Encoder: 12 × (8·L·d² + 4·L·d·ff + 4·L²·d); cross k/v: 12 × 4·L·d².
+        let encoder = 12.0 * (8.0 * l * d * d + 4.0 * l * d * 3072.0 + 4.0 * l * l * d);
+        let cross = 12.0 * 4.0 * l * d * d;
+        let step = t5_decoder_step(&c, 1.0, l, 1.0, 4);
+        assert!(close(w.headline.flops, encoder + cross + step.flops, 1e-12));
+        // A gated feed-forward has a third matrix.
+        let gated = T5Config {
+            feed_forward_proj: "gated-gelu".into(),
+            ..c
+        };
+        let g = point_work(&ArchConfig::T5(gated), 256, 10, 1, 4);
+        assert!(close(
+            g.headline.flops - w.headline.flops,
+            12.0 * 2.0 * l * d * 3072.0 + 12.0 * 2.0 * d * 3072.0,
+            1e-9
+        ));
+    }
+
+    #[test]
+    fn flop_counts_match_torch_flop_counter() {
+        // `scripts/count_flops.py`: Hugging Face's models under `torch.utils.flop_counter`, same phases. The issue asked
+        // for agreement within 5 %; the counts agree exactly, so any drift fails.
+        let text = include_str!("../../tests/fixtures/flop_counts.json");
+        let doc: serde_json::Value = serde_json::from_str(text).unwrap();
+        let counts = doc["counts"].as_array().unwrap();
+        assert!(counts.len() >= 12);
+        for c in counts {
+            let config: ArchConfig = serde_json::from_value(c["config"].clone()).unwrap();
+            let length = c["context_length"].as_u64().unwrap() as usize;
+            let tokens = c["num_tokens"].as_u64().unwrap() as usize;
+            let w = point_work(&config, length, tokens, 1, 4);
+            let name = c["name"].as_str().unwrap();
+            let torch = c["headline_flops"].as_f64().unwrap();
+            assert!(
+                close(w.headline.flops, torch, 1e-9),
+                "{name}@{length}: {} vs {torch}",
+                w.headline.flops
+            );
+            if let Some(torch) = c["decode_step_flops"].as_f64() {
+                let ours = w.decode_step.unwrap().flops;
+                assert!(
+                    close(ours, torch, 1e-9),
+                    "{name}@{length} step: {ours} vs {torch}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! `figs/roofline`: every point's arithmetic intensity (FLOP per byte moved) against the FLOP/s it achieved, on log
+//! axes, under the roofs measured on the machine that ran it (the bandwidth slope and the matmul ceiling). Headline
+//! phases (prefill, forward, encoder + first token) are filled circles, decode steps hollow triangles; colour is
+//! the model's, the label its context length. Rows without counted work (results from elsewhere) are left out.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::report::aggregate::Row;
+use crate::report::plot::panel::DrawResult;
+use crate::report::plot::style::{model_color, short_number};
+
+/// One point of the figure.
+struct Dot {
+    model_index: usize,
+    intensity: f64,
+    flops_per_s: f64,
+    length: i64,
+    decode: bool,
+}
+
+fn dots(rows: &[Row], models: &[&str]) -> Vec<Dot> {
+    let mut out = Vec::new();
+    for r in rows.iter().filter(|r| r.status == "ok") {
+        let Some(model_index) = models.iter().position(|m| *m == r.model) else {
+            continue;
+        };
+        let length = r.context_length.unwrap_or(0);
+        if let (Some(flops), Some(bytes), Some(ms)) = (r.roof.flops, r.roof.bytes, r.latency_ms)
+            && bytes > 0.0
+            && ms > 0.0
+        {
+            out.push(Dot {
+                model_index,
+                intensity: flops / bytes,
+                flops_per_s: flops / (ms / 1e3),
+                length,
+                decode: false,
+            });
+        }
+        if let (Some(flops), Some(bytes), Some(ms)) =
+            (r.roof.decode_flops, r.roof.decode_bytes, r.tbt_ms)
+            && bytes > 0.0
+            && ms > 0.0
+        {
+            out.push(Dot {
+                model_index,
+                intensity: flops / bytes,
+                flops_per_s: flops / (ms / 1e3),
+                length,
+                decode: true,
+            });
+        }
+    }
+    out
+}
+
+/// The distinct roofs of the rows: (peak FLOP/s, peak bytes/s).
+fn roofs(rows: &[Row]) -> Vec<(f64, f64)> {
+    let mut roofs: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.roof.peak_tflops? * 1e12, r.roof.peak_gbps? * 1e9)))
+        .filter(|(f, b)| *f > 0.0 && *b > 0.0)
+        .collect();
+    roofs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    roofs.dedup_by(|a, b| (a.0 / b.0 - 1.0).abs() < 1e-6 && (a.1 / b.1 - 1.0).abs() < 1e-6);
+    roofs
+}
+
+/// Whether any row can be drawn (plot draws the figure either way; an empty one says why).
+pub(super) fn figure<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[Row],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
+    models.sort_unstable();
+    models.dedup();
+    let dots = dots(rows, &models);
+    let roofs = roofs(rows);
+    if dots.is_empty() || roofs.is_empty() {
+        root.draw(&Text::new(
+            "No roofline: these results carry no counted work or measured peaks (results from elsewhere, or TorchScript models).",
+            (40, 60),
+            ("sans-serif", 20),
+        ))?;
+        return root.present();
+    }
+    let (mut x_min, mut x_max, mut y_min, mut y_max) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for d in &dots {
+        x_min = x_min.min(d.intensity);
+        x_max = x_max.max(d.intensity);
+        y_min = y_min.min(d.flops_per_s);
+        y_max = y_max.max(d.flops_per_s);
+    }
+    for (peak_flops, peak_bytes) in &roofs {
+        y_max = y_max.max(*peak_flops);
+        // Show the ridge point of every roof.
+        x_max = x_max.max(peak_flops / peak_bytes);
+        x_min = x_min.min(peak_flops / peak_bytes);
+    }
+    let (x_min, x_max) = (x_min / 3.0, x_max * 3.0);
+    let (y_min, y_max) = (y_min / 3.0, y_max * 2.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            "Roofline: achieved FLOP/s against arithmetic intensity",
+            ("sans-serif", 24),
+        )
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(90)
+        .build_cartesian_2d((x_min..x_max).log_scale(), (y_min..y_max).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("Arithmetic intensity (FLOP per byte moved)")
+        .y_desc("Achieved FLOP/s (GFLOP/s)")
+        .y_label_formatter(&|y| short_number(y / 1e9))
+        .x_label_formatter(&|x| short_number(*x))
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 17))
+        .draw()?;
+    for (i, (peak_flops, peak_bytes)) in roofs.iter().enumerate() {
+        let ridge = peak_flops / peak_bytes;
+        let roof = vec![
+            (x_min, x_min * peak_bytes),
+            (ridge, *peak_flops),
+            (x_max, *peak_flops),
+        ];
+        let label = format!(
+            "measured roofs: {:.1} GFLOP/s matmul, {:.1} GB/s read",
+            peak_flops / 1e9,
+            peak_bytes / 1e9
+        );
+        chart
+            .draw_series(LineSeries::new(roof, BLACK.mix(0.7).stroke_width(2)))?
+            .label(if i == 0 {
+                label
+            } else {
+                format!("{label} (another machine)")
+            })
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+    }
+    for (index, model) in models.iter().enumerate() {
+        let color = model_color(index);
+        let own: Vec<&Dot> = dots.iter().filter(|d| d.model_index == index).collect();
+        if own.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(
+                own.iter()
+                    .filter(|d| !d.decode)
+                    .map(|d| Circle::new((d.intensity, d.flops_per_s), 6, color.filled())),
+            )?
+            .label(format!("{model}: prefill / forward"))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
+        if own.iter().any(|d| d.decode) {
+            chart
+                .draw_series(own.iter().filter(|d| d.decode).map(|d| {
+                    TriangleMarker::new((d.intensity, d.flops_per_s), 7, color.stroke_width(2))
+                }))?
+                .label(format!("{model}: decode step"))
+                .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.stroke_width(2)));
+        }
+        // Lengths beside the markers: headline phases to the right, decode steps to the left.
+        chart.draw_series(own.iter().map(|d| {
+            EmptyElement::at((d.intensity, d.flops_per_s))
+                + Text::new(
+                    d.length.to_string(),
+                    if d.decode { (-34, -14) } else { (9, -16) },
+                    ("sans-serif", 13).into_font().color(&color),
+                )
+        }))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    root.present()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::aggregate::RoofRow;
+
+    fn row(model: &str, flops: f64, ms: f64) -> Row {
+        Row {
+            model: model.into(),
+            status: "ok".into(),
+            context_length: Some(64),
+            latency_ms: Some(ms),
+            tbt_ms: Some(2.0),
+            roof: RoofRow {
+                flops: Some(flops),
+                bytes: Some(1e6),
+                decode_flops: Some(2e6),
+                decode_bytes: Some(1e6),
+                peak_tflops: Some(0.1),
+                peak_gbps: Some(10.0),
+                ..RoofRow::default()
+            },
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn each_row_gives_a_headline_and_a_decode_dot_and_rows_from_elsewhere_none() {
+        let rows = vec![
+            row("a", 1e9, 10.0),
+            Row {
+                model: "seed".into(),
+                status: "ok".into(),
+                ..Row::default()
+            },
+        ];
+        let d = dots(&rows, &["a", "seed"]);
+        assert_eq!(d.len(), 2);
+        assert!((d[0].intensity - 1000.0).abs() < 1e-9 && (d[0].flops_per_s - 1e11).abs() < 1.0);
+        assert!(d[1].decode && (d[1].flops_per_s - 1e9).abs() < 1e-3);
+        assert_eq!(roofs(&rows), vec![(1e11, 1e10)]);
+    }
+}

@@ -1,0 +1,167 @@
+//! Why the curve bends: each point's counted work read against the machine's measured peaks, in the results, the
+//! table, the console and `figs/roofline`; the peaks measured once per machine, dtype and thread count and cached.
+
+use serde_json::Value;
+
+use crate::project::{AGGREGATE_AFTER_B, PLOT_AFTER_AGGREGATE, Project};
+
+/// bert-tiny (d = 64, 2 layers, ff = 128) at `l` tokens, by hand: 2·(8·l·d² + 4·l·d·ff + 4·l²·d).
+fn bert_tiny_flops(l: f64) -> f64 {
+    let (d, ff) = (64.0, 128.0);
+    2.0 * (8.0 * l * d * d + 4.0 * l * d * ff + 4.0 * l * l * d)
+}
+
+fn peaks_files(p: &Project) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(p.path("cache/peaks"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_point_is_read_against_measured_peaks() {
+    let p = Project::bert(
+        "[8, 32]",
+        &format!("{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("measuring this machine's peaks"),
+        "{}",
+        r.stderr
+    );
+
+    // The peaks: one cached entry, sane for a CPU thread.
+    let files = peaks_files(&p);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let entry: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let peak_flops = entry["peaks"]["matmul_flops_per_s"].as_f64().unwrap();
+    let peak_bytes = entry["peaks"]["memory_bytes_per_s"].as_f64().unwrap();
+    assert!(peak_flops > 1e8 && peak_flops < 1e13, "{entry:#}");
+    assert!(peak_bytes > 1e8 && peak_bytes < 1e13, "{entry:#}");
+    assert_eq!(entry["key"]["threads"], 1);
+
+    // Per point: the hand count, and the ratios from the latency and the peaks.
+    let doc: Value = serde_json::from_str(&p.read("latest/inference/bert-tiny.json")).unwrap();
+    assert_eq!(
+        doc["peaks"]["matmul_flops_per_s"],
+        entry["peaks"]["matmul_flops_per_s"]
+    );
+    for l in [8usize, 32] {
+        let m = &doc["metrics"][l.to_string()];
+        assert_eq!(
+            m["flops"].as_f64().unwrap(),
+            bert_tiny_flops(l as f64),
+            "{m:#}"
+        );
+        let ms = m["latency_ms"].as_f64().unwrap();
+        let achieved = m["flops"].as_f64().unwrap() / (ms / 1e3);
+        let close = |a: f64, b: f64| ((a - b) / b).abs() < 1e-9;
+        assert!(close(
+            m["achieved_tflops"].as_f64().unwrap(),
+            achieved / 1e12
+        ));
+        assert!(close(m["mfu"].as_f64().unwrap(), achieved / peak_flops));
+        let gbps = m["bytes"].as_f64().unwrap() / (ms / 1e3) / 1e9;
+        assert!(close(m["achieved_gbps"].as_f64().unwrap(), gbps));
+        assert!(close(
+            m["bw_util"].as_f64().unwrap(),
+            gbps * 1e9 / peak_bytes
+        ));
+        assert!(["compute", "memory", "overhead"].contains(&m["bound"].as_str().unwrap()));
+        // An encoder has no decode step.
+        assert!(m["decode_flops"].is_null());
+    }
+    // The table carries the same columns, the console the short column, and the figure is drawn.
+    let csv = p.read("tables/inference_results.csv");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for column in [
+        "flops",
+        "bytes",
+        "achieved_tflops",
+        "achieved_gbps",
+        "mfu",
+        "bw_util",
+        "bound",
+        "decode_bw_util",
+        "peak_tflops",
+    ] {
+        assert!(header.contains(&column), "{column} missing from {header:?}");
+    }
+    let flops_col = header.iter().position(|c| *c == "flops").unwrap();
+    let row8 = csv
+        .lines()
+        .find(|l| l.split(',').nth(3) == Some("8"))
+        .unwrap();
+    let cell: f64 = row8.split(',').nth(flops_col).unwrap().parse().unwrap();
+    assert_eq!(cell, bert_tiny_flops(8.0));
+    assert!(
+        r.stdout
+            .lines()
+            .filter(|l| l.contains(" tokens: "))
+            .all(|l| l.contains("mfu ") || l.contains("bw ")),
+        "{}",
+        r.stdout
+    );
+    assert!(p.path("figs/roofline.png").is_file() && p.path("figs/roofline.svg").is_file());
+
+    // Cached: the next run, `--dry-run` and `e3pipe peaks` measure nothing.
+    let again = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(again.points(), (0, 2, 0, 0));
+    assert!(!again.stderr.contains("measuring"), "{}", again.stderr);
+    let dry = p.run(&["run", "--dry-run", "pipelines/p.yaml"]);
+    assert!(
+        dry.stdout.contains("machine peaks: cached"),
+        "{}",
+        dry.stdout
+    );
+    let peaks = p.run(&["peaks", "pipelines/p.yaml"]);
+    assert_eq!(peaks.code, 0, "{}", peaks.all());
+    assert!(
+        peaks.stdout.contains("fp32, 1 thread(s): ") && peaks.stdout.contains("GB/s read"),
+        "{}",
+        peaks.stdout
+    );
+    assert!(!peaks.stderr.contains("measuring"));
+
+    // A damaged entry is measured again, and the results are rewritten with the new roofs.
+    std::fs::write(&files[0], "{").unwrap();
+    let repaired = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(repaired.code, 0, "{}", repaired.all());
+    assert!(
+        repaired.stderr.contains("measuring the peaks"),
+        "{}",
+        repaired.stderr
+    );
+    let entry: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    let doc: Value = serde_json::from_str(&p.read("latest/inference/bert-tiny.json")).unwrap();
+    assert_eq!(
+        doc["peaks"]["matmul_flops_per_s"],
+        entry["peaks"]["matmul_flops_per_s"]
+    );
+}
+
+#[test]
+fn results_from_elsewhere_leave_the_roofline_empty_and_the_figure_says_so() {
+    let p = Project::new();
+    p.write(
+        "pipelines/p.yaml",
+        &format!("steps:\n  - name: aggregate\n    kind: aggregate\n{PLOT_AFTER_AGGREGATE}"),
+    );
+    // The seed's single-point format: no config, no work, no peaks.
+    p.write(
+        "latest/inference/seed.json",
+        r#"{"exp_id": "inference_x", "model": "seed-model", "arch": "decoder", "metrics": {"first_token_latency_ms": 12.5, "max_memory_gb": 0.5}}"#,
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let csv = p.read("tables/inference_results.csv");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let mfu = header.iter().position(|c| *c == "mfu").unwrap();
+    assert_eq!(csv.lines().nth(1).unwrap().split(',').nth(mfu), Some(""));
+    assert!(p.path("figs/roofline.png").is_file());
+    assert!(
+        !p.path("cache/peaks").exists(),
+        "aggregate never measures peaks"
+    );
+}
