@@ -89,6 +89,52 @@ pub struct PointResult {
     /// Measured wall time of the whole point including warm-up, seconds.
     pub wall_s: f64,
     pub finished_at: String,
+    /// Energy of the measured runs, from the hardware's counters; `None` where nothing measures it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<Energy>,
+    /// What measured the energy (`nvml total energy counter`, `rapl package counters …`) or `none (why)`.
+    #[serde(default)]
+    pub energy_source: String,
+}
+
+/// A point's energy over its measured runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Energy {
+    /// Per measured run.
+    pub energy_j: f64,
+    /// Per run and sequence of the batch.
+    pub energy_per_sample_j: f64,
+    /// Per generated token (generators) or input token (encoders).
+    pub energy_per_token_j: f64,
+    /// Over the measuring window.
+    pub avg_power_w: f64,
+}
+
+impl Energy {
+    /// From `joules` over `seconds` of `runs` runs of `batch` sequences, `tokens_per_sequence` tokens each.
+    pub fn of(
+        joules: f64,
+        seconds: f64,
+        runs: usize,
+        batch: usize,
+        tokens_per_sequence: usize,
+    ) -> Option<Energy> {
+        if runs == 0
+            || batch == 0
+            || tokens_per_sequence == 0
+            || seconds <= 0.0
+            || !joules.is_finite()
+        {
+            return None;
+        }
+        let per_run = joules / runs as f64;
+        Some(Energy {
+            energy_j: per_run,
+            energy_per_sample_j: per_run / batch as f64,
+            energy_per_token_j: per_run / (batch * tokens_per_sequence) as f64,
+            avg_power_w: joules / seconds,
+        })
+    }
 }
 
 /// The metric a point is summarised by: first-token latency for generators, forward latency for encoders.
@@ -197,6 +243,24 @@ impl Unmeasured<'_> {
             } else {
                 crate::clock::now_rfc3339()
             },
+            energy: None,
+            energy_source: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn energy_is_divided_per_run_sequence_and_token() {
+        // 12 J over 3 s of 3 runs of batch 2, 10 tokens each.
+        let e = Energy::of(12.0, 3.0, 3, 2, 10).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(e.energy_j, 4.0) && close(e.energy_per_sample_j, 2.0));
+        assert!(close(e.energy_per_token_j, 0.2) && close(e.avg_power_w, 4.0));
+        assert!(Energy::of(12.0, 3.0, 0, 2, 10).is_none());
+        assert!(Energy::of(f64::NAN, 3.0, 3, 2, 10).is_none());
     }
 }

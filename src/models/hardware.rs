@@ -180,6 +180,14 @@ pub struct CpuIdentity {
 }
 
 /// The identity of the device a point runs on; an error (with the fix) when a GPU cannot be identified.
+/// The UUID of a CUDA device as `nvidia-smi` lists it (what NVML finds it by); `None` for the CPU.
+pub fn gpu_uuid(device: Device) -> Option<String> {
+    match device {
+        Device::Cuda(i) => gpus().get(i)?.as_ref().ok().map(|g| g.uuid.clone()),
+        Device::Cpu => None,
+    }
+}
+
 pub fn identify(device: Device) -> Result<HardwareId, String> {
     match device {
         Device::Cpu => Ok(HardwareId::Cpu(cpu_identity().clone())),

@@ -67,6 +67,13 @@ pub struct Row {
     pub max_positions: Option<i64>,
     /// The point read against the machine's roofs (`bench::roofline`); empty for results measured elsewhere.
     pub roof: RoofRow,
+    /// Energy per measured run, per sequence, per token, and the mean power (the seed's
+    /// `inference_energy_per_sample_joules` and `avg_power_watts` read into the same columns).
+    pub energy_j: Option<f64>,
+    pub energy_per_sample_j: Option<f64>,
+    pub energy_per_token_j: Option<f64>,
+    pub avg_power_w: Option<f64>,
+    pub energy_source: Option<String>,
 }
 
 /// A row's roofline columns, named as in the results documents.
@@ -198,6 +205,12 @@ fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
         status: text(m.get("status")).unwrap_or_else(|| "ok".into()),
         input_tokens: m.get("input_tokens").and_then(Value::as_i64),
         roof: RoofRow::of(m),
+        energy_j: num(m.get("energy_j")),
+        energy_per_sample_j: num(m.get("energy_per_sample_j"))
+            .or_else(|| num(m.get("inference_energy_per_sample_joules"))),
+        energy_per_token_j: num(m.get("energy_per_token_j")),
+        avg_power_w: num(m.get("avg_power_w")).or_else(|| num(m.get("avg_power_watts"))),
+        energy_source: text(m.get("energy_source")).filter(|s| !s.is_empty()),
         ..base.clone()
     }
 }
@@ -367,6 +380,11 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         f("decode_bw_util", &|r| r.roof.decode_bw_util),
         f("peak_tflops", &|r| r.roof.peak_tflops),
         f("peak_gbps", &|r| r.roof.peak_gbps),
+        f("energy_j", &|r| r.energy_j),
+        f("energy_per_sample_j", &|r| r.energy_per_sample_j),
+        f("energy_per_token_j", &|r| r.energy_per_token_j),
+        f("avg_power_w", &|r| r.avg_power_w),
+        os("energy_source", &|r| r.energy_source.clone()),
     ];
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }

@@ -1,5 +1,6 @@
 //! Why the curve bends: each point's counted work read against the machine's measured peaks, in the results, the
-//! table, the console and `figs/roofline`; the peaks measured once per machine, dtype and thread count and cached.
+//! table, the console and `figs/roofline`; the peaks measured once per machine, dtype and thread count and cached;
+//! energy only from hardware counters.
 
 use serde_json::Value;
 
@@ -71,6 +72,14 @@ fn every_point_is_read_against_measured_peaks() {
         assert!(["compute", "memory", "overhead"].contains(&m["bound"].as_str().unwrap()));
         // An encoder has no decode step.
         assert!(m["decode_flops"].is_null());
+        // Energy comes from hardware counters or not at all: this machine has none, and says so.
+        let source = m["energy_source"].as_str().unwrap();
+        if std::path::Path::new("/sys/class/powercap").exists() {
+            assert!(!source.is_empty());
+        } else {
+            assert!(source.starts_with("none (no RAPL counters"), "{source}");
+            assert!(m["energy_j"].is_null() && m["avg_power_w"].is_null());
+        }
     }
     // The table carries the same columns, the console the short column, and the figure is drawn.
     let csv = p.read("tables/inference_results.csv");

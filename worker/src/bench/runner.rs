@@ -19,17 +19,28 @@ use tch::{Kind, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::bench::cuda_memory;
+use crate::bench::energy;
 use crate::bench::input::exact_length_ids;
 use crate::models::device::synchronize;
 use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
 use e3pipe::bench::memory::{self, MemorySource};
-use e3pipe::bench::result::{LIBTORCH_VERSION, METHOD_ID, PointResult, Status, headline_metric};
+use e3pipe::bench::result::{
+    Energy, LIBTORCH_VERSION, METHOD_ID, PointResult, Status, headline_metric,
+};
 use e3pipe::bench::stats::summarize;
 use e3pipe::bench::stopping::should_stop;
 use e3pipe::error::{Error, Result};
 use e3pipe::models::config::{Arch, infeasibility};
-use e3pipe::models::hardware::{Device as Placement, describe};
+use e3pipe::models::hardware::{Device as Placement, describe, gpu_uuid as uuid_of};
+
+/// The UUID of the GPU a tensor device is, for NVML.
+fn gpu_uuid(device: tch::Device) -> Option<String> {
+    match device {
+        tch::Device::Cuda(i) => uuid_of(Placement::Cuda(i)),
+        _ => None,
+    }
+}
 
 /// Per-run timings, milliseconds.
 #[derive(Default)]
@@ -41,6 +52,15 @@ impl Samples {
     fn push(&mut self, metric: &'static str, value: f64) {
         self.by_metric.entry(metric).or_default().push(value);
     }
+}
+
+/// What the measured runs of a point produced.
+struct Measured {
+    samples: Samples,
+    stopped_by: e3pipe::bench::stopping::StopReason,
+    /// (joules, seconds) of the measured runs, where a meter measures.
+    energy: Option<(f64, f64)>,
+    runs: usize,
 }
 
 fn ms_since(start: Instant) -> f64 {
@@ -190,6 +210,8 @@ pub fn measure_point(
         run_id: String::new(),
         wall_s: 0.0,
         finished_at: String::new(),
+        energy: None,
+        energy_source: String::new(),
     };
     let finish = |mut r: PointResult| {
         r.wall_s = started.elapsed().as_secs_f64();
@@ -268,38 +290,44 @@ pub fn measure_point(
         _ => None,
     };
     // Trims the heap before resetting the high-water mark, so a longer point before this one does not count.
+    let meter = energy::Meter::for_device(model.device, gpu_uuid(model.device).as_deref());
+    result.energy_source = meter.source();
     let rss_reset = memory::reset_peak();
     let cuda_measured = cuda_index.is_some_and(cuda_memory::reset_peak);
-    let outcome = catch_torch(
-        || -> Result<(Samples, e3pipe::bench::stopping::StopReason)> {
-            let _guard = tch::no_grad_guard();
-            let mut samples = Samples::default();
-            for _ in 0..warmups {
-                run_once(model, &ids, mask, params, &mut samples, false)?;
-            }
-            let measuring = Instant::now();
-            let mut runs = 0;
-            loop {
-                // The headline summary is only needed (and only computed) for adaptive stopping.
-                let summary = params
-                    .target_rel_ci
-                    .and_then(|_| summarize(samples.by_metric.get(headline)?));
-                if let Some(reason) = should_stop(
-                    params,
+    let outcome = catch_torch(|| -> Result<Measured> {
+        let _guard = tch::no_grad_guard();
+        let mut samples = Samples::default();
+        for _ in 0..warmups {
+            run_once(model, &ids, mask, params, &mut samples, false)?;
+        }
+        let measuring = Instant::now();
+        let window = meter.start();
+        let mut runs = 0;
+        loop {
+            // The headline summary is only needed (and only computed) for adaptive stopping.
+            let summary = params
+                .target_rel_ci
+                .and_then(|_| summarize(samples.by_metric.get(headline)?));
+            if let Some(reason) = should_stop(
+                params,
+                runs,
+                measuring.elapsed().as_secs_f64(),
+                summary.as_ref(),
+            ) {
+                return Ok(Measured {
+                    samples,
+                    stopped_by: reason,
+                    energy: meter.stop(window),
                     runs,
-                    measuring.elapsed().as_secs_f64(),
-                    summary.as_ref(),
-                ) {
-                    return Ok((samples, reason));
-                }
-                if e3pipe::interrupt::interrupted() {
-                    return Err(Error::Interrupted);
-                }
-                run_once(model, &ids, mask, params, &mut samples, true)?;
-                runs += 1;
+                });
             }
-        },
-    );
+            if e3pipe::interrupt::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            run_once(model, &ids, mask, params, &mut samples, true)?;
+            runs += 1;
+        }
+    });
     // Without a reset the high-water mark would include earlier points and model loading: report none.
     result.peak_rss_bytes = if rss_reset {
         memory::peak_rss_bytes()
@@ -323,8 +351,22 @@ pub fn measure_point(
         };
     }
     match outcome {
-        Ok((samples, stopped_by)) => {
+        Ok(Measured {
+            samples,
+            stopped_by,
+            energy: used,
+            runs,
+        }) => {
             result.stopped_by = Some(stopped_by);
+            // Generators per generated token, encoders per input token.
+            let tokens = if model.arch.generates() {
+                result.num_tokens
+            } else {
+                context_length
+            };
+            result.energy = used.and_then(|(joules, seconds)| {
+                Energy::of(joules, seconds, runs, params.batch_size, tokens)
+            });
             for (metric, values) in samples.by_metric {
                 if let Some(summary) = summarize(&values) {
                     result.stats.insert(metric.to_string(), summary);

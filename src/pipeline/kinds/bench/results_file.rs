@@ -68,6 +68,13 @@ pub fn document(
         }
         put("prefill_tokens_per_sec", p.prefill_tokens_per_sec());
         put("max_memory_gb", p.max_memory_gb());
+        put("energy_j", p.energy.map(|e| e.energy_j));
+        put(
+            "energy_per_sample_j",
+            p.energy.map(|e| e.energy_per_sample_j),
+        );
+        put("energy_per_token_j", p.energy.map(|e| e.energy_per_token_j));
+        put("avg_power_w", p.energy.map(|e| e.avg_power_w));
         let roof = roofline(plan, p, peaks);
         if let Some(r) = &roof {
             put("flops", Some(r.flops));
@@ -87,6 +94,7 @@ pub fn document(
         m.insert("status".into(), json!(p.status.as_str()));
         m.insert("input_tokens".into(), json!(p.input_tokens));
         m.insert("cache_key".into(), json!(hash));
+        m.insert("energy_source".into(), json!(p.energy_source));
         if let Some(r) = &roof {
             m.insert("bound".into(), json!(r.bound.as_str()));
         }
