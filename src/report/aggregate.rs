@@ -14,6 +14,7 @@ use crate::output;
 use crate::paths::{self, sanitize};
 use crate::report::fit::{Fit, fit_power_law};
 use crate::report::freshness::{Built, Derived};
+use crate::report::regimes::{Form, Regime};
 
 /// One row of `inference_results.csv`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -506,6 +507,15 @@ fn summary_frame(rows: &[Row], fits: &[Fit]) -> Result<DataFrame> {
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }
 
+fn aicc_of(fit: &Fit, form: Form) -> Option<f64> {
+    fit.regime
+        .as_ref()?
+        .aicc
+        .iter()
+        .find(|(f, _)| *f == form)?
+        .1
+}
+
 fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
     let columns = vec![
         Column::new(
@@ -542,6 +552,48 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
         Column::new(
             "r_squared".into(),
             fits.iter().map(|f| f.r_squared).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "fit_form".into(),
+            fits.iter()
+                .map(|f| f.regime.as_ref().map(|r| r.form.as_str()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "knee_tokens".into(),
+            fits.iter()
+                .map(|f| f.regime.as_ref().and_then(|r| r.knee_tokens))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "fit_selection".into(),
+            fits.iter()
+                .map(|f| f.regime.as_ref().map(|r| r.selection.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "fit_params".into(),
+            fits.iter()
+                .map(|f| f.regime.as_ref().map(Regime::describe_params))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "aicc_power_law".into(),
+            fits.iter()
+                .map(|f| aicc_of(f, Form::PowerLaw))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "aicc_quadratic".into(),
+            fits.iter()
+                .map(|f| aicc_of(f, Form::Quadratic))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "aicc_broken_power_law".into(),
+            fits.iter()
+                .map(|f| aicc_of(f, Form::BrokenPowerLaw))
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "lengths".into(),

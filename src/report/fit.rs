@@ -4,6 +4,7 @@
 //! normal errors); predictions carry the 95 % prediction interval for a new point at that length, which widens as
 //! it extrapolates. With two lengths (df = 0) nothing but the line itself can be given.
 
+use crate::report::regimes::{self, Regime};
 use crate::report::student_t;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,9 @@ pub struct Fit {
     pub a: f64,
     pub r_squared: f64,
     pub lengths: Vec<u64>,
+    /// The form chosen by `AICc` among power law, quadratic and broken power law (`report::regimes`): what
+    /// predictions use.
+    pub regime: Option<Regime>,
     /// Residual standard deviation in ln(ms), the mean of ln(L) and Σ(ln L - mean)², for prediction intervals.
     residual_sd: Option<f64>,
     mean_ln_length: f64,
@@ -41,8 +45,16 @@ impl Fit {
         self.a * length.powf(self.k)
     }
 
-    /// The fitted latency at `length` and the 95 % interval a new measurement there falls in.
+    /// The fitted latency at `length` and the 95 % interval a new measurement there falls in, from the chosen
+    /// regime.
     pub fn predict(&self, length: f64) -> Prediction {
+        if let Some(r) = &self.regime {
+            return Prediction {
+                length,
+                ms: r.predict_ms(length),
+                interval_ms: r.interval_ms(length),
+            };
+        }
         let ms = self.predict_ms(length);
         let interval_ms = self.residual_sd.map(|s| {
             let t = student_t::quantile(0.975, self.df as f64);
@@ -104,6 +116,7 @@ pub fn fit_power_law(model: &str, arch: &str, points: &[(f64, f64)]) -> Option<F
             1.0
         },
         lengths,
+        regime: regimes::select(points),
         residual_sd,
         mean_ln_length: mean_x,
         sxx,

@@ -4,4 +4,5 @@ pub mod aggregate;
 pub mod fit;
 pub mod freshness;
 pub mod plot;
+pub mod regimes;
 pub mod student_t;

@@ -174,3 +174,46 @@ fn results_from_elsewhere_leave_the_roofline_empty_and_the_figure_says_so() {
         "aggregate never measures peaks"
     );
 }
+
+#[test]
+fn the_fit_sees_regimes_in_results_from_elsewhere() {
+    // A seed-format scaling file whose curve is overhead, then linear, then quadratic: 40 + 0.02·L + 2e-5·L² ms
+    // (its knee, where the length-dependent part reaches the 40 ms, is at L = 1000), with ±1.5 % noise.
+    let noise = [1.012, 0.988, 1.006, 0.994, 1.015, 0.99, 1.003, 0.985, 1.009];
+    let metrics: Vec<String> = (4..=12)
+        .zip(noise)
+        .map(|(p, e)| {
+            let l = 2f64.powi(p);
+            format!(
+                "\"{l}\": {{\"first_token_latency_ms\": {}}}",
+                (40.0 + 0.02 * l + 2e-5 * l * l) * e
+            )
+        })
+        .collect();
+    let p = Project::new();
+    p.write(
+        "latest/inference/curve.json",
+        &format!(
+            "{{\"exp_id\": \"inference_scaling_1\", \"model\": \"curve\", \"arch\": \"decoder\", \"metrics\": {{{}}}}}",
+            metrics.join(", ")
+        ),
+    );
+    p.write(
+        "pipelines/p.yaml",
+        &format!("steps:\n  - name: aggregate\n    kind: aggregate\n{PLOT_AFTER_AGGREGATE}    predict_lengths: [8192]\n"),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let csv = p.read("tables/scaling_fit.csv");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    let cell = |name: &str| row[header.iter().position(|c| *c == name).unwrap()];
+    assert_eq!(cell("fit_form"), "quadratic", "{csv}");
+    assert_eq!(cell("fit_selection"), "aicc");
+    let knee: f64 = cell("knee_tokens").parse().unwrap();
+    assert!((knee / 1000.0 - 1.0).abs() < 0.15, "{knee}");
+    let quadratic: f64 = cell("aicc_quadratic").parse().unwrap();
+    let power: f64 = cell("aicc_power_law").parse().unwrap();
+    assert!(quadratic < power);
+    assert!(p.path("figs/latency_curve.png").is_file());
+}

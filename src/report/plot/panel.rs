@@ -154,7 +154,7 @@ pub(super) fn draw<DB: DrawingBackend>(
                 6,
                 color.stroke_width(2),
             ))?
-            .label(format!("{model} predicted (fit)"))
+            .label(format!("{model}: predicted"))
             .legend(move |(x, y)| {
                 PathElement::new(
                     vec![(x, y), (x + 8, y), (x + 14, y), (x + 24, y)],

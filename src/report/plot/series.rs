@@ -99,7 +99,9 @@ pub(super) fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Ve
                         (l, p.ms, p.interval_ms)
                     }),
             );
-            (pts.len() > 1).then(|| (fit.model.clone(), fit.arch.clone(), pts))
+            let form = fit.regime.as_ref().map_or("power_law", |r| r.form.as_str());
+            let label = format!("{} ({} fit)", fit.model, form.replace('_', " "));
+            (pts.len() > 1).then(|| (label, fit.arch.clone(), pts))
         })
         .collect()
 }
@@ -134,7 +136,7 @@ pub(super) mod tests {
         let [(model, _, points)] = predicted.as_slice() else {
             panic!("{predicted:?}")
         };
-        assert_eq!(model, "g");
+        assert_eq!(model, "g (power law fit)");
         let lengths: Vec<f64> = points.iter().map(|p| p.0).collect();
         assert_eq!(lengths, [256.0, 512.0, 597.0]);
         for (_, ms, band) in &points[1..] {
