@@ -63,10 +63,9 @@ pub fn path(cache_dir: &Path, key: &PeaksKey) -> PathBuf {
 pub fn load(cache_dir: &Path, key: &PeaksKey) -> Option<Peaks> {
     let bytes = read_own(&path(cache_dir, key)).ok()?;
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
-    let sane = entry.peaks.matmul_flops_per_s.is_finite()
-        && entry.peaks.matmul_flops_per_s > 0.0
-        && entry.peaks.memory_bytes_per_s.is_finite()
-        && entry.peaks.memory_bytes_per_s > 0.0;
+    // Between a megaFLOP/s and an exaFLOP/s, a megabyte/s and a petabyte/s: anything else was not measured here.
+    let sane = (1e6..1e18).contains(&entry.peaks.matmul_flops_per_s)
+        && (1e6..1e15).contains(&entry.peaks.memory_bytes_per_s);
     (entry.key == *key && sane).then_some(entry.peaks)
 }
 
@@ -123,6 +122,8 @@ mod tests {
         std::fs::write(path(dir.path(), &key(2)), "{").unwrap();
         assert_eq!(load(dir.path(), &key(2)), None);
         save(dir.path(), &key(2), &peaks(f64::NAN)).unwrap();
+        assert_eq!(load(dir.path(), &key(2)), None);
+        save(dir.path(), &key(2), &peaks(1e30)).unwrap();
         assert_eq!(load(dir.path(), &key(2)), None);
     }
 }

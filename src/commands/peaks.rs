@@ -44,7 +44,7 @@ pub fn run(pipeline_file: &Path, force: bool) -> Result<()> {
     }
     if seen.is_empty() {
         output::result(
-            "no bench step here counts its work (TorchScript models only): no peaks to measure",
+            "no bench step here has work e3pipe can count (none, or TorchScript models only): no peaks to measure",
         );
     }
     Ok(())

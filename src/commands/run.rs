@@ -49,6 +49,7 @@ pub fn run(
         }
     };
     let plan = pipeline::plan::plan(&pipeline, only, &force)?;
+    pipeline::plan::check_inputs(&pipeline, only)?;
     if dry_run {
         output::result(plan.render().trim_end_matches('\n'));
         return Ok(ExitCode::SUCCESS);

@@ -1,6 +1,6 @@
 //! What a run will do, decided before any work: every selected step's kind plans its own part (a bench step, each
-//! point's cache state), and inputs that neither exist nor are made in this run are refused here. `--dry-run`
-//! prints this and stops.
+//! point's cache state), and `check_inputs` refuses inputs that neither exist nor are made in this run. `--dry-run`
+//! prints the plan and stops.
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
@@ -87,7 +87,6 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
         .iter()
         .map(|s| (s.name.clone(), s.needs.clone()))
         .collect();
-    check_inputs(pipeline, &selected)?;
     // Only a run may write; `--dry-run` and `graph` leave the project untouched apart from this memo.
     hashes.save()?;
     Ok(Plan {
@@ -98,8 +97,11 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
 }
 
 /// A step whose input neither exists nor is made by a step of this run cannot run: that is invalid input, found
-/// before anything runs (exit 2, nothing written), with a hint that fits the pipeline.
-fn check_inputs(pipeline: &Pipeline, selected: &[&str]) -> Result<()> {
+/// before anything runs (exit 2, nothing written), with a hint that fits the pipeline. `e3pipe run` checks this;
+/// commands that only plan (`cache --prune`, `peaks`) do not run the steps and need not.
+pub fn check_inputs(pipeline: &Pipeline, only: &[String]) -> Result<()> {
+    let selected = graph::select(pipeline, only)?;
+    let selected = selected.as_slice();
     // A step's input is made in this run when a step it needs runs too; with no `needs`, when any step of the
     // producing kind runs (aggregate then reads every result, plot the one table).
     let runs_kind = |kind: &str| {
