@@ -7,6 +7,7 @@ run: build
 	$(E3PIPE) run pipelines/scaling.yaml
 
 test: setup
+	scripts/slurm-local.sh start
 	cargo test
 	cargo clippy --all-targets -- -D warnings
 

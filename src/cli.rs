@@ -39,6 +39,13 @@ pub enum Command {
         /// Recompute ignoring the cache: everything, or only the named steps (comma-separated).
         #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "")]
         force: Option<Vec<String>>,
+        /// What measures the points: the worker on this machine, or Slurm array jobs (overrides the pipeline's
+        /// `executor:` block).
+        #[arg(long, value_enum)]
+        executor: Option<ExecutorArg>,
+        /// With Slurm: submit the arrays and return; a later `e3pipe run` collects what landed.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Draw the pipeline's DAG.
     Graph {
@@ -63,6 +70,12 @@ pub enum Command {
         #[arg(long)]
         prune: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -35,6 +35,23 @@ pub struct Job {
     /// Measure the machine's peaks first and cache them under this key (when the cache has none).
     #[serde(default)]
     pub peaks: Option<PeaksKey>,
+    /// Slurm array jobs: each task measures this many points (task `i` the `i`-th chunk).
+    #[serde(default)]
+    pub points_per_task: Option<usize>,
+}
+
+/// Who is measuring, recorded in each point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measurer {
+    pub executor: &'static str,
+    pub slurm_job_id: Option<String>,
+}
+
+impl Measurer {
+    pub const LOCAL: Measurer = Measurer {
+        executor: "local",
+        slurm_job_id: None,
+    };
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

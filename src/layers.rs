@@ -18,7 +18,9 @@ const LAYERS: &[&[&str]] = &[
 
 /// The stages inside `pipeline`, lowest first: a step kind knows nothing of the stages that call it.
 const PIPELINE_LAYERS: &[&[&str]] = &[
-    &["dag", "kind", "worker_process"],
+    &["dag", "worker_process", "executor_config"],
+    &["executor", "slurm"],
+    &["kind"],
     &["kinds"],
     &["spec"],
     &["graph"],

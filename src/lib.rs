@@ -59,7 +59,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             only,
             dry_run,
             force,
-        } => commands::run::run(&pipeline, &only, dry_run, force),
+            executor,
+            no_wait,
+        } => commands::run::run(
+            &pipeline,
+            &only,
+            dry_run,
+            force,
+            commands::run::ExecutorChoice { executor, no_wait },
+        ),
         Command::Peaks { pipeline, force } => {
             commands::peaks::run(&pipeline, force).map(|()| ExitCode::SUCCESS)
         }

@@ -95,6 +95,16 @@ pub struct PointResult {
     /// What measured the energy (`nvml total energy counter`, `rapl package counters …`) or `none (why)`.
     #[serde(default)]
     pub energy_source: String,
+    /// What ran the measuring worker: `local` (a child process of `e3pipe run`) or `slurm` (an array task).
+    #[serde(default = "local_executor")]
+    pub executor: String,
+    /// `<array job>_<task>` when measured by a Slurm array task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
+}
+
+fn local_executor() -> String {
+    "local".into()
 }
 
 /// A point's energy over its measured runs.
@@ -245,6 +255,8 @@ impl Unmeasured<'_> {
             },
             energy: None,
             energy_source: String::new(),
+            executor: local_executor(),
+            slurm_job_id: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::cache::store::Store;
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::output;
+use crate::pipeline::executor::Local;
 use crate::pipeline::kinds::bench::plan::BenchPlan;
 use crate::pipeline::kinds::bench::run::measure_peaks;
 use crate::pipeline::plan::{Force, plan};
@@ -35,10 +36,12 @@ pub fn run(pipeline_file: &Path, force: bool) -> Result<()> {
         let cached = cache_peaks::load(&store.dir, key).filter(|_| !force);
         let peaks = match cached {
             Some(p) => p,
-            None => measure_peaks(bench, &pipeline.root, key)?.ok_or_else(|| Error::Step {
-                step: step.name.clone(),
-                message: "the worker measured no peaks".into(),
-            })?,
+            None => {
+                measure_peaks(bench, &pipeline.root, key, &Local)?.ok_or_else(|| Error::Step {
+                    step: step.name.clone(),
+                    message: "the worker measured no peaks".into(),
+                })?
+            }
         };
         output::result(&describe(&peaks));
     }

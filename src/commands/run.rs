@@ -4,18 +4,29 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::cli::ExecutorArg;
 use crate::error::{self, Error, Result};
 use crate::interrupt;
 use crate::output;
 use crate::pipeline;
+use crate::pipeline::executor;
+use crate::pipeline::executor_config::{ExecutorConfig, ExecutorKind};
 use crate::pipeline::plan::Force;
 use crate::pipeline::spec::Pipeline;
+
+/// `--executor` and `--no-wait` as given.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutorChoice {
+    pub executor: Option<ExecutorArg>,
+    pub no_wait: bool,
+}
 
 pub fn run(
     pipeline: &Path,
     only: &[String],
     dry_run: bool,
     force: Option<Vec<String>>,
+    choice: ExecutorChoice,
 ) -> Result<ExitCode> {
     let pipeline = Pipeline::load(pipeline)?;
     let force = match force {
@@ -48,14 +59,31 @@ pub fn run(
             Force { all: false, steps }
         }
     };
+    let config = pipeline.executor.clone().with_cli(
+        choice.executor.map(|e| match e {
+            ExecutorArg::Local => ExecutorKind::Local,
+            ExecutorArg::Slurm => ExecutorKind::Slurm,
+        }),
+        choice.no_wait,
+    );
+    if choice.no_wait && config == ExecutorConfig::Local {
+        return Err(Error::BadValue {
+            path: pipeline.file.clone(),
+            field: "--no-wait".into(),
+            message:
+                "only a Slurm run can return before its points are measured; add `--executor slurm`"
+                    .into(),
+        });
+    }
+    let executor = executor::from_config(&config);
     let plan = pipeline::plan::plan(&pipeline, only, &force)?;
     pipeline::plan::check_inputs(&pipeline, only)?;
     if dry_run {
-        output::result(plan.render().trim_end_matches('\n'));
+        output::result(plan.render(executor.as_ref()).trim_end_matches('\n'));
         return Ok(ExitCode::SUCCESS);
     }
     interrupt::install_handler();
-    let outcome = pipeline::execute::execute(&plan)?;
+    let outcome = pipeline::execute::execute(&plan, executor.as_ref())?;
     output::result(&outcome.counts.to_string());
     let failed =
         outcome.counts.failed + outcome.counts.infeasible > 0 || !outcome.failed_steps.is_empty();

@@ -4,6 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::output;
+use crate::pipeline::executor::Executor;
 use crate::pipeline::kind::{Counts, RunContext};
 use crate::pipeline::plan::Plan;
 
@@ -13,11 +14,18 @@ pub struct Outcome {
     pub failed_steps: Vec<String>,
 }
 
-pub fn execute(plan: &Plan) -> Result<Outcome> {
+pub fn execute(plan: &Plan, executor: &dyn Executor) -> Result<Outcome> {
     let mut counts = Counts::default();
     let mut failed_steps: Vec<String> = Vec::new();
+    let mut submitted = false;
     for step in &plan.steps {
         let name = &step.name;
+        if submitted && step.kind.input().is_some() {
+            output::progress(&format!(
+                "step `{name}`: waits for the submitted jobs; run `e3pipe run` again once they finish"
+            ));
+            continue;
+        }
         if step.kind.input().is_some()
             && let Some(up) = plan
                 .needs
@@ -33,8 +41,12 @@ pub fn execute(plan: &Plan) -> Result<Outcome> {
         let mut ctx = RunContext {
             root: &plan.root,
             counts: &mut counts,
+            executor,
+            submitted: false,
         };
-        match step.work.run(name, &mut ctx) {
+        let outcome = step.work.run(name, &mut ctx);
+        submitted |= ctx.submitted;
+        match outcome {
             Ok(()) => {}
             Err(Error::Interrupted) => {
                 output::result(&counts.to_string());

@@ -18,6 +18,7 @@ use crate::cache::store::{Entry, Store};
 use crate::error::{Error, Result};
 use crate::file_hash::FileHashes;
 use crate::models::spec::ModelSpec;
+use crate::pipeline::executor::Executor;
 
 /// The keys every step has, whatever its kind.
 pub const COMMON_KEYS: &[&str] = &["name", "kind", "needs"];
@@ -76,6 +77,11 @@ pub trait Planned: fmt::Debug {
     /// The cache entries this step's points use (`e3pipe cache --prune` keeps them): (hash, key).
     fn cache_points(&self) -> Vec<(String, PointKey)> {
         Vec::new()
+    }
+    /// How many points a run of this step would measure, and at how many threads (`--dry-run` asks the executor
+    /// what it would do with them).
+    fn pending_points(&self) -> (usize, usize) {
+        (0, 0)
     }
     /// The plan as its own type, for commands that need a kind's details (`e3pipe peaks` reads bench plans).
     fn as_any(&self) -> &dyn std::any::Any;
@@ -174,6 +180,10 @@ pub struct PlanContext<'a> {
 pub struct RunContext<'a> {
     pub root: &'a Path,
     pub counts: &'a mut Counts,
+    /// What measures points.
+    pub executor: &'a dyn Executor,
+    /// Set by a step whose work was handed to a scheduler and not waited for: steps reading its outputs wait too.
+    pub submitted: bool,
 }
 
 /// Point counts for the closing line.

@@ -3,9 +3,12 @@
 
 pub mod dag;
 pub mod execute;
+pub mod executor;
+pub mod executor_config;
 pub mod graph;
 pub mod kind;
 pub mod kinds;
 pub mod plan;
+pub mod slurm;
 pub mod spec;
 pub mod worker_process;

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::cache::store::Store;
 use crate::error::{Error, Result};
 use crate::file_hash::FileHashes;
+use crate::pipeline::executor::Executor;
 use crate::pipeline::graph;
 use crate::pipeline::kind::{Kind, PlanContext, Planned};
 use crate::pipeline::spec::Pipeline;
@@ -150,8 +151,17 @@ pub fn check_inputs(pipeline: &Pipeline, only: &[String]) -> Result<()> {
 }
 
 impl Plan {
-    /// The `--dry-run` listing.
-    pub fn render(&self) -> String {
-        self.steps.iter().map(|s| s.work.render(&s.name)).collect()
+    /// The `--dry-run` listing, with what `executor` would do with each step's points.
+    pub fn render(&self, executor: &dyn Executor) -> String {
+        let mut out = String::new();
+        for s in &self.steps {
+            out.push_str(&s.work.render(&s.name));
+            let (points, threads) = s.work.pending_points();
+            if let Some(line) = executor.describe(points, threads) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out
     }
 }

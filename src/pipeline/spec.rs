@@ -12,11 +12,12 @@ use serde_yaml_ng::{Mapping, Value};
 use crate::error::{Error, Result, suggest};
 use crate::paths::sanitize;
 use crate::pipeline::dag;
+use crate::pipeline::executor_config::ExecutorConfig;
 use crate::pipeline::kind::{COMMON_KEYS, ConfigMemo, Kind, Registry, Settings, StepContext};
 use crate::pipeline::kinds;
 use crate::yaml;
 
-const TOP_KEYS: &[&str] = &["steps"];
+const TOP_KEYS: &[&str] = &["steps", "executor"];
 
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -24,6 +25,8 @@ pub struct Pipeline {
     /// Project root: configs are found and outputs (`cache`, `results`, `tables`, `figs`) written under it.
     pub root: PathBuf,
     pub steps: Vec<Step>,
+    /// What measures bench points (`executor:`; `--executor` overrides).
+    pub executor: ExecutorConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +55,7 @@ impl Pipeline {
         let map = yaml::read_mapping(file)?;
         yaml::check_keys(file, "the pipeline", &map, TOP_KEYS)?;
         let root = project_root(file);
+        let executor = ExecutorConfig::read(file, map.get("executor"))?;
         let steps_value = map.get("steps").ok_or_else(|| Error::YamlShape {
             path: file.into(),
             message: "no `steps:` list".into(),
@@ -167,6 +171,7 @@ impl Pipeline {
             file: file.into(),
             root,
             steps,
+            executor,
         })
     }
 

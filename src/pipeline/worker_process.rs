@@ -13,15 +13,18 @@ use crate::interrupt::INTERRUPTED;
 use crate::job::{Finished, Job};
 use crate::models::hardware::CUDA_ORDER_ENV;
 
+/// How measuring a job ended.
 #[derive(Debug, PartialEq)]
 pub enum WorkerStatus {
     Done,
     Interrupted,
     Failed(String),
+    /// Handed to a scheduler and not waited for (`--no-wait`): the points land in the cache later.
+    Submitted(String),
 }
 
 /// The worker binary sits beside this one (`E3PIPE_WORKER` overrides, for packaging).
-fn worker_path() -> Result<PathBuf> {
+pub fn worker_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("E3PIPE_WORKER") {
         return Ok(PathBuf::from(p));
     }

@@ -11,4 +11,5 @@ mod memory;
 mod project;
 mod report;
 mod roofline;
+mod slurm;
 mod validation;

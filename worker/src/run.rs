@@ -21,7 +21,7 @@ use e3pipe::cache::peaks::PeaksKey;
 use e3pipe::cache::store::{Lookup, Store};
 use e3pipe::error::{Error, Result};
 use e3pipe::interrupt::INTERRUPTED;
-use e3pipe::job::{Finished, Job, Outcome};
+use e3pipe::job::{Finished, Job, Measurer, Outcome};
 use e3pipe::models::hardware::Device as Placement;
 use e3pipe::models::hardware::HardwareId;
 
@@ -33,6 +33,12 @@ pub fn run() -> ExitCode {
     }
     e3pipe::output::init_from_env();
     e3pipe::interrupt::install_handler();
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, job_file] = args.as_slice()
+        && flag == "--array-task"
+    {
+        return exit_code(array_task(std::path::Path::new(job_file)));
+    }
     let mut input = String::new();
     let job: Job = match std::io::stdin()
         .read_to_string(&mut input)
@@ -45,7 +51,11 @@ pub fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run_job(&job) {
+    exit_code(run_job(&job, &Measurer::LOCAL, true))
+}
+
+fn exit_code(outcome: Result<()>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Error::Interrupted) => ExitCode::from(130),
         Err(e) => {
@@ -53,6 +63,96 @@ pub fn run() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// One task of a Slurm array (`sbatch … e3pipe-worker --array-task <job file>`): the task's chunk of the job's
+/// points, measured here and cached. The task owns its chunk, so points are not locked. The keys were planned on
+/// another machine: a node that is not the hardware they name measures nothing (its points fail, saying why), so a
+/// mismatch can never be cached under the planned identity.
+fn array_task(job_file: &std::path::Path) -> Result<()> {
+    let bytes = e3pipe::fsio::read_own(job_file).map_err(|source| Error::Read {
+        path: job_file.into(),
+        source,
+    })?;
+    let mut job: Job = serde_json::from_slice(&bytes).map_err(|e| Error::BadInput {
+        path: job_file.into(),
+        message: format!("not an e3pipe job: {e}"),
+    })?;
+    let env = |name: &str| std::env::var(name).ok();
+    let (Some(array), Some(task)) = (env("SLURM_ARRAY_JOB_ID"), env("SLURM_ARRAY_TASK_ID")) else {
+        return Err(Error::Step {
+            step: job.step.clone(),
+            message: "`--array-task` runs inside a Slurm array task (no `SLURM_ARRAY_TASK_ID`)"
+                .into(),
+        });
+    };
+    let index: usize = task.parse().map_err(|_| Error::Step {
+        step: job.step.clone(),
+        message: format!("`SLURM_ARRAY_TASK_ID` is `{task}`"),
+    })?;
+    let per_task = job.points_per_task.unwrap_or(1).max(1);
+    job.points = job
+        .points
+        .iter()
+        .skip(index.saturating_mul(per_task))
+        .take(per_task)
+        .cloned()
+        .collect();
+    if index != 0 {
+        job.peaks = None;
+    }
+    let measurer = Measurer {
+        executor: "slurm",
+        slurm_job_id: Some(format!("{array}_{task}")),
+    };
+    let here = e3pipe::models::hardware::identify(job.device).map_err(|message| Error::Step {
+        step: job.step.clone(),
+        message,
+    })?;
+    let described = e3pipe::models::hardware::describe(job.device);
+    if let Some(point) = job
+        .points
+        .iter()
+        .find(|p| p.key.hardware != here || p.key.device != described)
+    {
+        let reason = format!(
+            "planned for `{}` but this node is `{described}`: plan on a machine like the compute nodes",
+            point.key.device
+        );
+        for point in &job.points {
+            let record = Unmeasured {
+                model: &job.model.name,
+                arch: job.model.arch,
+                params: &job.params,
+                dtype: job.dtype.name(),
+                device: described.clone(),
+                threads: job.threads,
+                weights: job.weights.clone(),
+                run_id: &job.run_id,
+            }
+            .result(point.context_length, Status::Error, &reason);
+            send(&Finished {
+                hash: point.hash.clone(),
+                outcome: Outcome::Failed,
+                result: tagged(record, &measurer),
+            })?;
+        }
+        return Err(Error::Step {
+            step: job.step.clone(),
+            message: reason,
+        });
+    }
+    if job.peaks.as_ref().is_some_and(|k| k.hardware != here) {
+        job.peaks = None;
+    }
+    run_job(&job, &measurer, false)
+}
+
+/// `result` with who measured it.
+fn tagged(mut result: PointResult, measurer: &Measurer) -> PointResult {
+    result.executor = measurer.executor.to_string();
+    result.slurm_job_id.clone_from(&measurer.slurm_job_id);
+    result
 }
 
 fn resolve_device(job: &Job) -> Result<Device> {
@@ -108,7 +208,8 @@ fn measure_peaks(job: &Job, key: &PeaksKey, device: Device, store: &Store) -> Re
     }
 }
 
-fn run_job(job: &Job) -> Result<()> {
+/// Measures `job`'s points; `locking`: take each point's lock (local runs, where concurrent runs share points).
+fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
     // The orchestrator keyed these points with its own build's method identity; a worker built from other
     // sources would cache its measurements under a key that does not describe them.
     if let Some(point) = job.points.iter().find(|p| p.key.method != METHOD_ID) {
@@ -138,23 +239,27 @@ fn run_job(job: &Job) -> Result<()> {
     let mut load_error: Option<Error> = None;
     for point in &job.points {
         let label = format!("{}@{}", job.model.name, point.context_length);
-        let _lock = match acquire(&locks, &point.hash)? {
-            Acquire::Held(lock) => lock,
-            Acquire::Busy(owner) => {
-                progress.set_message(format!("{label} waits for pid {}", owner.pid));
-                match wait_for_other(&store, &locks, &point.hash)? {
-                    Waited::Done(result) => {
-                        send(&Finished {
-                            hash: point.hash.clone(),
-                            outcome: Outcome::Cached,
-                            result: *result,
-                        })?;
-                        progress.inc(1);
-                        continue;
+        let _lock = if locking {
+            Some(match acquire(&locks, &point.hash)? {
+                Acquire::Held(lock) => lock,
+                Acquire::Busy(owner) => {
+                    progress.set_message(format!("{label} waits for pid {}", owner.pid));
+                    match wait_for_other(&store, &locks, &point.hash)? {
+                        Waited::Done(result) => {
+                            send(&Finished {
+                                hash: point.hash.clone(),
+                                outcome: Outcome::Cached,
+                                result: *result,
+                            })?;
+                            progress.inc(1);
+                            continue;
+                        }
+                        Waited::Lock(lock) => lock,
                     }
-                    Waited::Lock(lock) => lock,
                 }
-            }
+            })
+        } else {
+            None
         };
         // Another run may have finished this point since we planned it.
         if !point.forced
@@ -207,12 +312,15 @@ fn run_job(job: &Job) -> Result<()> {
                 run_id: &job.run_id,
             }
             .result(point.context_length, Status::Error, "");
-            let result = failed(
-                record,
-                &Error::Model {
-                    model: job.model.name.clone(),
-                    message: format!("cannot be loaded: {e}"),
-                },
+            let result = tagged(
+                failed(
+                    record,
+                    &Error::Model {
+                        model: job.model.name.clone(),
+                        message: format!("cannot be loaded: {e}"),
+                    },
+                ),
+                measurer,
             );
             progress.suspend(|| {
                 e3pipe::output::error_message(&format!(
@@ -230,7 +338,10 @@ fn run_job(job: &Job) -> Result<()> {
             continue;
         };
         progress.set_message(label.clone());
-        let mut result = measure_point(model, tok, &job.params, point.context_length)?;
+        let mut result = tagged(
+            measure_point(model, tok, &job.params, point.context_length)?,
+            measurer,
+        );
         result.weights.clone_from(&job.weights);
         result.run_id.clone_from(&job.run_id);
         let outcome = if result.status == Status::Ok {

@@ -41,10 +41,10 @@ mod tests {
         assert!(graph::render_text(&pipeline).contains("hello  [noop: says `hi`]"));
         let plan = plan(&pipeline, &[], &Force::default()).unwrap();
         assert_eq!(
-            plan.render(),
+            plan.render(&crate::pipeline::executor::Local),
             "step `hello` (noop): nothing to do\nstep `later` (noop): nothing to do\n"
         );
-        let outcome = execute::execute(&plan).unwrap();
+        let outcome = execute::execute(&plan, &crate::pipeline::executor::Local).unwrap();
         assert!(outcome.failed_steps.is_empty());
         assert_eq!(*noop::RAN.lock().unwrap(), ["hello", "later"]);
 

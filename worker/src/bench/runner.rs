@@ -212,6 +212,8 @@ pub fn measure_point(
         finished_at: String::new(),
         energy: None,
         energy_source: String::new(),
+        executor: "local".into(),
+        slurm_job_id: None,
     };
     let finish = |mut r: PointResult| {
         r.wall_s = started.elapsed().as_secs_f64();

@@ -132,6 +132,15 @@ impl Planned for BenchPlan {
         self
     }
 
+    fn pending_points(&self) -> (usize, usize) {
+        let pending = self
+            .points
+            .iter()
+            .filter(|p| !matches!(p.state, PointState::Cached | PointState::Infeasible(_)))
+            .count();
+        (pending, self.threads)
+    }
+
     fn run(&self, _step: &str, ctx: &mut RunContext<'_>) -> Result<()> {
         super::run::run(self, ctx)
     }

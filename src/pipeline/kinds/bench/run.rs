@@ -15,10 +15,11 @@ use crate::error::{Error, Result};
 use crate::interrupt::INTERRUPTED;
 use crate::job::{Job, JobPoint, Outcome as PointOutcome};
 use crate::output;
+use crate::pipeline::executor::Executor;
 use crate::pipeline::kind::RunContext;
 use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
 use crate::pipeline::kinds::bench::results_file;
-use crate::pipeline::worker_process::{WorkerStatus, run_worker};
+use crate::pipeline::worker_process::WorkerStatus;
 
 /// Settles a bench step: records infeasible points, reads cached ones, has the worker measure the rest, and
 /// writes the step's results.
@@ -146,7 +147,7 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     if job_points.is_empty()
         && let Some(key) = peaks_to_measure
     {
-        match measure_peaks(bench, root, key) {
+        match measure_peaks(bench, root, key, ctx.executor) {
             Err(Error::Interrupted) => return Err(Error::Interrupted),
             // The points are all there; only their roofline fields stay empty.
             Err(e) => output::warn(&e.to_string()),
@@ -162,7 +163,13 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             peaks: peaks_to_measure.cloned(),
             ..job(bench, root, job_points.clone())
         };
-        let (finished, status) = run_worker(&job)?;
+        let mut finished = Vec::new();
+        let status = ctx.executor.measure(&job, &mut |f| finished.push(f))?;
+        if let WorkerStatus::Submitted(message) = &status {
+            output::progress(&format!("step `{}`: {message}", bench.step));
+            ctx.submitted = true;
+            return Ok(());
+        }
         for f in finished {
             let Some(index) = bench.points.iter().position(|p| p.hash == f.hash) else {
                 continue;
@@ -243,7 +250,12 @@ fn counts_cached(bench: &BenchPlan, results: &[Option<(String, PointResult)>]) -
 }
 
 /// Has the worker measure the machine's peaks for `key` alone (no points) and cache them; returns them.
-pub fn measure_peaks(bench: &BenchPlan, root: &Path, key: &PeaksKey) -> Result<Option<Peaks>> {
+pub fn measure_peaks(
+    bench: &BenchPlan,
+    root: &Path,
+    key: &PeaksKey,
+    executor: &dyn Executor,
+) -> Result<Option<Peaks>> {
     output::progress(&format!(
         "  measuring the peaks of {} ({}, {} threads)",
         key.device, key.dtype, key.threads
@@ -253,9 +265,13 @@ pub fn measure_peaks(bench: &BenchPlan, root: &Path, key: &PeaksKey) -> Result<O
         peaks: Some(key.clone()),
         ..job(bench, root, Vec::new())
     };
-    let (_, status) = run_worker(&job)?;
+    let status = executor.measure(&job, &mut |_| {})?;
     match status {
         WorkerStatus::Done => Ok(crate::cache::peaks::load(&Store::new(root).dir, key)),
+        WorkerStatus::Submitted(message) => {
+            output::progress(&format!("step `{}`: {message}", bench.step));
+            Ok(None)
+        }
         WorkerStatus::Interrupted => Err(Error::Interrupted),
         WorkerStatus::Failed(why) => Err(Error::Step {
             step: bench.step.clone(),
@@ -278,6 +294,7 @@ fn job(bench: &BenchPlan, root: &Path, points: Vec<JobPoint>) -> Job {
         run_id: run_id().to_string(),
         points,
         peaks: None,
+        points_per_task: None,
     }
 }
 

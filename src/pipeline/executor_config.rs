@@ -1,0 +1,287 @@
+//! Which executor measures a run's bench points, as the pipeline file's `executor:` block and `--executor` say:
+//! `local` (the worker as a child process, the default) or `slurm` (array jobs). Every value is checked before
+//! anything runs; none is ever pasted into a shell line (they reach `sbatch` as separate arguments).
+
+use std::path::Path;
+
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::error::{Error, Result};
+use crate::yaml;
+
+const KEYS: &[&str] = &[
+    "kind",
+    "partition",
+    "gres",
+    "cpus_per_task",
+    "time",
+    "max_parallel",
+    "points_per_task",
+    "sbatch_args",
+    "poll_interval_s",
+];
+
+/// `sbatch` options e3pipe sets itself: an `sbatch_args` entry setting one would break the run.
+const OWN_OPTIONS: &[&str] = &[
+    "--array",
+    "-a",
+    "--output",
+    "-o",
+    "--error",
+    "-e",
+    "--parsable",
+    "--wrap",
+    "--job-name",
+    "-J",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorConfig {
+    Local,
+    Slurm(SlurmConfig),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlurmConfig {
+    pub partition: Option<String>,
+    pub gres: Option<String>,
+    /// Defaults to the bench step's threads.
+    pub cpus_per_task: Option<usize>,
+    pub time: Option<String>,
+    /// At most this many tasks of an array run at once (`%N`).
+    pub max_parallel: usize,
+    pub points_per_task: usize,
+    pub sbatch_args: Vec<String>,
+    /// How often the queue is asked whether tasks are still alive (finished points are seen sooner, in the cache).
+    pub poll_interval_s: f64,
+    /// `--no-wait`: submit and return.
+    pub wait: bool,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> SlurmConfig {
+        SlurmConfig {
+            partition: None,
+            gres: None,
+            cpus_per_task: None,
+            time: None,
+            max_parallel: 16,
+            points_per_task: 4,
+            sbatch_args: Vec::new(),
+            poll_interval_s: 30.0,
+            wait: true,
+        }
+    }
+}
+
+/// `kind` as `--executor` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    Local,
+    Slurm,
+}
+
+fn text(file: &Path, key: &str, v: &Value) -> Result<String> {
+    let bad = |message: &str| Error::BadValue {
+        path: file.into(),
+        field: format!("executor: {key}"),
+        message: message.into(),
+    };
+    let s = v.as_str().ok_or_else(|| bad("expected text"))?;
+    if s.is_empty() || s.chars().any(char::is_control) || s.len() > 200 {
+        return Err(bad("expected one line of text, at most 200 characters"));
+    }
+    Ok(s.to_string())
+}
+
+fn count(file: &Path, key: &str, v: &Value, max: u64) -> Result<usize> {
+    v.as_u64()
+        .filter(|n| (1..=max).contains(n))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| Error::BadValue {
+            path: file.into(),
+            field: format!("executor: {key}"),
+            message: format!("expected a whole number from 1 to {max}"),
+        })
+}
+
+impl ExecutorConfig {
+    /// The `executor:` block of `file` (absent: local).
+    pub fn read(file: &Path, value: Option<&Value>) -> Result<ExecutorConfig> {
+        let Some(value) = value else {
+            return Ok(ExecutorConfig::Local);
+        };
+        let Value::Mapping(map) = value else {
+            return Err(Error::YamlShape {
+                path: file.into(),
+                message: "`executor` must be a mapping, e.g. `executor: {kind: slurm}`".into(),
+            });
+        };
+        yaml::check_keys(file, "`executor`", map, KEYS)?;
+        match map.get("kind").and_then(Value::as_str) {
+            Some("local") => {
+                if let Some(key) = map.keys().filter_map(Value::as_str).find(|k| *k != "kind") {
+                    return Err(Error::BadValue {
+                        path: file.into(),
+                        field: format!("executor: {key}"),
+                        message: "only `kind: slurm` takes settings".into(),
+                    });
+                }
+                Ok(ExecutorConfig::Local)
+            }
+            Some("slurm") => Ok(ExecutorConfig::Slurm(slurm(file, map)?)),
+            other => Err(Error::BadValue {
+                path: file.into(),
+                field: "executor: kind".into(),
+                message: format!(
+                    "expected `local` or `slurm`, got `{}`{}",
+                    other.unwrap_or(""),
+                    crate::error::suggest(other.unwrap_or(""), ["local", "slurm"])
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// `--executor` overrides the file's kind; the file's Slurm settings stay when the CLI also says `slurm`.
+    #[must_use]
+    pub fn with_cli(self, kind: Option<ExecutorKind>, no_wait: bool) -> ExecutorConfig {
+        let chosen = match (kind, self) {
+            (Some(ExecutorKind::Local), _) => ExecutorConfig::Local,
+            (Some(ExecutorKind::Slurm), ExecutorConfig::Local) => {
+                ExecutorConfig::Slurm(SlurmConfig::default())
+            }
+            (_, config) => config,
+        };
+        match chosen {
+            ExecutorConfig::Slurm(mut s) => {
+                s.wait = !no_wait;
+                ExecutorConfig::Slurm(s)
+            }
+            ExecutorConfig::Local => ExecutorConfig::Local,
+        }
+    }
+}
+
+fn slurm(file: &Path, map: &Mapping) -> Result<SlurmConfig> {
+    let mut config = SlurmConfig::default();
+    for (key, value) in map {
+        let key = key.as_str().unwrap_or_default();
+        match key {
+            "partition" => config.partition = Some(text(file, key, value)?),
+            "gres" => config.gres = Some(text(file, key, value)?),
+            "time" => {
+                let t = text(file, key, value)?;
+                if !t
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ':' || c == '-')
+                {
+                    return Err(Error::BadValue {
+                        path: file.into(),
+                        field: "executor: time".into(),
+                        message: format!(
+                            "`{t}` is not a Slurm time (minutes, `HH:MM:SS` or `D-HH:MM:SS`)"
+                        ),
+                    });
+                }
+                config.time = Some(t);
+            }
+            "cpus_per_task" => config.cpus_per_task = Some(count(file, key, value, 4096)?),
+            "max_parallel" => config.max_parallel = count(file, key, value, 100_000)?,
+            "points_per_task" => config.points_per_task = count(file, key, value, 100_000)?,
+            "poll_interval_s" => {
+                config.poll_interval_s = value
+                    .as_f64()
+                    .filter(|s| (0.1..=3600.0).contains(s))
+                    .ok_or_else(|| Error::BadValue {
+                        path: file.into(),
+                        field: "executor: poll_interval_s".into(),
+                        message: "expected seconds from 0.1 to 3600".into(),
+                    })?;
+            }
+            "sbatch_args" => {
+                let Value::Sequence(items) = value else {
+                    return Err(Error::BadValue {
+                        path: file.into(),
+                        field: "executor: sbatch_args".into(),
+                        message: "expected a list of arguments, e.g. [\"--qos=high\"]".into(),
+                    });
+                };
+                for item in items {
+                    let arg = text(file, key, item)?;
+                    let option = arg.split('=').next().unwrap_or_default();
+                    if OWN_OPTIONS.contains(&option) {
+                        return Err(Error::BadValue {
+                            path: file.into(),
+                            field: "executor: sbatch_args".into(),
+                            message: format!("`{arg}`: e3pipe sets `{option}` itself"),
+                        });
+                    }
+                    config.sbatch_args.push(arg);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<ExecutorConfig> {
+        let value: Value = serde_yaml_ng::from_str(text).unwrap();
+        ExecutorConfig::read(Path::new("p.yaml"), Some(&value))
+    }
+
+    #[test]
+    fn slurm_settings_are_read_and_checked() {
+        let c = read("{kind: slurm, partition: gpu, gres: \"gpu:1\", cpus_per_task: 8, time: \"00:30:00\", max_parallel: 2, points_per_task: 3, sbatch_args: [\"--qos=high\"], poll_interval_s: 0.5}").unwrap();
+        let ExecutorConfig::Slurm(s) = c else {
+            panic!()
+        };
+        assert_eq!(s.partition.as_deref(), Some("gpu"));
+        assert_eq!(
+            (s.cpus_per_task, s.max_parallel, s.points_per_task),
+            (Some(8), 2, 3)
+        );
+        assert_eq!(s.sbatch_args, ["--qos=high"]);
+        for (bad, says) in [
+            ("{kind: slurm, partiton: gpu}", "did you mean `partition`?"),
+            ("{kind: slrum}", "did you mean `slurm`?"),
+            ("{kind: slurm, points_per_task: 0}", "from 1 to"),
+            ("{kind: slurm, time: \"1h; rm -rf /\"}", "not a Slurm time"),
+            (
+                "{kind: slurm, sbatch_args: [\"--array=0-9\"]}",
+                "sets `--array` itself",
+            ),
+            ("{kind: slurm, partition: \"a\\nb\"}", "one line"),
+            ("{kind: local, partition: gpu}", "only `kind: slurm`"),
+        ] {
+            let err = read(bad).unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+
+    #[test]
+    fn the_command_line_overrides_the_file() {
+        let file = read("{kind: slurm, partition: gpu}").unwrap();
+        assert_eq!(
+            file.clone().with_cli(Some(ExecutorKind::Local), false),
+            ExecutorConfig::Local
+        );
+        let ExecutorConfig::Slurm(s) = file.with_cli(None, true) else {
+            panic!()
+        };
+        assert_eq!((s.partition.as_deref(), s.wait), (Some("gpu"), false));
+        let ExecutorConfig::Slurm(s) =
+            ExecutorConfig::Local.with_cli(Some(ExecutorKind::Slurm), false)
+        else {
+            panic!()
+        };
+        assert_eq!(s, SlurmConfig::default());
+    }
+}
