@@ -123,7 +123,8 @@ fn make_room(path: &Path, dir: &Path) {
     if let Some(blocking) = dir
         .ancestors()
         .find(|a| std::fs::symlink_metadata(a).is_ok())
-        && std::fs::symlink_metadata(blocking).is_ok_and(|m| !m.is_dir())
+        // A link to a folder (a shared cache) is a folder: only what is not one, followed, is in the way.
+        && !std::fs::metadata(blocking).is_ok_and(|m| m.is_dir())
         && blocking != Path::new(".")
     {
         crate::output::warn(&format!(

@@ -20,6 +20,9 @@ pub enum Bound {
     Compute,
     Memory,
     Overhead,
+    /// Faster than the measured roof: the peak kernel at this dtype is not the one the model runs (half precision
+    /// on a CPU), so the roof says nothing about this point.
+    AboveRoof,
 }
 
 impl Bound {
@@ -28,6 +31,7 @@ impl Bound {
             Bound::Compute => "compute",
             Bound::Memory => "memory",
             Bound::Overhead => "overhead",
+            Bound::AboveRoof => "above_roof",
         }
     }
 }
@@ -71,7 +75,9 @@ pub fn analyse(
     let bw_util = achieved_bytes / peaks.memory_bytes_per_s;
     let memory_side = h.intensity() < peaks.ridge_flops_per_byte();
     let of_roof = if memory_side { bw_util } else { mfu };
-    let bound = if of_roof < OVERHEAD_BELOW {
+    let bound = if mfu > 1.05 || bw_util > 1.05 {
+        Bound::AboveRoof
+    } else if of_roof < OVERHEAD_BELOW {
         Bound::Overhead
     } else if memory_side {
         Bound::Memory
@@ -106,6 +112,10 @@ impl Roofline {
                 "overhead-bound (mfu {:.0} %, bw {:.0} %)",
                 self.mfu * 100.0,
                 self.bw_util * 100.0
+            ),
+            Bound::AboveRoof => format!(
+                "above the measured roof (mfu {:.0} %): the peak kernel at this dtype is not the model's",
+                self.mfu * 100.0
             ),
         }
     }
@@ -170,5 +180,12 @@ mod tests {
         let r = analyse(&work(1e10, 1e9), 1250.0, None, &p).unwrap();
         assert_eq!(r.bound, Bound::Overhead);
         assert!(analyse(&work(1e10, 1e9), 0.0, None, &p).is_none());
+        // Faster than the roof (half precision on a CPU, whose peak kernel is another): flagged, not "compute".
+        let r = analyse(&work(1e12, 1e9), 500.0, None, &p).unwrap();
+        assert_eq!(r.bound, Bound::AboveRoof);
+        assert!(
+            r.summary()
+                .starts_with("above the measured roof (mfu 200 %)")
+        );
     }
 }

@@ -64,8 +64,12 @@ pub fn load(cache_dir: &Path, key: &PeaksKey) -> Option<Peaks> {
     let bytes = read_own(&path(cache_dir, key)).ok()?;
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
     // Between a megaFLOP/s and an exaFLOP/s, a megabyte/s and a petabyte/s: anything else was not measured here.
-    let sane = (1e6..1e18).contains(&entry.peaks.matmul_flops_per_s)
-        && (1e6..1e15).contains(&entry.peaks.memory_bytes_per_s);
+    let p = &entry.peaks;
+    let sane = (1e6..1e18).contains(&p.matmul_flops_per_s)
+        && (1e6..1e15).contains(&p.memory_bytes_per_s)
+        && p.matmul_median_flops_per_s <= p.matmul_flops_per_s
+        && p.memory_median_bytes_per_s <= p.memory_bytes_per_s
+        && p.runs >= 1;
     (entry.key == *key && sane).then_some(entry.peaks)
 }
 

@@ -44,6 +44,9 @@ pub fn run(pipeline_file: &Path, force: bool) -> Result<()> {
             }
         };
         output::result(&describe(&peaks));
+        if crate::interrupt::INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Interrupted);
+        }
     }
     if seen.is_empty() {
         output::result(

@@ -9,7 +9,8 @@ use crate::error::{self, Error, Result};
 use crate::interrupt;
 use crate::output;
 use crate::pipeline;
-use crate::pipeline::executor;
+use crate::pipeline::executor::{Executor, Local};
+use crate::pipeline::slurm::Slurm;
 use crate::pipeline::executor_config::{ExecutorConfig, ExecutorKind};
 use crate::pipeline::plan::Force;
 use crate::pipeline::spec::Pipeline;
@@ -75,7 +76,10 @@ pub fn run(
                     .into(),
         });
     }
-    let executor = executor::from_config(&config);
+    let executor: Box<dyn Executor> = match &config {
+        ExecutorConfig::Local => Box::new(Local),
+        ExecutorConfig::Slurm(s) => Box::new(Slurm::new(s.clone())),
+    };
     let plan = pipeline::plan::plan(&pipeline, only, &force)?;
     pipeline::plan::check_inputs(&pipeline, only)?;
     if dry_run {

@@ -4,8 +4,6 @@
 
 use crate::error::Result;
 use crate::job::{Finished, Job};
-use crate::pipeline::executor_config::ExecutorConfig;
-use crate::pipeline::slurm::Slurm;
 use crate::pipeline::worker_process::{WorkerStatus, run_worker};
 
 pub trait Executor {
@@ -34,14 +32,6 @@ impl Executor for Local {
             finished(f);
         }
         Ok(status)
-    }
-}
-
-/// The executor `config` asks for.
-pub fn from_config(config: &ExecutorConfig) -> Box<dyn Executor> {
-    match config {
-        ExecutorConfig::Local => Box::new(Local),
-        ExecutorConfig::Slurm(s) => Box::new(Slurm::new(s.clone())),
     }
 }
 

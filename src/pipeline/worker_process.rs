@@ -108,6 +108,10 @@ pub fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
         Some(0) => WorkerStatus::Done,
         Some(130) => WorkerStatus::Interrupted,
         Some(code) => WorkerStatus::Failed(format!("the measuring worker exited with code {code}")),
+        // Ctrl-C reached it before its handler was installed.
+        None if status.signal() == Some(libc::SIGINT) || INTERRUPTED.load(Ordering::SeqCst) => {
+            WorkerStatus::Interrupted
+        }
         None => WorkerStatus::Failed(format!(
             "the measuring worker was killed by signal {}",
             status.signal().unwrap_or(0)

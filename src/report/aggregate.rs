@@ -126,6 +126,12 @@ fn num(v: Option<&Value>) -> Option<f64> {
     v.and_then(Value::as_f64).filter(|x| x.is_finite())
 }
 
+/// A measured time, rate or size: a zero, negative or absurd one (files from elsewhere carry them) is no
+/// measurement and reads as missing, so no table, fit or figure is drawn from it.
+fn measured(v: Option<&Value>) -> Option<f64> {
+    num(v).filter(|x| *x > 0.0 && *x < 1e15)
+}
+
 fn text(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str).map(str::to_string)
 }
@@ -189,19 +195,19 @@ pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String
 fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
     Row {
         context_length: length,
-        latency_ms: num(m.get("latency_ms"))
-            .or_else(|| num(m.get("first_token_latency_ms")))
-            .or_else(|| num(m.get("forward_pass_latency_ms"))),
-        throughput: num(m.get("throughput_tokens_per_sec"))
-            .or_else(|| num(m.get("throughput")))
-            .or_else(|| num(m.get("tokens_per_sec"))),
-        max_memory_gb: num(m.get("max_memory_gb")),
-        ttft_ms: num(m.get("ttft_ms")).or_else(|| num(m.get("first_token_latency_ms"))),
-        tbt_ms: num(m.get("tbt_ms")),
-        e2e_latency_ms: num(m.get("e2e_latency_ms")),
-        encoder_latency_ms: num(m.get("encoder_latency_ms")),
-        prefill_tokens_per_sec: num(m.get("prefill_tokens_per_sec")),
-        decode_tokens_per_sec: num(m.get("decode_tokens_per_sec")),
+        latency_ms: measured(m.get("latency_ms"))
+            .or_else(|| measured(m.get("first_token_latency_ms")))
+            .or_else(|| measured(m.get("forward_pass_latency_ms"))),
+        throughput: measured(m.get("throughput_tokens_per_sec"))
+            .or_else(|| measured(m.get("throughput")))
+            .or_else(|| measured(m.get("tokens_per_sec"))),
+        max_memory_gb: measured(m.get("max_memory_gb")),
+        ttft_ms: measured(m.get("ttft_ms")).or_else(|| measured(m.get("first_token_latency_ms"))),
+        tbt_ms: measured(m.get("tbt_ms")),
+        e2e_latency_ms: measured(m.get("e2e_latency_ms")),
+        encoder_latency_ms: measured(m.get("encoder_latency_ms")),
+        prefill_tokens_per_sec: measured(m.get("prefill_tokens_per_sec")),
+        decode_tokens_per_sec: measured(m.get("decode_tokens_per_sec")),
         memory_source: text(m.get("memory_source")),
         status: text(m.get("status")).unwrap_or_else(|| "ok".into()),
         input_tokens: m.get("input_tokens").and_then(Value::as_i64),
@@ -217,7 +223,8 @@ fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
 }
 
 fn point_row(base: &Row, length: i64, point: &Value, m: &Value) -> Row {
-    let stat = |metric: &str, field: &str| num(point.pointer(&format!("/stats/{metric}/{field}")));
+    let stat =
+        |metric: &str, field: &str| measured(point.pointer(&format!("/stats/{metric}/{field}")));
     let generates = text(point.get("arch")).is_some_and(|a| a != "encoder");
     let headline = if generates {
         "ttft_ms"

@@ -217,3 +217,38 @@ fn the_fit_sees_regimes_in_results_from_elsewhere() {
     assert!(quadratic < power);
     assert!(p.path("figs/latency_curve.png").is_file());
 }
+
+#[test]
+fn values_that_are_no_measurement_are_left_out_not_drawn() {
+    // Found by an adversarial pass: a negative throughput made plotters overflow and the plot step panic.
+    let p = Project::new();
+    p.write(
+        "pipelines/p.yaml",
+        &format!("steps:\n  - name: aggregate\n    kind: aggregate\n{PLOT_AFTER_AGGREGATE}"),
+    );
+    p.write(
+        "latest/inference/m.json",
+        r#"{"exp_id": "inference_scaling_1", "model": "f", "arch": "decoder", "metrics": {
+            "128": {"first_token_latency_ms": 5, "throughput_tokens_per_sec": -1, "max_memory_gb": -0.5},
+            "256": {"first_token_latency_ms": -6, "throughput_tokens_per_sec": 1e300, "max_memory_gb": 0}}}"#,
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    let csv = p.read("tables/inference_results.csv");
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!((rows[0][4], rows[0][5], rows[0][6]), ("5.0000", "", ""));
+    assert_eq!((rows[1][4], rows[1][5], rows[1][6]), ("", "", ""));
+    for figure in [
+        "latency_curve",
+        "inference_performance",
+        "inference_memory_tradeoff",
+        "roofline",
+    ] {
+        assert!(p.path(&format!("figs/{figure}.png")).is_file(), "{figure}");
+    }
+}

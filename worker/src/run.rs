@@ -183,6 +183,26 @@ fn send(finished: &Finished) -> Result<()> {
 
 /// Measures the machine's peaks for `key` and caches them. A failure costs the roofline fields, not the points.
 fn measure_peaks(job: &Job, key: &PeaksKey, device: Device, store: &Store) -> Result<()> {
+    // Two processes measuring at once would each see half the machine and cache a low roof: one measures, the
+    // other waits for it and uses what it cached.
+    let locks = store.dir.join("locks");
+    let name = format!("peaks-{}", key.hash());
+    let mut waited = false;
+    let _lock = loop {
+        match acquire(&locks, &name)? {
+            Acquire::Held(lock) => break lock,
+            Acquire::Busy(_) => {
+                if INTERRUPTED.load(Ordering::SeqCst) {
+                    return Err(Error::Interrupted);
+                }
+                waited = true;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    if waited && e3pipe::cache::peaks::load(&store.dir, key).is_some() {
+        return Ok(());
+    }
     let gpu = match &key.hardware {
         HardwareId::Cuda { name, .. } => Some(name.as_str()),
         HardwareId::Cpu(_) => None,

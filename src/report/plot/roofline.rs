@@ -21,7 +21,11 @@ struct Dot {
 
 fn dots(rows: &[Row], models: &[&str]) -> Vec<Dot> {
     let mut out = Vec::new();
-    for r in rows.iter().filter(|r| r.status == "ok") {
+    // A point is drawn only under the roofs it was read against.
+    for r in rows
+        .iter()
+        .filter(|r| r.status == "ok" && r.roof.peak_tflops.is_some() && r.roof.peak_gbps.is_some())
+    {
         let Some(model_index) = models.iter().position(|m| *m == r.model) else {
             continue;
         };
@@ -136,7 +140,7 @@ pub(super) fn figure<DB: DrawingBackend>(
             .label(if i == 0 {
                 label
             } else {
-                format!("{label} (another machine)")
+                format!("{label} (another device, dtype or thread count)")
             })
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
     }
@@ -209,6 +213,9 @@ mod tests {
 
     #[test]
     fn each_row_gives_a_headline_and_a_decode_dot_and_rows_from_elsewhere_none() {
+        // A row with work but no peaks is not drawn under another row's roof.
+        let mut no_peaks = row("b", 1e9, 10.0);
+        no_peaks.roof.peak_tflops = None;
         let rows = vec![
             row("a", 1e9, 10.0),
             Row {
@@ -216,8 +223,9 @@ mod tests {
                 status: "ok".into(),
                 ..Row::default()
             },
+            no_peaks,
         ];
-        let d = dots(&rows, &["a", "seed"]);
+        let d = dots(&rows, &["a", "seed", "b"]);
         assert_eq!(d.len(), 2);
         assert!((d[0].intensity - 1000.0).abs() < 1e-9 && (d[0].flops_per_s - 1e11).abs() < 1.0);
         assert!(d[1].decode && (d[1].flops_per_s - 1e9).abs() < 1e-3);
