@@ -10,9 +10,9 @@ use crate::interrupt;
 use crate::output;
 use crate::pipeline;
 use crate::pipeline::executor::{Executor, Local};
-use crate::pipeline::slurm::Slurm;
 use crate::pipeline::executor_config::{ExecutorConfig, ExecutorKind};
 use crate::pipeline::plan::Force;
+use crate::pipeline::slurm::Slurm;
 use crate::pipeline::spec::Pipeline;
 
 /// `--executor` and `--no-wait` as given.

@@ -343,6 +343,13 @@ impl Executor for Slurm {
         }
         let store = Store::new(&job.root);
         let mut pending: BTreeSet<String> = job.points.iter().map(|p| p.hash.clone()).collect();
+        // A forced point's old entry is in the cache already: only the task's own report says it was measured again.
+        let forced: BTreeSet<String> = job
+            .points
+            .iter()
+            .filter(|p| p.forced)
+            .map(|p| p.hash.clone())
+            .collect();
         let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
         let mut squeue_calls = 0usize;
         let mut sacct_calls = 0usize;
@@ -362,7 +369,7 @@ impl Executor for Slurm {
                     }
                 }
             }
-            for hash in pending.clone() {
+            for hash in pending.difference(&forced).cloned().collect::<Vec<_>>() {
                 if let Lookup::Hit(entry) = store.get(&hash) {
                     pending.remove(&hash);
                     finished(Finished {
@@ -429,7 +436,9 @@ impl Executor for Slurm {
                         if !pending.contains(hash) {
                             continue;
                         }
-                        if let Lookup::Hit(entry) = store.get(hash) {
+                        if !forced.contains(hash)
+                            && let Lookup::Hit(entry) = store.get(hash)
+                        {
                             pending.remove(hash);
                             finished(Finished {
                                 hash: hash.clone(),

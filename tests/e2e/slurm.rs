@@ -166,6 +166,14 @@ fn slurm_arrays_measure_every_point_and_a_rerun_submits_nothing() {
     let again = run_in(&p, &root, &["run", "pipelines/p.yaml"]);
     assert_eq!(again.points(), (0, 6, 0, 0));
     assert!(!again.stderr.contains("sbatch"), "{}", again.stderr);
+    // `--force`: the old entries are in the cache, yet the points count only once their new task reports them.
+    let before: Vec<Value> = points_of(&root, "bert-tiny.json");
+    let forced = run_in(&p, &root, &["run", "--force", "sl-all", "pipelines/p.yaml"]);
+    assert_eq!(forced.points(), (3, 3, 0, 0), "{}", forced.all());
+    let after = points_of(&root, "bert-tiny.json");
+    for (old, new) in before.iter().zip(&after) {
+        assert_ne!(old["slurm_job_id"], new["slurm_job_id"], "{new:#}");
+    }
 }
 
 #[test]
