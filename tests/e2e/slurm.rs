@@ -362,3 +362,50 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[test]
+fn ctrl_c_cancels_the_submitted_arrays_and_keeps_finished_points() {
+    ensure_slurm();
+    let p = Project::new();
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[8, 16, 24, 32]", 0, 2),
+    );
+    p.write(
+        "pipelines/p.yaml",
+        "executor: {kind: slurm, points_per_task: 1, max_parallel: 1, poll_interval_s: 0.5}
+steps:
+  - {name: sl-interrupt, kind: bench, model: configs/model/bert.yaml, bench: configs/bench/encoder.yaml}
+",
+    );
+    let child = p
+        .command(&["run", "pipelines/p.yaml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while !tasks_named("e3pipe-sl-interrupt")
+        .iter()
+        .any(|(_, s)| s == "RUNNING")
+    {
+        assert!(Instant::now() < deadline, "the array never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let r = to_run(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 130, "{}", r.all());
+    assert!(r.stderr.contains("cancelled Slurm array"), "{}", r.stderr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tasks_named("e3pipe-sl-interrupt").is_empty() {
+        assert!(Instant::now() < deadline, "the array was not cancelled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // What finished is kept: the rerun measures only the rest.
+    let cached = std::fs::read_dir(p.path("cache/points")).map_or(0, Iterator::count);
+    assert!(cached < 4, "cancelled before the end");
+    let again = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(again.points(), (4 - cached, cached, 0, 0));
+}
