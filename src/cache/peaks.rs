@@ -73,6 +73,28 @@ pub fn load(cache_dir: &Path, key: &PeaksKey) -> Option<Peaks> {
     (entry.key == *key && sane).then_some(entry.peaks)
 }
 
+/// Every peaks entry in the cache folder `cache_dir`, and whether this build can use it (an entry measured by other
+/// measuring code, or unreadable, never matches a key again: `e3pipe cache --prune` removes it).
+pub fn entries(cache_dir: &Path) -> Vec<(PathBuf, bool)> {
+    let Ok(dir) = std::fs::read_dir(cache_dir.join("peaks")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(PathBuf, bool)> = dir
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let usable = read_own(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).ok())
+                .is_some_and(|e| e.key.method == METHOD_ID);
+            (p, usable)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// Records `peaks` for `key` (atomically).
 pub fn save(cache_dir: &Path, key: &PeaksKey, peaks: &Peaks) -> Result<()> {
     write_json(

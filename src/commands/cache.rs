@@ -43,8 +43,25 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
             if unreadable == 1 { "y" } else { "ies" }
         ));
     }
+    let peaks = crate::cache::peaks::entries(&store.dir);
+    let stale_peaks: Vec<&std::path::PathBuf> = peaks
+        .iter()
+        .filter(|(_, usable)| !*usable)
+        .map(|(p, _)| p)
+        .collect();
+    if !peaks.is_empty() {
+        output::result(&format!(
+            "  machine peaks: {} entr{} ({} from other measuring code)",
+            peaks.len(),
+            if peaks.len() == 1 { "y" } else { "ies" },
+            stale_peaks.len()
+        ));
+    }
     if !prune {
         return Ok(());
+    }
+    for path in &stale_peaks {
+        let _ = std::fs::remove_file(path);
     }
     // Every pipeline of the project counts, so pruning for one pipeline never drops another's points.
     let mut referenced = BTreeSet::new();

@@ -29,6 +29,23 @@ pub fn run(
     force: Option<Vec<String>>,
     choice: ExecutorChoice,
 ) -> Result<ExitCode> {
+    // `e3pipe run --force pipelines/p.yaml` reads the path as the steps to force (the value is optional).
+    if let Some(path) = force.iter().flatten().find(|s| {
+        Path::new(s.as_str())
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml"))
+            && Path::new(s.as_str()).is_file()
+    }) {
+        return Err(Error::BadValue {
+            path: pipeline.into(),
+            field: "--force".into(),
+            message: format!(
+                "`{}` was read as a step to force; put the pipeline before the flag (`e3pipe run {} --force`) or force named steps (`--force=step`)",
+                error::shorten(path, 60),
+                error::shorten(path, 60)
+            ),
+        });
+    }
     let pipeline = Pipeline::load(pipeline)?;
     let force = match force {
         None => Force::default(),

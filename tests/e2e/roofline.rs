@@ -148,6 +148,23 @@ fn every_point_is_read_against_measured_peaks() {
         doc["peaks"]["matmul_flops_per_s"],
         entry["peaks"]["matmul_flops_per_s"]
     );
+
+    // Peaks measured by other measuring code are never used again: `cache` counts them, `--prune` removes them.
+    let mut stale = entry.clone();
+    stale["key"]["method"] = "0".repeat(64).into();
+    let stale_path = p.path("cache/peaks/stale.json");
+    std::fs::write(&stale_path, stale.to_string()).unwrap();
+    let listing = p.run(&["cache", "pipelines/p.yaml"]);
+    assert!(
+        listing
+            .stdout
+            .contains("machine peaks: 2 entries (1 from other measuring code)"),
+        "{}",
+        listing.stdout
+    );
+    let pruned = p.run(&["cache", "--prune", "pipelines/p.yaml"]);
+    assert_eq!(pruned.code, 0, "{}", pruned.all());
+    assert!(!stale_path.exists() && files[0].exists());
 }
 
 #[test]

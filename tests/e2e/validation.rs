@@ -319,3 +319,17 @@ fn dry_run_plans_and_runs_nothing() {
     assert!(r.stdout.contains("step `plot` (plot)"));
     assert!(!p.path("cache").exists() && !p.path("results").exists());
 }
+
+#[test]
+fn a_pipeline_path_after_force_is_explained_not_taken_for_a_step() {
+    let p = crate::project::Project::bert("[8]", "");
+    let r = p.run(&["run", "--force", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("was read as a step to force; put the pipeline before the flag"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.path("cache").exists());
+}
