@@ -75,6 +75,10 @@ pub struct Row {
     pub energy_per_token_j: Option<f64>,
     pub avg_power_w: Option<f64>,
     pub energy_source: Option<String>,
+    /// The seed tool's spreads of the encoder time and the throughput, and its memory after the run.
+    pub encoder_std_ms: Option<f64>,
+    pub throughput_std: Option<f64>,
+    pub current_memory_gb: Option<f64>,
 }
 
 /// A row's roofline columns, named as in the results documents.
@@ -136,6 +140,17 @@ fn text(v: Option<&Value>) -> Option<String> {
     v.and_then(Value::as_str).map(str::to_string)
 }
 
+/// The architecture names files from elsewhere use (`encdec`, `seq2seq`, `causal`, …), as e3pipe's three.
+pub fn canonical_arch(name: &str) -> String {
+    let lower = name.trim().to_ascii_lowercase().replace('_', "-");
+    match lower.as_str() {
+        "decoder" | "decoder-only" | "causal" | "causal-lm" | "gpt" | "clm" => "decoder".into(),
+        "encoder" | "encoder-only" | "bert" | "mlm" => "encoder".into(),
+        "encoder-decoder" | "encdec" | "enc-dec" | "seq2seq" | "t5" => "encoder-decoder".into(),
+        _ => lower,
+    }
+}
+
 /// Rows of one results document.
 pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String> {
     let exp_id = text(doc.get("exp_id")).ok_or("no `exp_id`: not a results file")?;
@@ -147,11 +162,16 @@ pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // Ours name them at the top; the seed's tool in `config.model` (scaling files) or `config` (single points).
     let model = text(doc.get("model"))
+        .or_else(|| text(doc.pointer("/config/model/name")))
         .or_else(|| text(doc.pointer("/config/model")))
         .unwrap_or(stem);
     let arch = text(doc.get("arch"))
+        .or_else(|| text(doc.pointer("/config/model/arch")))
+        .or_else(|| text(doc.pointer("/config/bench/arch")))
         .or_else(|| text(doc.pointer("/config/arch")))
+        .map(|a| canonical_arch(&a))
         .unwrap_or_default();
     let base = Row {
         exp_id,
@@ -218,6 +238,17 @@ fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
         energy_per_token_j: num(m.get("energy_per_token_j")),
         avg_power_w: num(m.get("avg_power_w")).or_else(|| num(m.get("avg_power_watts"))),
         energy_source: text(m.get("energy_source")).filter(|s| !s.is_empty()),
+        // The spread and run count the seed's tool recorded (ours carry intervals in the point record).
+        latency_std_ms: num(m.get("latency_std_ms")).filter(|s| *s >= 0.0),
+        ttft_std_ms: num(m.get("ttft_std_ms")).filter(|s| *s >= 0.0),
+        tbt_std_ms: num(m.get("tbt_std_ms")).filter(|s| *s >= 0.0),
+        e2e_std_ms: num(m.get("e2e_std_ms")).filter(|s| *s >= 0.0),
+        encoder_std_ms: num(m.get("encoder_std_ms")).filter(|s| *s >= 0.0),
+        throughput_std: num(m.get("throughput_std")).filter(|s| *s >= 0.0),
+        current_memory_gb: measured(m.get("current_memory_gb")),
+        n: m.get("total_runs")
+            .and_then(Value::as_i64)
+            .filter(|n| *n > 0),
         ..base.clone()
     }
 }
@@ -393,6 +424,9 @@ pub fn frame(rows: &[Row]) -> Result<DataFrame> {
         f("energy_per_token_j", &|r| r.energy_per_token_j),
         f("avg_power_w", &|r| r.avg_power_w),
         os("energy_source", &|r| r.energy_source.clone()),
+        f("encoder_std_ms", &|r| r.encoder_std_ms),
+        f("throughput_std", &|r| r.throughput_std),
+        f("current_memory_gb", &|r| r.current_memory_gb),
     ];
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }

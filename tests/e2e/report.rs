@@ -189,3 +189,62 @@ fn a_pipelines_aggregate_reads_only_its_own_models() {
     assert_eq!(aggregate_only(&p).code, 0);
     assert_eq!(p.read("tables/inference_results.csv").lines().count(), 5);
 }
+
+#[test]
+fn seed_files_bring_their_architecture_spread_runs_and_energy() {
+    // The original tool's scaling layout: names in `config.model`, its own architecture aliases, spreads, run
+    // counts and energy per length; an unknown extra field is no reason to skip the file.
+    let seed = |name: &str, arch: &str| {
+        format!(
+            r#"{{"exp_id": "inference_scaling_20251111_120000", "config": {{"model": {{"name": "{name}", "arch": "{arch}", "pretrained": "x"}}, "bench": {{"arch": "{arch}"}}}},
+  "metrics": {{"128": {{"first_token_latency_ms": 5.0, "latency_std_ms": 0.4, "encoder_std_ms": 0.1, "throughput_tokens_per_sec": 90.0,
+     "throughput_std": 3.0, "total_runs": 10, "inference_energy_per_sample_joules": 1.5, "avg_power_watts": 250.0,
+     "current_memory_gb": 0.7, "max_memory_gb": 0.9, "something_new": [1, 2]}}}}}}"#
+        )
+    };
+    let p = Project::new();
+    p.write("latest/inference/a.json", &seed("t5-small", "encdec"));
+    p.write("latest/inference/b.json", &seed("gpt2", "Causal_LM"));
+    p.write("latest/inference/c.json", &seed("bert", "encoder-only"));
+    let r = aggregate_only(&p);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let csv = p.read("tables/inference_results.csv");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let archs: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[col("model")], r[col("arch")]))
+        .collect();
+    assert_eq!(
+        archs,
+        [
+            ("bert", "encoder"),
+            ("gpt2", "decoder"),
+            ("t5-small", "encoder-decoder")
+        ]
+    );
+    for r in &rows {
+        assert_eq!(
+            (
+                r[col("latency_std_ms")],
+                r[col("n")],
+                r[col("encoder_std_ms")],
+                r[col("throughput_std")]
+            ),
+            ("0.4000", "10", "0.1000", "3.0000")
+        );
+        assert_eq!(
+            (
+                r[col("energy_per_sample_j")],
+                r[col("avg_power_w")],
+                r[col("current_memory_gb")]
+            ),
+            ("1.5000", "250.0000", "0.7000")
+        );
+    }
+}
