@@ -210,8 +210,13 @@ fn slurm(file: &Path, map: &Mapping) -> Result<SlurmConfig> {
                 };
                 for item in items {
                     let arg = text(file, key, item)?;
-                    let option = arg.split('=').next().unwrap_or_default();
-                    if OWN_OPTIONS.contains(&option) {
+                    // `--output=x`, `--output x` and the short forms with the value attached (`-ox`).
+                    let own = OWN_OPTIONS.iter().find(|o| {
+                        arg == **o
+                            || arg.starts_with(&format!("{o}="))
+                            || (!o.starts_with("--") && arg.starts_with(**o))
+                    });
+                    if let Some(option) = own {
                         return Err(Error::BadValue {
                             path: file.into(),
                             field: "executor: sbatch_args".into(),
@@ -256,6 +261,14 @@ mod tests {
             (
                 "{kind: slurm, sbatch_args: [\"--array=0-9\"]}",
                 "sets `--array` itself",
+            ),
+            (
+                "{kind: slurm, sbatch_args: [\"-o/tmp/x\"]}",
+                "sets `-o` itself",
+            ),
+            (
+                "{kind: slurm, sbatch_args: [\"--output\"]}",
+                "sets `--output` itself",
             ),
             ("{kind: slurm, partition: \"a\\nb\"}", "one line"),
             ("{kind: local, partition: gpu}", "only `kind: slurm`"),

@@ -193,7 +193,8 @@ impl Linear {
         }
     }
 
-    /// The 95 % prediction interval for a new measurement at `length`.
+    /// The 95 % prediction interval for a new measurement at `length` (for the quadratic, approximate: a new
+    /// point's relative error is taken at the fitted value, not the unknown true one).
     fn interval_ms(&self, length: f64) -> Option<(f64, f64)> {
         let sigma = self.sigma?;
         let x = row(self.form, length, self.ln_break);
@@ -371,9 +372,11 @@ impl Regime {
         self.fitted.interval_ms(length)
     }
 
-    /// `c_ms = 41.2 (38.0–44.4); …` for the fit table.
+    /// `c_ms = 41.2 (38.0–44.4); …` for the fit table. The broken power law's intervals hold its searched break
+    /// fixed, so they are narrower than they should be: the text says so.
     pub fn describe_params(&self) -> String {
-        self.params
+        let params = self
+            .params
             .iter()
             .map(|p| match p.ci95 {
                 Some((lo, hi)) => {
@@ -382,7 +385,15 @@ impl Regime {
                 None => format!("{} = {:.4e}", p.name, p.value),
             })
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; ");
+        if self.form == Form::BrokenPowerLaw {
+            format!(
+                "{params}; intervals given the break at {} tokens, which was searched: too narrow",
+                self.fitted.break_length
+            )
+        } else {
+            params
+        }
     }
 }
 
@@ -441,6 +452,11 @@ mod tests {
         let r = select(&curve(f)).unwrap();
         assert_eq!(r.form, Form::BrokenPowerLaw, "{r:#?}");
         assert_eq!(r.knee_tokens, Some(512.0));
+        assert!(
+            r.describe_params().ends_with(
+                "intervals given the break at 512 tokens, which was searched: too narrow"
+            )
+        );
         assert!(
             (r.params[1].value - 0.1).abs() < 0.1
                 && (r.params[1].value + r.params[2].value - 1.8).abs() < 0.1

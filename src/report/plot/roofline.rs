@@ -30,30 +30,24 @@ fn dots(rows: &[Row], models: &[&str]) -> Vec<Dot> {
             continue;
         };
         let length = r.context_length.unwrap_or(0);
-        if let (Some(flops), Some(bytes), Some(ms)) = (r.roof.flops, r.roof.bytes, r.latency_ms)
-            && bytes > 0.0
-            && ms > 0.0
-        {
-            out.push(Dot {
-                model_index,
-                intensity: flops / bytes,
-                flops_per_s: flops / (ms / 1e3),
-                length,
-                decode: false,
-            });
-        }
-        if let (Some(flops), Some(bytes), Some(ms)) =
-            (r.roof.decode_flops, r.roof.decode_bytes, r.tbt_ms)
-            && bytes > 0.0
-            && ms > 0.0
-        {
-            out.push(Dot {
-                model_index,
-                intensity: flops / bytes,
-                flops_per_s: flops / (ms / 1e3),
-                length,
-                decode: true,
-            });
+        // The headline phase over its latency, a decode step over the mean step.
+        let phases = [
+            (r.roof.flops, r.roof.bytes, r.latency_ms, false),
+            (r.roof.decode_flops, r.roof.decode_bytes, r.tbt_ms, true),
+        ];
+        for (flops, bytes, ms, decode) in phases {
+            if let (Some(flops), Some(bytes), Some(ms)) = (flops, bytes, ms)
+                && bytes > 0.0
+                && ms > 0.0
+            {
+                out.push(Dot {
+                    model_index,
+                    intensity: flops / bytes,
+                    flops_per_s: flops / (ms / 1e3),
+                    length,
+                    decode,
+                });
+            }
         }
     }
     out
