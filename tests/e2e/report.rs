@@ -140,17 +140,28 @@ fn latency_curve_has_both_panels_and_every_architecture() {
     let img = image::open(p.path("figs/latency_curve.png"))
         .unwrap()
         .to_rgb8();
-    assert_eq!(img.dimensions(), (1600, 650));
-    for (arch, color) in [
-        ("decoder", [214, 39, 40]),
-        ("encoder-decoder", [44, 160, 44]),
-        ("encoder", [31, 119, 180]),
-    ] {
+    // Two panels of 800 px and the legend column of 320 px beside them.
+    assert_eq!(img.dimensions(), (1920, 650));
+    let csv = p.read("tables/inference_results.csv");
+    let mut models: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    models.sort_unstable();
+    models.dedup();
+    assert_eq!(models.len(), 3, "{csv}");
+    // Each model in its own colour (the palette's first three, in name order) in both panels and the legend.
+    for (model, color) in models
+        .iter()
+        .zip([[31, 119, 180], [255, 127, 14], [44, 160, 44]])
+    {
         let left = count_color(&img, 0, 800, color);
         let right = count_color(&img, 800, 1600, color);
+        let legend = count_color(&img, 1600, 1920, color);
         assert!(
-            left > 200 && right > 200,
-            "{arch} colour: {left} px in the latency panel, {right} px in the memory panel"
+            left > 200 && right > 200 && legend > 30,
+            "{model}: {left} px in the latency panel, {right} px in the memory panel, {legend} in the legend"
         );
     }
     for fig in [
@@ -247,4 +258,103 @@ fn seed_files_bring_their_architecture_spread_runs_and_energy() {
             ("1.5000", "250.0000", "0.7000")
         );
     }
+}
+
+/// A results file in the original tool's scaling layout with `lengths`, latency growing with `scale`.
+fn seed_file(name: &str, arch: &str, scale: f64, lengths: &[u32]) -> String {
+    let metrics: Vec<String> = lengths
+        .iter()
+        .map(|l| {
+            let ms = scale * f64::from(*l) / 128.0;
+            format!(
+                r#""{l}": {{"first_token_latency_ms": {ms}, "latency_std_ms": {std}, "max_memory_gb": {gb}, "total_runs": 10}}"#,
+                std = ms * 0.05,
+                gb = 0.5 + scale / 100.0 + f64::from(*l) / 2000.0
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"exp_id": "inference_scaling_20251111_1200{scale:02}", "config": {{"model": {{"name": "{name}", "arch": "{arch}"}}}}, "metrics": {{{}}}}}"#,
+        metrics.join(", ")
+    )
+}
+
+#[test]
+fn fifteen_models_get_fifteen_colours_and_a_row_of_panels_per_architecture() {
+    let p = Project::new();
+    let archs = ["decoder", "encdec", "encoder"];
+    for i in 0..15 {
+        p.write(
+            &format!("latest/inference/m{i:02}.json"),
+            &seed_file(
+                &format!("model-{i:02}"),
+                archs[i % 3],
+                5.0 + i as f64,
+                &[128, 256, 512],
+            ),
+        );
+    }
+    let r = aggregate_only(&p);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let img = image::open(p.path("figs/latency_curve.png"))
+        .unwrap()
+        .to_rgb8();
+    // Past eight models: three rows of panels (decoder, encoder-decoder, encoder), 520 px each.
+    assert_eq!(img.dimensions(), (1920, 3 * 520));
+    let svg = p.read("figs/latency_curve.svg");
+    for title in [
+        "Latency vs context length: decoder",
+        "Latency vs context length: encoder-decoder",
+        "Peak memory vs context length: encoder",
+        "shade: ± std (file gave no interval)",
+    ] {
+        assert!(svg.contains(title), "{title}");
+    }
+    // Fifteen distinct colours, each drawn in the panels (the curves) and in the legend column.
+    let palette: [[u8; 3]; 15] = [
+        [31, 119, 180],
+        [255, 127, 14],
+        [44, 160, 44],
+        [214, 39, 40],
+        [148, 103, 189],
+        [140, 86, 75],
+        [227, 119, 194],
+        [127, 127, 127],
+        [188, 189, 34],
+        [23, 190, 207],
+        [0, 0, 117],
+        [128, 0, 0],
+        [128, 128, 0],
+        [70, 153, 144],
+        [145, 30, 180],
+    ];
+    for (i, color) in palette.iter().enumerate() {
+        let panels = count_color(&img, 0, 1600, *color);
+        let legend = count_color(&img, 1600, 1920, *color);
+        assert!(
+            panels > 300 && legend > 30,
+            "model-{i:02}: {panels} px in the panels, {legend} px in the legend"
+        );
+    }
+    // Each model's curve sits in its architecture's row only: model-00 is a decoder (top row).
+    let row_of = |color: [u8; 3]| -> Vec<usize> {
+        (0..3)
+            .map(|row| {
+                (0..1600)
+                    .flat_map(|x| (row * 520..(row + 1) * 520).map(move |y| (x, y as u32)))
+                    .filter(|&(x, y)| img.get_pixel(x, y).0 == color)
+                    .count()
+            })
+            .collect()
+    };
+    let decoder = row_of(palette[0]);
+    assert!(
+        decoder[0] > 300 && decoder[1] == 0 && decoder[2] == 0,
+        "{decoder:?}"
+    );
+    let encoder = row_of(palette[2]);
+    assert!(
+        encoder[2] > 300 && encoder[0] == 0 && encoder[1] == 0,
+        "{encoder:?}"
+    );
 }

@@ -7,9 +7,11 @@ use crate::bench::stats::level_label;
 use crate::report::aggregate::Row;
 use crate::report::plot::PlotOptions;
 use crate::report::plot::axes::YScale;
+use crate::report::plot::facet::{Facet, facets};
+use crate::report::plot::legend::{self, Entry, Glyph, LEGEND_WIDTH_PX};
 use crate::report::plot::panel::{self, DrawResult, PanelSpec};
-use crate::report::plot::series::{Metric, latency_band, predictions, series};
-use crate::report::plot::style::{arch_color, short_number};
+use crate::report::plot::series::{Metric, Prediction, latency_band, predictions, series};
+use crate::report::plot::style::{Marker, Palette, short_number};
 
 /// How the latency band reads in the axis title: the interval's real level (the lowest among the points).
 fn band_label(rows: &[Row]) -> String {
@@ -19,7 +21,7 @@ fn band_label(rows: &[Row]) -> String {
         .filter_map(|r| r.latency_ci_level)
         .collect();
     if levels.is_empty() {
-        return "band: ± std where given".into();
+        return "band: ± std".into();
     }
     let lowest = levels.iter().copied().fold(f64::MAX, f64::min);
     let highest = levels.iter().copied().fold(f64::MIN, f64::max);
@@ -54,42 +56,118 @@ fn memory_label(rows: &[Row]) -> String {
         format!("Peak memory (GB, {})", names.join(" / "))
     }
 }
-/// Latency (with its band and predictions) and peak memory against context length, side by side.
+/// What the shade around a latency curve is, for the legend: the interval where points carry one, ± std for files
+/// that carry only a spread (the original tool's), said separately when a figure mixes both.
+fn band_entries(rows: &[Row]) -> Vec<Entry> {
+    let ok = || rows.iter().filter(|r| r.status == "ok");
+    let mut out = Vec::new();
+    if ok().any(|r| r.latency_ci_level.is_some()) {
+        out.push(Entry::grey(
+            &format!("shade: {}", band_label(rows).trim_start_matches("band: ")),
+            Glyph::Band,
+        ));
+    }
+    if ok().any(|r| r.latency_ci_low_ms.is_none() && r.latency_std_ms.is_some()) {
+        out.push(Entry::grey(
+            "shade: ± std (file gave no interval)",
+            Glyph::Band,
+        ));
+    }
+    out
+}
+
+/// What the crosses on the axis and the dashed curves mean, when a figure has them.
+fn mark_entries(rows: &[Row], predicted: &[Prediction], palette: &Palette) -> Vec<Entry> {
+    let mut out = Vec::new();
+    if rows.iter().any(|r| r.status != "ok") {
+        out.push(Entry::grey(
+            "× on the axis: failed / infeasible length",
+            Glyph::Cross,
+        ));
+    }
+    for p in predicted {
+        out.push(Entry {
+            label: format!("{}: predicted ({} fit)", p.model, p.form),
+            color: palette.color(&p.model),
+            glyph: Glyph::Dashed,
+        });
+    }
+    if predicted
+        .iter()
+        .any(|p| p.points.iter().any(|q| q.2.is_some()))
+    {
+        out.push(Entry::grey(
+            "light shade: 95 % prediction band",
+            Glyph::Band,
+        ));
+    }
+    out
+}
+
+/// Pixel size of a figure of `facets` rows of panels, each `row_height` tall, plus the legend column.
+pub(super) fn size(panels_width: u32, row_height: u32, facets: usize) -> (u32, u32) {
+    let rows = u32::try_from(facets.max(1)).unwrap_or(1);
+    (panels_width + LEGEND_WIDTH_PX, row_height * rows)
+}
+
+/// Latency (with its band and predictions) and peak memory against context length, side by side; one row of
+/// panels per architecture when there are many models.
 pub(super) fn latency_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
     options: &PlotOptions,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let (width, _) = root.dim_in_pixel();
-    let (left, right) = root.split_horizontally(width / 2);
+    let palette = Palette::of(rows);
+    let (panels, legend_area) = legend::split(root);
+    let facets = facets(rows);
     let x = options.x_scale();
-    let lat = series(rows, |r| r.latency_ms, latency_band);
-    let mem = series(rows, |r| r.max_memory_gb, |_, v| (v, v));
-    let predicted = predictions(rows, &lat, &options.predict_lengths);
-    panel::draw(
-        &left,
-        &PanelSpec {
-            title: "Latency vs context length",
-            y_desc: &format!("Latency (ms): first token / forward; {}", band_label(rows)),
-            x,
-            y: YScale::Linear,
-        },
-        &lat,
-        &predicted,
-    )?;
-    panel::draw(
-        &right,
-        &PanelSpec {
-            title: "Peak memory vs context length",
-            y_desc: &memory_label(rows),
-            x,
-            y: YScale::Linear,
-        },
-        &mem,
-        &[],
-    )?;
+    let mut all_predicted = Vec::new();
+    for (facet, area) in facets.iter().zip(panels.split_evenly((facets.len(), 1))) {
+        let (width, _) = area.dim_in_pixel();
+        let (left, right) = area.split_horizontally(width / 2);
+        let lat = series(&facet.rows, |r| r.latency_ms, latency_band);
+        let mem = series(&facet.rows, |r| r.max_memory_gb, |_, v| (v, v));
+        let predicted = predictions(&facet.rows, &lat, &options.predict_lengths);
+        panel::draw(
+            &left,
+            &PanelSpec {
+                title: &facet.title("Latency vs context length"),
+                y_desc: "Latency (ms): first token / forward",
+                x,
+                y: YScale::Linear,
+            },
+            &lat,
+            &predicted,
+            &palette,
+        )?;
+        panel::draw(
+            &right,
+            &PanelSpec {
+                title: &facet.title("Peak memory vs context length"),
+                y_desc: &memory_label(rows),
+                x,
+                y: YScale::Linear,
+            },
+            &mem,
+            &[],
+            &palette,
+        )?;
+        all_predicted.extend(predicted);
+    }
+    let mut entries = legend::models(rows, &palette);
+    entries.extend(band_entries(rows));
+    entries.extend(mark_entries(rows, &all_predicted, &palette));
+    legend::draw(&legend_area, &entries)?;
     root.present()
+}
+
+/// The rows of the generating models (decoders and encoder-decoders).
+pub(super) fn generating(rows: &[Row]) -> Vec<Row> {
+    rows.iter()
+        .filter(|r| r.arch != "encoder")
+        .cloned()
+        .collect()
 }
 
 /// Time to first token, time between tokens and end-to-end latency of the generating models.
@@ -99,40 +177,67 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
     options: &PlotOptions,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let generating: Vec<Row> = rows
-        .iter()
-        .filter(|r| r.arch != "encoder")
-        .cloned()
-        .collect();
-    let panels = root.split_evenly((1, 3));
-    let specs: [(&str, &str, Metric); 3] = [
-        ("Prefill: time to first token", "TTFT (ms)", |r| r.ttft_ms),
-        ("Per generated token", "TBT (ms/token)", |r| r.tbt_ms),
-        ("End to end", "E2E latency (ms)", |r| r.e2e_latency_ms),
+    let palette = Palette::of(rows);
+    let (panels, legend_area) = legend::split(root);
+    let generating = generating(rows);
+    let facets = facets(&generating);
+    // Each metric with its spread over runs, shaded ± std.
+    let specs: [(&str, &str, Metric, Metric); 3] = [
+        (
+            "Prefill: time to first token",
+            "TTFT (ms)",
+            |r| r.ttft_ms,
+            |r| r.ttft_std_ms,
+        ),
+        (
+            "Per generated token",
+            "TBT (ms/token)",
+            |r| r.tbt_ms,
+            |r| r.tbt_std_ms,
+        ),
+        (
+            "End to end",
+            "E2E latency (ms)",
+            |r| r.e2e_latency_ms,
+            |r| r.e2e_std_ms,
+        ),
     ];
-    for (area, (title, y_desc, f)) in panels.iter().zip(specs) {
-        panel::draw(
-            area,
-            &PanelSpec {
-                title,
-                y_desc,
-                x: options.x_scale(),
-                y: YScale::Linear,
-            },
-            &series(&generating, f, |_, v| (v, v)),
-            &[],
-        )?;
+    for (facet, area) in facets.iter().zip(panels.split_evenly((facets.len(), 1))) {
+        for (cell, (title, y_desc, f, std)) in area.split_evenly((1, 3)).iter().zip(specs) {
+            panel::draw(
+                cell,
+                &PanelSpec {
+                    title: &facet.title(title),
+                    y_desc,
+                    x: options.x_scale(),
+                    y: YScale::Linear,
+                },
+                &series(&facet.rows, f, |r, v| {
+                    std(r).map_or((v, v), |s| (v - s, v + s))
+                }),
+                &[],
+                &palette,
+            )?;
+        }
     }
+    let mut entries = legend::models(&generating, &palette);
+    if generating
+        .iter()
+        .any(|r| r.ttft_std_ms.is_some() || r.tbt_std_ms.is_some())
+    {
+        entries.push(Entry::grey("shade: ± std over runs", Glyph::Band));
+    }
+    entries.extend(mark_entries(&generating, &[], &palette));
+    legend::draw(&legend_area, &entries)?;
     root.present()
 }
 
-/// Throughput per model at one length every model measured (else each model's longest).
-pub(super) fn performance_figure<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    rows: &[Row],
-) -> DrawResult<DB> {
-    root.fill(&WHITE)?;
-    // One length every model measured if there is one, else each model's longest measured length.
+/// One bar of the throughput figure: (`model @ length`, model, arch, tokens/s).
+type Bar = (String, String, String, f64);
+
+/// The bars of the throughput figure, at one length every model measured if there is one (returned), else each
+/// model's longest measured length.
+fn throughput_bars(rows: &[Row]) -> (Option<i64>, Vec<Bar>) {
     let ok: Vec<&Row> = rows
         .iter()
         .filter(|r| r.status == "ok" && r.throughput.is_some())
@@ -153,7 +258,7 @@ pub(super) fn performance_figure<DB: DrawingBackend>(
             })
         })
         .max();
-    let bars: Vec<(String, String, f64)> = models
+    let bars = models
         .iter()
         .filter_map(|(m, a)| {
             let r = ok
@@ -162,43 +267,64 @@ pub(super) fn performance_figure<DB: DrawingBackend>(
                 .max_by_key(|r| r.context_length)?;
             Some((
                 format!("{m} @ {}", r.context_length.unwrap_or(0)),
+                m.to_string(),
                 a.to_string(),
                 r.throughput?,
             ))
         })
         .collect();
-    let y_max = bars.iter().map(|b| b.2).fold(0.0, f64::max).max(1e-9) * 1.15;
+    (common, bars)
+}
+
+/// Height of the throughput figure: a bar row per model.
+pub(super) fn performance_height(rows: &[Row]) -> u32 {
+    let bars = u32::try_from(throughput_bars(rows).1.len()).unwrap_or(0);
+    (160 + 40 * bars).max(450)
+}
+
+/// Throughput per model, one horizontal bar each (names stay readable however many models), in the model's colour.
+pub(super) fn performance_figure<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[Row],
+) -> DrawResult<DB> {
+    root.fill(&WHITE)?;
+    let palette = Palette::of(rows);
+    let (common, bars) = throughput_bars(rows);
+    let x_max = bars.iter().map(|b| b.3).fold(0.0, f64::max).max(1e-9) * 1.35;
     let title = match common {
         Some(l) => format!("Throughput by model at {l} tokens"),
         None => "Throughput by model (longest measured length)".into(),
     };
+    let n = bars.len().max(1) as f64;
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 24))
         .margin(20)
         .x_label_area_size(50)
-        .y_label_area_size(90)
-        .build_cartesian_2d(0.0..(bars.len().max(1) as f64), 0.0..y_max)?;
+        .y_label_area_size(230)
+        .build_cartesian_2d(0.0..x_max, 0.0..n)?;
     let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
     chart
         .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(bars.len().max(1) * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = (*x - 0.5).round();
-            if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 {
-                names.get(i as usize).cloned().unwrap_or_default()
+        .disable_y_mesh()
+        .y_labels(bars.len().max(1) * 2 + 1)
+        .y_label_formatter(&|y| {
+            // Bar i sits in [n - i - 1, n - i): the first model at the top.
+            let i = n - 0.5 - y;
+            if (i - i.round()).abs() < 1e-6 && i >= -1e-6 {
+                names.get(i.round() as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
             }
         })
-        .y_desc("Throughput (generated tokens/s; encoders: input tokens/s)")
+        .x_desc("Throughput (generated tokens/s; encoders: input tokens/s)")
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()?;
-    for (i, (_, arch, v)) in bars.iter().enumerate() {
-        let color = arch_color(arch);
+    for (i, (_, model, arch, v)) in bars.iter().enumerate() {
+        let color = palette.color(model);
+        let top = n - i as f64;
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)],
+            [(0.0, top - 0.85), (*v, top - 0.15)],
             color.filled(),
         )))?;
         // Generators and encoders count different tokens: say which on each bar.
@@ -208,27 +334,45 @@ pub(super) fn performance_figure<DB: DrawingBackend>(
             "generated tok/s"
         };
         chart.draw_series(std::iter::once(
-            EmptyElement::at((i as f64 + 0.2, *v))
+            EmptyElement::at((*v, top - 0.5))
                 + Text::new(
                     format!("{} {unit}", short_number(*v)),
-                    (0, -22),
-                    ("sans-serif", 16),
+                    (6, -8),
+                    ("sans-serif", 15),
                 ),
         ))?;
     }
     root.present()
 }
 
-/// Latency against peak memory, every point labelled with its length.
+/// Latency against peak memory, every point labelled with its length; one panel per architecture when there are
+/// many models.
 pub(super) fn tradeoff_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let ok: Vec<&Row> = rows
+    let palette = Palette::of(rows);
+    let (panels, legend_area) = legend::split(root);
+    let ok: Vec<Row> = rows
         .iter()
         .filter(|r| r.status == "ok" && r.latency_ms.is_some() && r.max_memory_gb.is_some())
+        .cloned()
         .collect();
+    let facets = facets(&ok);
+    for (facet, area) in facets.iter().zip(panels.split_evenly((facets.len(), 1))) {
+        tradeoff_panel(&area, facet, &palette)?;
+    }
+    legend::draw(&legend_area, &legend::models(&ok, &palette))?;
+    root.present()
+}
+
+fn tradeoff_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    facet: &Facet,
+    palette: &Palette,
+) -> DrawResult<DB> {
+    let ok = &facet.rows;
     let x_max = ok
         .iter()
         .filter_map(|r| r.latency_ms)
@@ -241,9 +385,9 @@ pub(super) fn tradeoff_figure<DB: DrawingBackend>(
         .fold(0.0, f64::max)
         .max(1e-9)
         * 1.15;
-    let mut chart = ChartBuilder::on(root)
+    let mut chart = ChartBuilder::on(area)
         .caption(
-            "Latency vs peak memory (labels: context length)",
+            facet.title("Latency vs peak memory (labels: context length)"),
             ("sans-serif", 24),
         )
         .margin(20)
@@ -257,41 +401,46 @@ pub(super) fn tradeoff_figure<DB: DrawingBackend>(
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()?;
-    let mut models: Vec<(&str, &str)> = ok
-        .iter()
-        .map(|r| (r.model.as_str(), r.arch.as_str()))
-        .collect();
+    // Each model's points joined thinly in length order, so a model's path reads at a glance.
+    let mut models: Vec<&str> = ok.iter().map(|r| r.model.as_str()).collect();
     models.sort_unstable();
     models.dedup();
-    for (model, arch) in models {
-        let color = arch_color(arch);
-        let pts: Vec<&&Row> = ok.iter().filter(|r| r.model == model).collect();
-        chart
-            .draw_series(pts.iter().map(|r| {
-                Circle::new(
-                    (r.latency_ms.unwrap_or(0.0), r.max_memory_gb.unwrap_or(0.0)),
-                    6,
-                    color.filled(),
-                )
-            }))?
-            .label(format!("{model} ({arch})"))
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
-        chart.draw_series(pts.iter().map(|r| {
-            Text::new(
-                format!("{}", r.context_length.unwrap_or(0)),
-                (r.latency_ms.unwrap_or(0.0), r.max_memory_gb.unwrap_or(0.0)),
-                ("sans-serif", 13).into_font(),
-            )
-        }))?;
+    for model in models {
+        let mut own: Vec<&Row> = ok.iter().filter(|r| r.model == model).collect();
+        own.sort_by_key(|r| r.context_length);
+        chart.draw_series(LineSeries::new(
+            own.iter()
+                .filter_map(|r| Some((r.latency_ms?, r.max_memory_gb?))),
+            palette.color(model).mix(0.5).stroke_width(1),
+        ))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 15))
-        .draw()?;
-    root.present()
+    for r in ok {
+        let (Some(ms), Some(gb)) = (r.latency_ms, r.max_memory_gb) else {
+            continue;
+        };
+        let color = palette.color(&r.model);
+        let style = color.filled();
+        match Marker::of_arch(&r.arch) {
+            Marker::Triangle => {
+                chart.draw_series(std::iter::once(TriangleMarker::new((ms, gb), 8, style)))?
+            }
+            Marker::Square => chart.draw_series(std::iter::once(
+                EmptyElement::at((ms, gb)) + Rectangle::new([(-5, -5), (5, 5)], style),
+            ))?,
+            Marker::Circle => {
+                chart.draw_series(std::iter::once(Circle::new((ms, gb), 6, style)))?
+            }
+        };
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((ms, gb))
+                + Text::new(
+                    format!("{}", r.context_length.unwrap_or(0)),
+                    (7, -16),
+                    ("sans-serif", 13).into_font().color(&color),
+                ),
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

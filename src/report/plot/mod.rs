@@ -1,15 +1,19 @@
 //! The plot step: figures drawn from `tables/inference_results.csv` with plotters, as PNG and SVG.
 //! - `latency_curve`: latency vs context length, shaded with the order-statistic interval of the median (its real
 //!   level in the axis title: 75 % for 3 runs) or ± std for files that carry no interval; peak memory vs length
-//!   (its source named); colour and marker by architecture; failed/infeasible points marked on the axis;
+//!   (its source named); failed/infeasible points marked on the axis;
 //!   predictions from the scaling fit dashed, with their 95 % prediction band, and only at lengths that can run.
+//! - Every model has one colour in every panel and figure, every architecture one marker; legends sit in a column
+//!   beside the panels, never over data; past 8 models a figure draws one row of panels per architecture.
 //! - `ttft_tbt_curves`, `inference_performance`, `inference_memory_tradeoff` as the seed drew them.
 //!
 //! The figures (`figures`) are made of panels (`panel`) over curves (`series`), with axes (`axes`) and a look
 //! (`style`) shared by all.
 
 mod axes;
+mod facet;
 mod figures;
+mod legend;
 mod panel;
 mod roofline;
 mod series;
@@ -128,38 +132,43 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
     style::register_font();
     let rows = read_table(table)?;
     let [latency, ttft_tbt, performance, tradeoff, roofline_name] = paths::FIGURES;
+    let many = facet::facets(&rows).len();
     render(
         figs,
         latency,
-        (1600, 650),
+        figures::size(1600, if many > 1 { 520 } else { 650 }, many),
         &|a| figures::latency_figure(&a, &rows, options),
         &|a| figures::latency_figure(&a, &rows, options),
     )?;
     render(
         figs,
         ttft_tbt,
-        (1800, 600),
+        figures::size(
+            1800,
+            if many > 1 { 480 } else { 600 },
+            facet::facets(&figures::generating(&rows)).len(),
+        ),
         &|a| figures::ttft_tbt_figure(&a, &rows, options),
         &|a| figures::ttft_tbt_figure(&a, &rows, options),
     )?;
     render(
         figs,
         performance,
-        (1000, 650),
+        (1100, figures::performance_height(&rows)),
         &|a| figures::performance_figure(&a, &rows),
         &|a| figures::performance_figure(&a, &rows),
     )?;
     render(
         figs,
         tradeoff,
-        (1000, 650),
+        figures::size(1000, if many > 1 { 520 } else { 650 }, many),
         &|a| figures::tradeoff_figure(&a, &rows),
         &|a| figures::tradeoff_figure(&a, &rows),
     )?;
     render(
         figs,
         roofline_name,
-        (1100, 750),
+        figures::size(1100, 750, 1),
         &|a| roofline::figure(&a, &rows),
         &|a| roofline::figure(&a, &rows),
     )?;

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use crate::report::plot::axes::{XScale, YScale};
 use crate::report::plot::series::{Prediction, Series};
-use crate::report::plot::style::{Marker, arch_color};
+use crate::report::plot::style::{Marker, Palette};
 
 pub(super) type DrawResult<DB> =
     std::result::Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
@@ -19,12 +19,14 @@ pub(super) struct PanelSpec<'a> {
     pub(super) y: YScale,
 }
 
-/// Draws `all` (and `predictions`) into `area` as `spec` says.
+/// Draws `all` (and `predictions`) into `area` as `spec` says, each model in its `palette` colour. The legend is
+/// the figure's (`legend`), beside the panels.
 pub(super) fn draw<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     spec: &PanelSpec<'_>,
     all: &[Series],
     predictions: &[Prediction],
+    palette: &Palette,
 ) -> DrawResult<DB> {
     let (x, y) = (spec.x, spec.y);
     let xs: Vec<f64> = all
@@ -35,14 +37,22 @@ pub(super) fn draw<DB: DrawingBackend>(
                 .map(|p| p.0)
                 .chain(s.missing.iter().map(|m| m.0))
         })
-        .chain(predictions.iter().flat_map(|p| p.2.iter().map(|q| q.0)))
+        .chain(
+            predictions
+                .iter()
+                .flat_map(|p| p.points.iter().map(|q| q.0)),
+        )
         .collect();
     let ys: Vec<f64> = all
         .iter()
         .flat_map(|s| s.points.iter().flat_map(|p| [p.2, p.3, p.1]))
         // Prediction bands are left out of the range: far extrapolations with few lengths have bands wide enough
         // to flatten every measured curve; the band is clipped at the top instead.
-        .chain(predictions.iter().flat_map(|p| p.2.iter().map(|q| q.1)))
+        .chain(
+            predictions
+                .iter()
+                .flat_map(|p| p.points.iter().map(|q| q.1)),
+        )
         .filter(|v| y.shows(*v))
         .collect();
     let (x_min, x_max) = xs
@@ -74,7 +84,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         .axis_desc_style(("sans-serif", 17))
         .draw()?;
     for s in all {
-        let color = arch_color(&s.arch);
+        let color = palette.color(&s.model);
         if s.points.len() > 1 {
             let mut band: Vec<(f64, f64)> =
                 s.points.iter().map(|p| (x.of(p.0), y_of(p.3))).collect();
@@ -84,15 +94,10 @@ pub(super) fn draw<DB: DrawingBackend>(
                 color.mix(0.18).filled(),
             )))?;
         }
-        chart
-            .draw_series(LineSeries::new(
-                s.points.iter().map(|p| (x.of(p.0), y_of(p.1))),
-                color.stroke_width(3),
-            ))?
-            .label(format!("{} ({})", s.model, s.arch))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-            });
+        chart.draw_series(LineSeries::new(
+            s.points.iter().map(|p| (x.of(p.0), y_of(p.1))),
+            color.stroke_width(3),
+        ))?;
         let at: Vec<(f64, f64)> = s.points.iter().map(|p| (x.of(p.0), y_of(p.1))).collect();
         let style = color.filled();
         match Marker::of_arch(&s.arch) {
@@ -120,14 +125,16 @@ pub(super) fn draw<DB: DrawingBackend>(
                 )
         }))?;
     }
-    for (model, arch, points) in predictions {
-        let color = arch_color(arch);
-        let xy: Vec<(f64, f64)> = points
+    for p in predictions {
+        let color = palette.color(&p.model);
+        let xy: Vec<(f64, f64)> = p
+            .points
             .iter()
             .map(|(l, y, _)| (x.of(*l), y_of(*y)))
             .collect();
-        // The 95 % prediction band: where a measurement at that length would fall if the power law held.
-        let banded: Vec<(f64, (f64, f64))> = points
+        // The 95 % prediction band: where a measurement at that length would fall if the fitted form held.
+        let banded: Vec<(f64, (f64, f64))> = p
+            .points
             .iter()
             .filter_map(|(l, _, b)| Some((x.of(*l), (*b)?)))
             .collect();
@@ -137,42 +144,22 @@ pub(super) fn draw<DB: DrawingBackend>(
                 .map(|(x, b)| (*x, y_of(b.1.min(y_max))))
                 .collect();
             outline.extend(banded.iter().rev().map(|(x, b)| (*x, y_of(b.0.min(y_max)))));
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    outline,
-                    color.mix(0.08).filled(),
-                )))?
-                .label(format!("{model}: 95 % prediction band"))
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 24, y + 5)], color.mix(0.15).filled())
-                });
+            chart.draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.08).filled(),
+            )))?;
         }
-        chart
-            .draw_series(DashedLineSeries::new(
-                xy.clone(),
-                10,
-                6,
-                color.stroke_width(2),
-            ))?
-            .label(format!("{model}: predicted"))
-            .legend(move |(x, y)| {
-                PathElement::new(
-                    vec![(x, y), (x + 8, y), (x + 14, y), (x + 24, y)],
-                    color.stroke_width(1),
-                )
-            });
+        chart.draw_series(DashedLineSeries::new(
+            xy.clone(),
+            10,
+            6,
+            color.stroke_width(2),
+        ))?;
         chart.draw_series(
             xy.iter()
                 .skip(1)
                 .map(|xy| EmptyElement::at(*xy) + Circle::new((0, 0), 6, color.stroke_width(2))),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 15))
-        .draw()?;
     Ok(())
 }

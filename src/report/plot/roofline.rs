@@ -7,8 +7,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::aggregate::Row;
+use crate::report::plot::legend::{self, Entry, Glyph};
 use crate::report::plot::panel::DrawResult;
-use crate::report::plot::style::{model_color, short_number};
+use crate::report::plot::style::{Palette, short_number};
 
 /// One point of the figure.
 struct Dot {
@@ -71,6 +72,9 @@ pub(super) fn figure<DB: DrawingBackend>(
     rows: &[Row],
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
+    let palette = Palette::of(rows);
+    let (root, legend_area) = legend::split(root);
+    let root = &root;
     let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
     models.sort_unstable();
     models.dedup();
@@ -117,6 +121,7 @@ pub(super) fn figure<DB: DrawingBackend>(
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()?;
+    let mut entries = Vec::new();
     for (i, (peak_flops, peak_bytes)) in roofs.iter().enumerate() {
         let ridge = peak_flops / peak_bytes;
         let roof = vec![
@@ -124,42 +129,41 @@ pub(super) fn figure<DB: DrawingBackend>(
             (ridge, *peak_flops),
             (x_max, *peak_flops),
         ];
+        chart.draw_series(LineSeries::new(roof, BLACK.mix(0.7).stroke_width(2)))?;
         let label = format!(
-            "measured roofs: {:.1} GFLOP/s matmul, {:.1} GB/s read",
+            "roofs: {:.1} GFLOP/s, {:.1} GB/s",
             peak_flops / 1e9,
             peak_bytes / 1e9
         );
-        chart
-            .draw_series(LineSeries::new(roof, BLACK.mix(0.7).stroke_width(2)))?
-            .label(if i == 0 {
+        entries.push(Entry {
+            label: if i == 0 {
                 label
             } else {
-                format!("{label} (another device, dtype or thread count)")
-            })
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
+                format!("{label} (other device)")
+            },
+            color: BLACK,
+            glyph: Glyph::Roof,
+        });
     }
     for (index, model) in models.iter().enumerate() {
-        let color = model_color(index);
+        let color = palette.color(model);
         let own: Vec<&Dot> = dots.iter().filter(|d| d.model_index == index).collect();
         if own.is_empty() {
             continue;
         }
-        chart
-            .draw_series(
-                own.iter()
-                    .filter(|d| !d.decode)
-                    .map(|d| Circle::new((d.intensity, d.flops_per_s), 6, color.filled())),
-            )?
-            .label(format!("{model}: prefill / forward"))
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, color.filled()));
-        if own.iter().any(|d| d.decode) {
-            chart
-                .draw_series(own.iter().filter(|d| d.decode).map(|d| {
-                    TriangleMarker::new((d.intensity, d.flops_per_s), 7, color.stroke_width(2))
-                }))?
-                .label(format!("{model}: decode step"))
-                .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, color.stroke_width(2)));
-        }
+        entries.push(Entry {
+            label: (*model).to_string(),
+            color,
+            glyph: Glyph::Dot,
+        });
+        chart.draw_series(
+            own.iter()
+                .filter(|d| !d.decode)
+                .map(|d| Circle::new((d.intensity, d.flops_per_s), 6, color.filled())),
+        )?;
+        chart.draw_series(own.iter().filter(|d| d.decode).map(|d| {
+            TriangleMarker::new((d.intensity, d.flops_per_s), 7, color.stroke_width(2))
+        }))?;
         // Lengths beside the markers: headline phases to the right, decode steps to the left.
         chart.draw_series(own.iter().map(|d| {
             EmptyElement::at((d.intensity, d.flops_per_s))
@@ -170,13 +174,14 @@ pub(super) fn figure<DB: DrawingBackend>(
                 )
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 14))
-        .draw()?;
+    entries.push(Entry::grey("filled circle: prefill / forward", Glyph::Dot));
+    if dots.iter().any(|d| d.decode) {
+        entries.push(Entry::grey(
+            "hollow triangle: decode step",
+            Glyph::HollowTriangle,
+        ));
+    }
+    legend::draw(&legend_area, &entries)?;
     root.present()
 }
 

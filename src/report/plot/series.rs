@@ -4,8 +4,17 @@
 use crate::models::config::{Arch, longest_feasible_length};
 use crate::report::aggregate::{Row, fits};
 
-/// A model's predicted curve: (model, arch, (length, `latency_ms`, 95 % prediction band) points).
-pub(super) type Prediction = (String, String, Vec<(f64, f64, Option<(f64, f64)>)>);
+/// A predicted point: (length, `latency_ms`, its 95 % prediction band).
+pub(super) type Predicted = (f64, f64, Option<(f64, f64)>);
+
+/// A model's predicted curve from its scaling fit.
+pub(super) struct Prediction {
+    pub(super) model: String,
+    /// The fitted form (`power law`, `quadratic`, `broken power law`).
+    pub(super) form: String,
+    /// (length, `latency_ms`, 95 % prediction band), from the last measured point on.
+    pub(super) points: Vec<Predicted>,
+}
 /// Picks one metric of a row.
 pub(super) type Metric = fn(&Row) -> Option<f64>;
 
@@ -58,7 +67,8 @@ pub(super) fn series(
         .collect()
 }
 
-/// The latency band: the interval of the median where the row has one, else ± std, else none.
+/// The latency band: the interval of the median where the row has one, else ± std (files from the original tool),
+/// else none.
 pub(super) fn latency_band(r: &Row, v: f64) -> (f64, f64) {
     match (r.latency_ci_low_ms, r.latency_ci_high_ms, r.latency_std_ms) {
         (Some(lo), Some(hi), _) => (lo, hi),
@@ -100,8 +110,11 @@ pub(super) fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Ve
                     }),
             );
             let form = fit.regime.as_ref().map_or("power_law", |r| r.form.as_str());
-            let label = format!("{} ({} fit)", fit.model, form.replace('_', " "));
-            (pts.len() > 1).then(|| (label, fit.arch.clone(), pts))
+            (pts.len() > 1).then(|| Prediction {
+                model: fit.model.clone(),
+                form: form.replace('_', " "),
+                points: pts,
+            })
         })
         .collect()
 }
@@ -133,10 +146,17 @@ pub(super) mod tests {
         let lat = series(&rows, |r| r.latency_ms, latency_band);
         // 597 + 4 - 1 = 600 positions fit; 598 does not.
         let predicted = predictions(&rows, &lat, &[512, 597, 598, 4096]);
-        let [(model, _, points)] = predicted.as_slice() else {
-            panic!("{predicted:?}")
+        let [
+            Prediction {
+                model,
+                form,
+                points,
+            },
+        ] = predicted.as_slice()
+        else {
+            panic!("{} predictions", predicted.len())
         };
-        assert_eq!(model, "g (power law fit)");
+        assert_eq!((model.as_str(), form.as_str()), ("g", "power law"));
         let lengths: Vec<f64> = points.iter().map(|p| p.0).collect();
         assert_eq!(lengths, [256.0, 512.0, 597.0]);
         for (_, ms, band) in &points[1..] {

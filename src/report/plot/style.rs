@@ -1,39 +1,60 @@
-//! How every figure looks: the embedded font (figures render on machines with no fonts installed), one colour and
-//! one marker per architecture, and axis numbers without noise.
+//! How every figure looks: the embedded font (figures render on machines with no fonts installed), one colour per
+//! model (the same in every panel), one marker per architecture, and axis numbers without noise.
 
 use std::sync::Once;
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+use plotters::coord::Shift;
+
+use crate::report::aggregate::Row;
+use crate::report::plot::panel::DrawResult;
+
 const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-/// Colour per architecture family (colour-blind-safe Tableau hues).
-pub(super) fn arch_color(arch: &str) -> RGBColor {
-    match arch {
-        "decoder" => RGBColor(214, 39, 40),
-        "encoder-decoder" => RGBColor(44, 160, 44),
-        "encoder" => RGBColor(31, 119, 180),
-        _ => RGBColor(127, 127, 127),
-    }
+/// Colours for models, in the order they are handed out: Tableau 10 (colour-blind-safe), then eight dark, saturated
+/// hues that stay apart from them on white. Past 18 models colours repeat; the figures then draw small multiples
+/// per architecture, and the marker and legend order still tell the curves apart.
+const PALETTE: [RGBColor; 18] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+    RGBColor(0, 0, 117),
+    RGBColor(128, 0, 0),
+    RGBColor(128, 128, 0),
+    RGBColor(70, 153, 144),
+    RGBColor(145, 30, 180),
+    RGBColor(240, 50, 230),
+    RGBColor(154, 99, 36),
+    RGBColor(0, 0, 0),
+];
+
+/// One colour per model for every panel of every figure: the model's place among all the table's models, sorted.
+pub(super) struct Palette {
+    models: Vec<String>,
 }
 
-/// A colour per model (Tableau 10, colour-blind-safe), by the model's index in sorted order.
-pub(super) fn model_color(index: usize) -> RGBColor {
-    const PALETTE: [RGBColor; 10] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
-        RGBColor(127, 127, 127),
-        RGBColor(188, 189, 34),
-        RGBColor(23, 190, 207),
-    ];
-    PALETTE[index % PALETTE.len()]
+impl Palette {
+    pub(super) fn of(rows: &[Row]) -> Palette {
+        let mut models: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
+        models.sort();
+        models.dedup();
+        Palette { models }
+    }
+
+    pub(super) fn color(&self, model: &str) -> RGBColor {
+        let index = self.models.iter().position(|m| m == model).unwrap_or(0);
+        PALETTE[index % PALETTE.len()]
+    }
 }
 
 /// The marker an architecture's points are drawn with, so curves stay apart in greyscale too.
@@ -50,6 +71,24 @@ impl Marker {
             "decoder" => Marker::Triangle,
             "encoder" => Marker::Square,
             _ => Marker::Circle,
+        }
+    }
+
+    /// Draws the marker at pixel `at` of `area` (legends).
+    pub(super) fn draw_at<DB: DrawingBackend>(
+        self,
+        area: &DrawingArea<DB, Shift>,
+        at: (i32, i32),
+        color: RGBColor,
+    ) -> DrawResult<DB> {
+        let style = color.filled();
+        match self {
+            Marker::Triangle => area.draw(&TriangleMarker::new(at, 8, style)),
+            Marker::Square => area.draw(&Rectangle::new(
+                [(at.0 - 5, at.1 - 5), (at.0 + 5, at.1 + 5)],
+                style,
+            )),
+            Marker::Circle => area.draw(&Circle::new(at, 6, style)),
         }
     }
 }
@@ -76,5 +115,34 @@ pub(super) fn short_number(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.3}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifteen_models_get_fifteen_colours_and_keep_them_in_every_figure() {
+        let rows: Vec<Row> = (0..15)
+            .map(|i| Row {
+                model: format!("m{i:02}"),
+                ..Row::default()
+            })
+            .collect();
+        let all = Palette::of(&rows);
+        let mut colors: Vec<(u8, u8, u8)> = rows
+            .iter()
+            .map(|r| {
+                let c = all.color(&r.model);
+                (c.0, c.1, c.2)
+            })
+            .collect();
+        colors.sort_unstable();
+        colors.dedup();
+        assert_eq!(colors.len(), 15);
+        // A panel showing some of the models draws each in its figure-wide colour.
+        assert_eq!(all.color("m07"), Palette::of(&rows).color("m07"));
+        assert_ne!(all.color("m07"), all.color("m08"));
     }
 }
