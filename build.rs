@@ -107,22 +107,33 @@ fn method_id() -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-/// The code that writes a bench step's results document: a change rewrites every document on the next run.
+/// The code that writes a bench step's results document (the writer and the results schema): a change rewrites
+/// every document on the next run. A path here that does not exist fails the build, so a moved file cannot
+/// silently drop out of the identity.
 fn document_id() -> String {
-    const WRITER: &str = "src/pipeline/results_file.rs";
+    const WRITER: &str = "src/pipeline/kinds/bench/results_file.rs";
+    let mut files = vec![std::path::PathBuf::from(WRITER)];
+    files_under(Path::new("src/results"), &mut files);
     println!("cargo:rerun-if-changed={WRITER}");
-    let text = std::fs::read_to_string(WRITER).unwrap_or_default();
-    blake3::hash(normalised(&text).as_bytes())
-        .to_hex()
-        .to_string()
+    println!("cargo:rerun-if-changed=src/results");
+    let mut hasher = blake3::Hasher::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .unwrap_or_else(|e| panic!("build.rs: cannot read `{}`: {e}", f.display()));
+        hasher.update(f.display().to_string().as_bytes());
+        hasher.update(normalised(&text).as_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
-/// The code that derives tables and figures (`src/report/`): a change rebuilds them on the next run even when their
+/// The code that derives tables and figures (`src/report/`, and `src/results/` that reads their inputs): a change rebuilds them on the next run even when their
 /// inputs are unchanged.
 fn report_id() -> String {
     let mut files = Vec::new();
-    println!("cargo:rerun-if-changed=src/report");
-    files_under(Path::new("src/report"), &mut files);
+    for dir in ["src/report", "src/results"] {
+        println!("cargo:rerun-if-changed={dir}");
+        files_under(Path::new(dir), &mut files);
+    }
     let mut hasher = blake3::Hasher::new();
     for f in &files {
         hasher.update(f.display().to_string().as_bytes());

@@ -10,6 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["yaml", "file_hash"],
     &["models"],
     &["bench"],
+    &["results"],
     &["cache", "report"],
     &["job"],
     &["pipeline"],

@@ -28,6 +28,7 @@ pub mod output;
 pub mod paths;
 pub mod pipeline;
 pub mod report;
+pub mod results;
 pub mod yaml;
 
 use std::process::ExitCode;

@@ -8,13 +8,19 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde_json::Value;
 
+use crate::bench::memory::MemorySource;
+use crate::bench::result::{PointResult, headline_metric};
+use crate::bench::stats::Summary;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::output;
 use crate::paths::{self, sanitize};
+use crate::report::columns::{COLUMNS, Cell, Kind};
 use crate::report::fit::{Fit, fit_power_law};
 use crate::report::freshness::{Built, Derived};
 use crate::report::regimes::{Form, Regime};
+use crate::results::document::{LengthMetrics, ResultsDocument, RoofMetrics};
+use crate::results::legacy;
 
 /// One row of `inference_results.csv`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,7 +73,7 @@ pub struct Row {
     /// predictions never extend past it.
     pub max_positions: Option<i64>,
     /// The point read against the machine's roofs (`bench::roofline`); empty for results measured elsewhere.
-    pub roof: RoofRow,
+    pub roof: RoofMetrics,
     /// Energy per measured run, per sequence, per token, and the mean power (the seed's
     /// `inference_energy_per_sample_joules` and `avg_power_watts` read into the same columns).
     pub energy_j: Option<f64>,
@@ -81,44 +87,6 @@ pub struct Row {
     pub current_memory_gb: Option<f64>,
 }
 
-/// A row's roofline columns, named as in the results documents.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RoofRow {
-    pub flops: Option<f64>,
-    pub bytes: Option<f64>,
-    pub achieved_tflops: Option<f64>,
-    pub achieved_gbps: Option<f64>,
-    pub mfu: Option<f64>,
-    pub bw_util: Option<f64>,
-    pub bound: Option<String>,
-    pub decode_flops: Option<f64>,
-    pub decode_bytes: Option<f64>,
-    pub decode_gbps: Option<f64>,
-    pub decode_bw_util: Option<f64>,
-    pub peak_tflops: Option<f64>,
-    pub peak_gbps: Option<f64>,
-}
-
-impl RoofRow {
-    fn of(m: &Value) -> RoofRow {
-        RoofRow {
-            flops: num(m.get("flops")),
-            bytes: num(m.get("bytes")),
-            achieved_tflops: num(m.get("achieved_tflops")),
-            achieved_gbps: num(m.get("achieved_gbps")),
-            mfu: num(m.get("mfu")),
-            bw_util: num(m.get("bw_util")),
-            bound: text(m.get("bound")),
-            decode_flops: num(m.get("decode_flops")),
-            decode_bytes: num(m.get("decode_bytes")),
-            decode_gbps: num(m.get("decode_gbps")),
-            decode_bw_util: num(m.get("decode_bw_util")),
-            peak_tflops: num(m.get("peak_tflops")),
-            peak_gbps: num(m.get("peak_gbps")),
-        }
-    }
-}
-
 /// A file in the results folder that could not be read as results.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {
@@ -126,180 +94,131 @@ pub struct Skipped {
     pub reason: String,
 }
 
-fn num(v: Option<&Value>) -> Option<f64> {
-    v.and_then(Value::as_f64).filter(|x| x.is_finite())
+fn num(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
 }
 
 /// A measured time, rate or size: a zero, negative or absurd one (files from elsewhere carry them) is no
 /// measurement and reads as missing, so no table, fit or figure is drawn from it.
-fn measured(v: Option<&Value>) -> Option<f64> {
+fn measured(v: Option<f64>) -> Option<f64> {
     num(v).filter(|x| *x > 0.0 && *x < 1e15)
 }
 
-fn text(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).map(str::to_string)
+/// A spread: zero is one (every run alike), negative is not.
+fn spread(v: Option<f64>) -> Option<f64> {
+    num(v).filter(|x| *x >= 0.0)
 }
 
-/// The architecture names files from elsewhere use (`encdec`, `seq2seq`, `causal`, …), as e3pipe's three.
-pub fn canonical_arch(name: &str) -> String {
-    let lower = name.trim().to_ascii_lowercase().replace('_', "-");
-    match lower.as_str() {
-        "decoder" | "decoder-only" | "causal" | "causal-lm" | "gpt" | "clm" => "decoder".into(),
-        "encoder" | "encoder-only" | "bert" | "mlm" => "encoder".into(),
-        "encoder-decoder" | "encdec" | "enc-dec" | "seq2seq" | "t5" => "encoder-decoder".into(),
-        _ => lower,
-    }
-}
-
-/// Rows of one results document.
+/// Rows of one results document, of any layout `results::legacy` reads.
 pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String> {
-    let exp_id = text(doc.get("exp_id")).ok_or("no `exp_id`: not a results file")?;
-    let metrics = doc
-        .get("metrics")
-        .and_then(Value::as_object)
-        .ok_or("no `metrics` object: not a results file")?;
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Ours name them at the top; the seed's tool in `config.model` (scaling files) or `config` (single points).
-    let model = text(doc.get("model"))
-        .or_else(|| text(doc.pointer("/config/model/name")))
-        .or_else(|| text(doc.pointer("/config/model")))
-        .unwrap_or(stem);
-    let arch = text(doc.get("arch"))
-        .or_else(|| text(doc.pointer("/config/model/arch")))
-        .or_else(|| text(doc.pointer("/config/bench/arch")))
-        .or_else(|| text(doc.pointer("/config/arch")))
-        .map(|a| canonical_arch(&a))
-        .unwrap_or_default();
-    let base = Row {
-        exp_id,
-        model,
-        arch,
-        status: "ok".into(),
-        weights: text(doc.get("weights")),
-        max_positions: doc
-            .pointer("/config/hyperparameters/n_positions")
-            .or_else(|| doc.pointer("/config/hyperparameters/max_position_embeddings"))
-            .and_then(Value::as_i64),
+    let (doc, _) = legacy::read(doc, &stem)?;
+    Ok(doc
+        .metrics
+        .iter()
+        .map(|(length, m)| row(&doc, length.parse().ok(), m))
+        .collect())
+}
+
+/// A length's row: the original tool's fields, then the point's own record over them where it has one.
+fn row(doc: &ResultsDocument, length: Option<i64>, m: &LengthMetrics) -> Row {
+    let extra = |k: &str| m.extra.get(k).and_then(Value::as_f64);
+    let mut row = Row {
+        exp_id: doc.exp_id.clone(),
+        model: doc.model.clone(),
+        arch: doc.arch.clone(),
+        context_length: length,
+        latency_ms: measured(m.latency_ms)
+            .or_else(|| measured(m.first_token_latency_ms))
+            .or_else(|| measured(m.forward_pass_latency_ms)),
+        throughput: measured(m.throughput_tokens_per_sec)
+            .or_else(|| measured(extra("throughput")))
+            .or_else(|| measured(m.tokens_per_sec)),
+        max_memory_gb: measured(m.max_memory_gb),
+        ttft_ms: measured(m.ttft_ms).or_else(|| measured(m.first_token_latency_ms)),
+        tbt_ms: measured(m.tbt_ms),
+        e2e_latency_ms: measured(m.e2e_latency_ms),
+        encoder_latency_ms: measured(m.encoder_latency_ms),
+        prefill_tokens_per_sec: measured(m.prefill_tokens_per_sec),
+        decode_tokens_per_sec: measured(m.decode_tokens_per_sec),
+        memory_source: m.memory_source.clone(),
+        status: m.status.clone().unwrap_or_else(|| "ok".into()),
+        input_tokens: m.input_tokens.and_then(|t| i64::try_from(t).ok()),
+        roof: m.roof.clone(),
+        energy_j: num(m.energy_j),
+        energy_per_sample_j: num(m.energy_per_sample_j)
+            .or_else(|| num(m.inference_energy_per_sample_joules)),
+        energy_per_token_j: num(m.energy_per_token_j),
+        avg_power_w: num(m.avg_power_w).or_else(|| num(m.avg_power_watts)),
+        energy_source: m.energy_source.clone().filter(|s| !s.is_empty()),
+        latency_std_ms: spread(m.latency_std_ms),
+        ttft_std_ms: spread(m.ttft_std_ms),
+        tbt_std_ms: spread(m.tbt_std_ms),
+        e2e_std_ms: spread(m.e2e_std_ms),
+        encoder_std_ms: spread(m.encoder_std_ms),
+        throughput_std: spread(m.throughput_std),
+        current_memory_gb: measured(m.current_memory_gb),
+        n: m.total_runs
+            .and_then(|n| i64::try_from(n).ok())
+            .filter(|n| *n > 0),
+        weights: doc.weights.clone(),
+        max_positions: doc.config.model.max_positions(),
+        num_tokens: doc
+            .config
+            .bench
+            .num_tokens
+            .and_then(|n| i64::try_from(n).ok()),
         ..Row::default()
     };
-    let scaling = metrics.values().any(Value::is_object);
-    if !scaling {
-        // The seed's single-point shape: flat metrics, the length (if any) in the config.
-        let length = doc
-            .pointer("/config/context_length")
-            .or_else(|| doc.pointer("/config/max_length"))
-            .and_then(Value::as_i64);
-        return Ok(vec![seed_row(
-            &base,
-            length,
-            doc.get("metrics").unwrap_or(&Value::Null),
-        )]);
+    if let Some(p) = &m.point {
+        overlay(&mut row, p);
     }
-    let mut rows = Vec::new();
-    for (length, m) in metrics {
-        let length: i64 = length
-            .parse()
-            .map_err(|_| format!("metrics key `{length}` is not a context length"))?;
-        let row = match m.get("point") {
-            Some(point) => point_row(&base, length, point, m),
-            None => seed_row(&base, Some(length), m),
-        };
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-fn seed_row(base: &Row, length: Option<i64>, m: &Value) -> Row {
-    Row {
-        context_length: length,
-        latency_ms: measured(m.get("latency_ms"))
-            .or_else(|| measured(m.get("first_token_latency_ms")))
-            .or_else(|| measured(m.get("forward_pass_latency_ms"))),
-        throughput: measured(m.get("throughput_tokens_per_sec"))
-            .or_else(|| measured(m.get("throughput")))
-            .or_else(|| measured(m.get("tokens_per_sec"))),
-        max_memory_gb: measured(m.get("max_memory_gb")),
-        ttft_ms: measured(m.get("ttft_ms")).or_else(|| measured(m.get("first_token_latency_ms"))),
-        tbt_ms: measured(m.get("tbt_ms")),
-        e2e_latency_ms: measured(m.get("e2e_latency_ms")),
-        encoder_latency_ms: measured(m.get("encoder_latency_ms")),
-        prefill_tokens_per_sec: measured(m.get("prefill_tokens_per_sec")),
-        decode_tokens_per_sec: measured(m.get("decode_tokens_per_sec")),
-        memory_source: text(m.get("memory_source")),
-        status: text(m.get("status")).unwrap_or_else(|| "ok".into()),
-        input_tokens: m.get("input_tokens").and_then(Value::as_i64),
-        roof: RoofRow::of(m),
-        energy_j: num(m.get("energy_j")),
-        energy_per_sample_j: num(m.get("energy_per_sample_j"))
-            .or_else(|| num(m.get("inference_energy_per_sample_joules"))),
-        energy_per_token_j: num(m.get("energy_per_token_j")),
-        avg_power_w: num(m.get("avg_power_w")).or_else(|| num(m.get("avg_power_watts"))),
-        energy_source: text(m.get("energy_source")).filter(|s| !s.is_empty()),
-        // The spread and run count the seed's tool recorded (ours carry intervals in the point record).
-        latency_std_ms: num(m.get("latency_std_ms")).filter(|s| *s >= 0.0),
-        ttft_std_ms: num(m.get("ttft_std_ms")).filter(|s| *s >= 0.0),
-        tbt_std_ms: num(m.get("tbt_std_ms")).filter(|s| *s >= 0.0),
-        e2e_std_ms: num(m.get("e2e_std_ms")).filter(|s| *s >= 0.0),
-        encoder_std_ms: num(m.get("encoder_std_ms")).filter(|s| *s >= 0.0),
-        throughput_std: num(m.get("throughput_std")).filter(|s| *s >= 0.0),
-        current_memory_gb: measured(m.get("current_memory_gb")),
-        n: m.get("total_runs")
-            .and_then(Value::as_i64)
-            .filter(|n| *n > 0),
-        ..base.clone()
-    }
-}
-
-fn point_row(base: &Row, length: i64, point: &Value, m: &Value) -> Row {
-    let stat =
-        |metric: &str, field: &str| measured(point.pointer(&format!("/stats/{metric}/{field}")));
-    let generates = text(point.get("arch")).is_some_and(|a| a != "encoder");
-    let headline = if generates {
-        "ttft_ms"
-    } else {
-        "forward_pass_latency_ms"
-    };
-    let mut row = seed_row(base, Some(length), m);
-    row.arch = text(point.get("arch")).unwrap_or(row.arch);
-    row.latency_ms = stat(headline, "median");
-    row.latency_mean_ms = stat(headline, "mean");
-    row.latency_std_ms = stat(headline, "std");
-    row.latency_p90_ms = stat(headline, "p90");
-    row.latency_ci_low_ms = stat(headline, "ci_low");
-    row.latency_ci_high_ms = stat(headline, "ci_high");
-    row.latency_ci_level = stat(headline, "ci_level");
-    row.itl_median_ms = stat("itl_ms", "median");
-    row.itl_p90_ms = stat("itl_ms", "p90");
-    row.itl_p99_ms = stat("itl_ms", "p99");
-    row.prefill_tokens_per_sec = stat("prefill_tokens_per_sec", "median");
-    row.num_tokens = point.get("num_tokens").and_then(Value::as_i64);
-    row.memory_source = text(point.get("memory_source")).or(row.memory_source);
-    row.stopped_by = text(point.get("stopped_by"));
-    row.finished_at = text(point.get("finished_at"));
-    row.method = text(point.get("method")).filter(|m| !m.is_empty());
-    row.run_id = text(point.get("run_id")).filter(|m| !m.is_empty());
-    row.n = point
-        .pointer(&format!("/stats/{headline}/n"))
-        .and_then(Value::as_i64);
-    row.ttft_std_ms = stat("ttft_ms", "std");
-    row.tbt_std_ms = stat("tbt_ms", "std");
-    row.e2e_std_ms = stat("e2e_latency_ms", "std");
-    row.status = text(point.get("status")).unwrap_or(row.status);
-    row.reason = text(point.get("reason"));
-    row.input_tokens = point.get("input_tokens").and_then(Value::as_i64);
-    // The bytes behind `max_memory_gb`, from the same source.
-    row.peak_memory_bytes = match row.memory_source.as_deref() {
-        Some("cuda_allocator") => point.get("cuda_peak_bytes").and_then(Value::as_i64),
-        Some("unavailable") => None,
-        _ => point.get("peak_rss_bytes").and_then(Value::as_i64),
-    };
-    row.device = text(point.get("device"));
-    row.dtype = text(point.get("dtype"));
-    row.weights = text(point.get("weights")).or(row.weights);
     row
+}
+
+/// The point's own record: its statistics (intervals, percentiles, run count) and identity.
+fn overlay(row: &mut Row, p: &PointResult) {
+    let stat =
+        |metric: &str, f: fn(&Summary) -> Option<f64>| measured(p.stats.get(metric).and_then(f));
+    let headline = headline_metric(p.arch);
+    row.arch = p.arch.as_str().into();
+    row.latency_ms = stat(headline, |s| Some(s.median));
+    row.latency_mean_ms = stat(headline, |s| Some(s.mean));
+    row.latency_std_ms = stat(headline, |s| s.std);
+    row.latency_p90_ms = stat(headline, |s| Some(s.p90));
+    row.latency_ci_low_ms = stat(headline, |s| Some(s.ci_low));
+    row.latency_ci_high_ms = stat(headline, |s| Some(s.ci_high));
+    row.latency_ci_level = stat(headline, |s| Some(s.ci_level));
+    row.itl_median_ms = stat("itl_ms", |s| Some(s.median));
+    row.itl_p90_ms = stat("itl_ms", |s| Some(s.p90));
+    row.itl_p99_ms = stat("itl_ms", |s| Some(s.p99));
+    row.prefill_tokens_per_sec = stat("prefill_tokens_per_sec", |s| Some(s.median));
+    row.num_tokens = i64::try_from(p.num_tokens).ok();
+    row.memory_source = Some(p.memory_source.as_str().into());
+    row.stopped_by = p.stopped_by.map(|s| s.as_str().into());
+    row.finished_at = Some(p.finished_at.clone());
+    row.method = Some(p.method.clone()).filter(|m| !m.is_empty());
+    row.run_id = Some(p.run_id.clone()).filter(|m| !m.is_empty());
+    row.n = p.stats.get(headline).and_then(|s| i64::try_from(s.n).ok());
+    row.ttft_std_ms = stat("ttft_ms", |s| s.std);
+    row.tbt_std_ms = stat("tbt_ms", |s| s.std);
+    row.e2e_std_ms = stat("e2e_latency_ms", |s| s.std);
+    row.status = p.status.as_str().into();
+    row.reason.clone_from(&p.reason);
+    row.input_tokens = i64::try_from(p.input_tokens).ok();
+    // The bytes behind `max_memory_gb`, from the same source.
+    row.peak_memory_bytes = match p.memory_source {
+        MemorySource::CudaAllocator => p.cuda_peak_bytes,
+        MemorySource::Unavailable => None,
+        MemorySource::HostRss => p.peak_rss_bytes,
+    }
+    .and_then(|b| i64::try_from(b).ok());
+    row.device = Some(p.device.clone());
+    row.dtype = Some(p.dtype.clone());
+    row.weights = Some(p.weights.clone());
 }
 
 /// The results files aggregate reads: every `*.json` in `dir`, or only those of `models` when given.
@@ -350,84 +269,44 @@ fn polars_err(e: &PolarsError) -> Error {
     Error::Report(format!("polars: {e}"))
 }
 
-/// The rows as a polars frame with the seed's columns first.
+/// The rows as a polars frame, its columns as `report::columns` defines them.
 pub fn frame(rows: &[Row]) -> Result<DataFrame> {
-    let s = |name: &str, f: &dyn Fn(&Row) -> String| {
-        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
-    };
-    let os = |name: &str, f: &dyn Fn(&Row) -> Option<String>| {
-        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
-    };
-    let f = |name: &str, g: &dyn Fn(&Row) -> Option<f64>| {
-        Column::new(name.into(), rows.iter().map(g).collect::<Vec<_>>())
-    };
-    let i = |name: &str, g: &dyn Fn(&Row) -> Option<i64>| {
-        Column::new(name.into(), rows.iter().map(g).collect::<Vec<_>>())
-    };
-    let columns = vec![
-        s("exp_id", &|r| r.exp_id.clone()),
-        s("model", &|r| r.model.clone()),
-        s("arch", &|r| r.arch.clone()),
-        i("context_length", &|r| r.context_length),
-        f("latency_ms", &|r| r.latency_ms),
-        f("throughput", &|r| r.throughput),
-        f("max_memory_gb", &|r| r.max_memory_gb),
-        f("ttft_ms", &|r| r.ttft_ms),
-        f("tbt_ms", &|r| r.tbt_ms),
-        f("e2e_latency_ms", &|r| r.e2e_latency_ms),
-        f("encoder_latency_ms", &|r| r.encoder_latency_ms),
-        f("latency_std_ms", &|r| r.latency_std_ms),
-        f("ttft_std_ms", &|r| r.ttft_std_ms),
-        f("tbt_std_ms", &|r| r.tbt_std_ms),
-        f("e2e_std_ms", &|r| r.e2e_std_ms),
-        f("latency_mean_ms", &|r| r.latency_mean_ms),
-        f("latency_median_ms", &|r| r.latency_ms),
-        f("latency_p90_ms", &|r| r.latency_p90_ms),
-        f("latency_ci_low_ms", &|r| r.latency_ci_low_ms),
-        f("latency_ci_high_ms", &|r| r.latency_ci_high_ms),
-        f("latency_ci_level", &|r| r.latency_ci_level),
-        i("n", &|r| r.n),
-        os("stopped_by", &|r| r.stopped_by.clone()),
-        f("prefill_tokens_per_sec", &|r| r.prefill_tokens_per_sec),
-        f("decode_tokens_per_sec", &|r| r.decode_tokens_per_sec),
-        f("itl_median_ms", &|r| r.itl_median_ms),
-        f("itl_p90_ms", &|r| r.itl_p90_ms),
-        f("itl_p99_ms", &|r| r.itl_p99_ms),
-        i("num_tokens", &|r| r.num_tokens),
-        s("status", &|r| r.status.clone()),
-        os("reason", &|r| r.reason.clone()),
-        i("input_tokens", &|r| r.input_tokens),
-        i("peak_memory_bytes", &|r| r.peak_memory_bytes),
-        os("memory_source", &|r| r.memory_source.clone()),
-        os("device", &|r| r.device.clone()),
-        os("dtype", &|r| r.dtype.clone()),
-        os("weights", &|r| r.weights.clone()),
-        i("max_positions", &|r| r.max_positions),
-        os("finished_at", &|r| r.finished_at.clone()),
-        os("method", &|r| r.method.clone()),
-        os("run_id", &|r| r.run_id.clone()),
-        f("flops", &|r| r.roof.flops),
-        f("bytes", &|r| r.roof.bytes),
-        f("achieved_tflops", &|r| r.roof.achieved_tflops),
-        f("achieved_gbps", &|r| r.roof.achieved_gbps),
-        f("mfu", &|r| r.roof.mfu),
-        f("bw_util", &|r| r.roof.bw_util),
-        os("bound", &|r| r.roof.bound.clone()),
-        f("decode_flops", &|r| r.roof.decode_flops),
-        f("decode_bytes", &|r| r.roof.decode_bytes),
-        f("decode_gbps", &|r| r.roof.decode_gbps),
-        f("decode_bw_util", &|r| r.roof.decode_bw_util),
-        f("peak_tflops", &|r| r.roof.peak_tflops),
-        f("peak_gbps", &|r| r.roof.peak_gbps),
-        f("energy_j", &|r| r.energy_j),
-        f("energy_per_sample_j", &|r| r.energy_per_sample_j),
-        f("energy_per_token_j", &|r| r.energy_per_token_j),
-        f("avg_power_w", &|r| r.avg_power_w),
-        os("energy_source", &|r| r.energy_source.clone()),
-        f("encoder_std_ms", &|r| r.encoder_std_ms),
-        f("throughput_std", &|r| r.throughput_std),
-        f("current_memory_gb", &|r| r.current_memory_gb),
-    ];
+    let columns: Vec<Column> = COLUMNS
+        .iter()
+        .map(|c| {
+            let cells = rows.iter().map(|r| (c.get)(r));
+            let name = c.name.into();
+            match c.kind {
+                Kind::Text => Column::new(
+                    name,
+                    cells
+                        .map(|cell| match cell {
+                            Cell::Text(t) => t,
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Kind::Int => Column::new(
+                    name,
+                    cells
+                        .map(|cell| match cell {
+                            Cell::Int(i) => i,
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                Kind::Float => Column::new(
+                    name,
+                    cells
+                        .map(|cell| match cell {
+                            Cell::Float(f) => f,
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+            }
+        })
+        .collect();
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }
 

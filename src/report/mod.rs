@@ -1,6 +1,7 @@
 //! From results to tables (aggregate), scaling fits (fit) and figures (plot).
 
 pub mod aggregate;
+pub mod columns;
 pub mod fit;
 pub mod freshness;
 pub mod plot;

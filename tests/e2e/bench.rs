@@ -298,8 +298,84 @@ fn single_point_config_still_works() {
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
     let doc = p.results("bert-tiny");
-    assert_eq!(doc["config"]["scaling"], false);
+    assert_eq!(doc["config"]["bench"]["scaling"], false);
     assert_eq!(point(&doc, 48)["input_tokens"], 48);
+}
+
+/// Every `null` in a JSON value outside the points' own records, by path.
+fn nulls(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Null => out.push(path.to_string()),
+        // The point's own record says `null` for what its machine could not measure; the original reader never
+        // looks inside it.
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| *k != "point")
+            .for_each(|(k, v)| nulls(v, &format!("{path}.{k}"), out)),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| nulls(v, &format!("{path}[{i}]"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn results_follow_the_schema_with_the_original_blocks_and_no_nulls() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n");
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let doc = p.results("bert-tiny");
+    assert_eq!(doc["schema_version"], 1);
+    assert!(
+        doc["exp_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("inference_scaling_")
+    );
+    // The original tool's blocks: `config.model.{name, arch}` and `config.bench`.
+    assert_eq!(doc["config"]["model"]["name"], "bert-tiny");
+    assert_eq!(doc["config"]["model"]["arch"], "encoder");
+    assert_eq!(doc["config"]["model"]["dtype"], "fp32");
+    let bench = &doc["config"]["bench"];
+    for field in [
+        "name",
+        "arch",
+        "context_lengths",
+        "num_tokens",
+        "batch_size",
+        "num_runs",
+        "warmup_runs",
+    ] {
+        assert!(!bench[field].is_null(), "config.bench.{field}: {bench}");
+    }
+    // The original's per-length fields beside e3pipe's, equal to the point's own statistics.
+    let lengths: Vec<&String> = doc["metrics"].as_object().unwrap().keys().collect();
+    assert_eq!(lengths.len(), 2, "{lengths:?}");
+    for length in lengths {
+        let m = &doc["metrics"][length];
+        let stats = &m["point"]["stats"]["forward_pass_latency_ms"];
+        assert_eq!(m["forward_pass_latency_ms"], stats["median"]);
+        assert_eq!(m["latency_ms"], stats["median"]);
+        assert_eq!(m["latency_std_ms"], stats["std"]);
+        assert_eq!(m["total_runs"], stats["n"]);
+        assert_eq!(
+            m["throughput_tokens_per_sec"],
+            m["point"]["stats"]["tokens_per_sec"]["median"]
+        );
+        assert!(m["max_memory_gb"].as_f64().unwrap() > 0.0);
+        // A generator's fields are not written for an encoder.
+        assert!(
+            m.get("ttft_ms").is_none() && m.get("tbt_ms").is_none(),
+            "{m}"
+        );
+    }
+    // Unmeasured fields are left out, never null (the original reader compares them with numbers).
+    let mut found = Vec::new();
+    nulls(&doc["metrics"], "metrics", &mut found);
+    nulls(&doc["config"], "config", &mut found);
+    assert!(found.is_empty(), "{found:?}");
 }
 
 #[test]

@@ -358,3 +358,51 @@ fn fifteen_models_get_fifteen_colours_and_a_row_of_panels_per_architecture() {
         "{encoder:?}"
     );
 }
+
+#[test]
+fn results_written_before_schema_versions_still_aggregate() {
+    // `latest/inference/t5-small-quick.json` as e3pipe wrote it before `schema_version` (its bench config flat in
+    // `config`, `null` for unmeasured fields), from a real quick run.
+    let p = Project::new();
+    let old = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/results-v0-t5-small-quick.json"),
+    )
+    .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&old).unwrap();
+    p.write("latest/inference/t5-small-quick.json", &old);
+    let r = aggregate_only(&p);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let csv = p.read("tables/inference_results.csv");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(
+        rows.len(),
+        doc["metrics"].as_object().unwrap().len(),
+        "{csv}"
+    );
+    for r in &rows {
+        let length = r[col("context_length")];
+        let point = &doc["metrics"][length]["point"];
+        assert_eq!(r[col("arch")], "encoder-decoder");
+        assert_eq!(r[col("status")], point["status"].as_str().unwrap());
+        assert_eq!(r[col("n")], point["stats"]["ttft_ms"]["n"].to_string());
+        let median: f64 = r[col("latency_ms")].parse().unwrap();
+        let want = point["stats"]["ttft_ms"]["median"].as_f64().unwrap();
+        assert!(
+            (median - want).abs() < 1e-4 * want.max(1.0),
+            "{median} vs {want}"
+        );
+        // The positions limit came from the flat config's hyperparameters.
+        assert_eq!(
+            r[col("max_positions")],
+            "",
+            "T5 has relative positions: no limit"
+        );
+    }
+}

@@ -119,7 +119,7 @@ pub(super) fn draw<DB: DrawingBackend>(
             Glyph::Cross => area.draw(&Cross::new((24, y), 6, c.stroke_width(3)))?,
             Glyph::Dot => area.draw(&Circle::new((24, y), 5, c.filled()))?,
             Glyph::HollowTriangle => {
-                area.draw(&TriangleMarker::new((24, y), 6, c.stroke_width(2)))?
+                area.draw(&TriangleMarker::new((24, y), 6, c.stroke_width(2)))?;
             }
             Glyph::Roof => area.draw(&PathElement::new(
                 vec![(8, y + 6), (24, y - 6), (40, y - 6)],

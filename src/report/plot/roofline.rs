@@ -188,7 +188,7 @@ pub(super) fn figure<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::aggregate::RoofRow;
+    use crate::results::document::RoofMetrics;
 
     fn row(model: &str, flops: f64, ms: f64) -> Row {
         Row {
@@ -197,14 +197,14 @@ mod tests {
             context_length: Some(64),
             latency_ms: Some(ms),
             tbt_ms: Some(2.0),
-            roof: RoofRow {
+            roof: RoofMetrics {
                 flops: Some(flops),
                 bytes: Some(1e6),
                 decode_flops: Some(2e6),
                 decode_bytes: Some(1e6),
                 peak_tflops: Some(0.1),
                 peak_gbps: Some(10.0),
-                ..RoofRow::default()
+                ..RoofMetrics::default()
             },
             ..Row::default()
         }

@@ -1,10 +1,10 @@
-//! The bench step's output files in the seed's shape: `results/inference_scaling_YYYYMMDD_HHMMSS.json` and
-//! `latest/inference/<model>.json`, with `metrics` keyed by context length holding the seed's metric names, and
-//! ours beside them (every point's full record under `point`).
+//! The bench step's output files: `results/inference_scaling_YYYYMMDD_HHMMSS.json` and
+//! `latest/inference/<model>.json`, each a `results::document::ResultsDocument` (the original tool's layout with
+//! e3pipe's record beside it).
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::bench::peaks::Peaks;
 use crate::bench::result::{PointResult, Status};
@@ -12,9 +12,14 @@ use crate::bench::roofline::{Roofline, analyse};
 use crate::clock::file_name_time;
 use crate::error::Result;
 use crate::fsio::write_json;
+use crate::models::hardware::describe;
+use crate::models::spec::ModelSource;
 use crate::models::work::point_work;
 use crate::paths::{RESULTS_DIR, latest_results};
 use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
+use crate::results::document::{
+    BenchRecord, LengthMetrics, ModelRecord, ResultsDocument, RunConfig, SCHEMA_VERSION,
+};
 
 /// The point read against the machine's peaks, when its work can be counted and it was measured.
 pub fn roofline(plan: &BenchPlan, p: &PointResult, peaks: Option<&Peaks>) -> Option<Roofline> {
@@ -38,102 +43,74 @@ pub fn document(
     plan: &BenchPlan,
     points: &[(String, PointResult)],
     peaks: Option<&Peaks>,
-) -> Value {
-    let mut metrics = Map::new();
-    for (hash, p) in points {
-        let mut m = Map::new();
-        let mut put = |k: &str, v: Option<f64>| {
-            m.insert(k.into(), v.map_or(Value::Null, Value::from));
-        };
-        put("latency_ms", p.latency_ms());
-        if p.arch.generates() {
-            put("first_token_latency_ms", p.median("ttft_ms"));
-            put("ttft_ms", p.median("ttft_ms"));
-            put("tbt_ms", p.median("tbt_ms"));
-            put("e2e_latency_ms", p.median("e2e_latency_ms"));
-            put("encoder_latency_ms", p.median("encoder_latency_ms"));
-            put(
-                "throughput_tokens_per_sec",
-                p.median("throughput_tokens_per_sec"),
-            );
-            put("itl_ms", p.median("itl_ms"));
-            put("decode_tokens_per_sec", p.decode_tokens_per_sec());
-        } else {
-            put(
-                "forward_pass_latency_ms",
-                p.median("forward_pass_latency_ms"),
-            );
-            put("sequences_per_sec", p.median("sequences_per_sec"));
-            put("tokens_per_sec", p.median("tokens_per_sec"));
-        }
-        put("prefill_tokens_per_sec", p.prefill_tokens_per_sec());
-        put("max_memory_gb", p.max_memory_gb());
-        put("energy_j", p.energy.map(|e| e.energy_j));
-        put(
-            "energy_per_sample_j",
-            p.energy.map(|e| e.energy_per_sample_j),
-        );
-        put("energy_per_token_j", p.energy.map(|e| e.energy_per_token_j));
-        put("avg_power_w", p.energy.map(|e| e.avg_power_w));
-        let roof = roofline(plan, p, peaks);
-        if let Some(r) = &roof {
-            put("flops", Some(r.flops));
-            put("bytes", Some(r.bytes));
-            put("achieved_tflops", Some(r.achieved_tflops));
-            put("achieved_gbps", Some(r.achieved_gbps));
-            put("mfu", Some(r.mfu));
-            put("bw_util", Some(r.bw_util));
-            put("decode_flops", r.decode_flops);
-            put("decode_bytes", r.decode_bytes);
-            put("decode_gbps", r.decode_gbps);
-            put("decode_bw_util", r.decode_bw_util);
-            put("peak_tflops", Some(r.peak_tflops));
-            put("peak_gbps", Some(r.peak_gbps));
-        }
-        m.insert("memory_source".into(), json!(p.memory_source.as_str()));
-        m.insert("status".into(), json!(p.status.as_str()));
-        m.insert("input_tokens".into(), json!(p.input_tokens));
-        m.insert("cache_key".into(), json!(hash));
-        m.insert("energy_source".into(), json!(p.energy_source));
-        if let Some(r) = &roof {
-            m.insert("bound".into(), json!(r.bound.as_str()));
-        }
-
-        m.insert(
-            "point".into(),
-            serde_json::to_value(p).unwrap_or(Value::Null),
-        );
-        metrics.insert(p.context_length.to_string(), Value::Object(m));
+) -> ResultsDocument {
+    let metrics = points
+        .iter()
+        .map(|(hash, p)| {
+            let roof = roofline(plan, p, peaks);
+            (
+                p.context_length.to_string(),
+                LengthMetrics::of(p, roof.as_ref(), hash),
+            )
+        })
+        .collect();
+    ResultsDocument {
+        exp_id: exp_id.into(),
+        metrics,
+        ..header(plan, peaks)
     }
-    let mut doc = header(plan, peaks);
-    doc["exp_id"] = json!(exp_id);
-    doc["metrics"] = Value::Object(metrics);
-    doc
 }
 
-/// Everything of the document but the points: model, arch, weights, the bench config, the machine's peaks.
-fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> Value {
+/// Everything of the document but the points: model, arch, weights, the model and bench blocks, the machine's
+/// peaks.
+fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> ResultsDocument {
     let bench = &plan.bench.bench;
-    json!({
-        "exp_id": "",
-        "model": plan.bench.model.name,
-        "arch": plan.bench.model.arch,
-        "weights": plan.weights.to_string(),
-        "config": {
-            "name": bench.name,
-            "arch": bench.arch,
-            "context_lengths": bench.context_lengths,
-            "scaling": bench.scaling,
-            "num_tokens": bench.params.num_tokens,
-            "batch_size": bench.params.batch_size,
-            "num_runs": bench.params.num_runs,
-            "warmup_runs": bench.params.warmup_runs,
-            "min_duration_s": bench.params.min_duration_s,
-            "threads": plan.threads,
-            "hyperparameters": plan.bench.model.config,
+    let model = &plan.bench.model;
+    let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let (pretrained, source) = match &model.source {
+        ModelSource::Random { seed } => (None, format!("random-init seed {seed}")),
+        ModelSource::HfDir { dir } => (file_name(dir), "hf-dir".to_string()),
+        ModelSource::TorchScript { file } => (file_name(file), "torchscript".to_string()),
+    };
+    ResultsDocument {
+        schema_version: SCHEMA_VERSION,
+        exp_id: String::new(),
+        model: model.name.clone(),
+        arch: model.arch.as_str().into(),
+        weights: Some(plan.weights.to_string()),
+        config: RunConfig {
+            model: ModelRecord {
+                name: model.name.clone(),
+                arch: model.arch.as_str().into(),
+                pretrained,
+                source: Some(source),
+                dtype: Some(plan.dtype.name().into()),
+                device: Some(describe(plan.device)),
+                hyperparameters: model
+                    .config
+                    .as_ref()
+                    .and_then(|c| serde_json::to_value(c).ok()),
+                extra: Map::new(),
+            },
+            bench: BenchRecord {
+                name: Some(bench.name.clone()),
+                arch: Some(bench.arch.as_str().into()),
+                context_lengths: Some(bench.context_lengths.clone()),
+                scaling: Some(bench.scaling),
+                num_tokens: Some(bench.params.num_tokens),
+                batch_size: Some(bench.params.batch_size),
+                num_runs: Some(bench.params.num_runs),
+                warmup_runs: Some(bench.params.warmup_runs),
+                min_duration_s: Some(bench.params.min_duration_s),
+                threads: Some(plan.threads),
+                extra: Map::new(),
+            },
+            extra: Map::new(),
         },
-        "peaks": peaks,
-    })
+        peaks: peaks.cloned(),
+        metrics: std::collections::BTreeMap::new(),
+        extra: Map::new(),
+    }
 }
 
 /// What the step's results document is written from when every point is settled, without reading any cached
@@ -162,15 +139,15 @@ pub fn write(
     peaks: Option<&Peaks>,
 ) -> Result<Option<PathBuf>> {
     let latest = latest_results(root, &plan.bench.model.name);
-    let probe = document("", plan, points, peaks);
+    let probe = serde_json::to_value(document("", plan, points, peaks)).unwrap_or(Value::Null);
     let previous: Option<Value> = crate::fsio::read_own(&latest)
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
     if previous.as_ref().is_some_and(|p| {
         // Everything but the experiment id: a rerun that took every point from the cache writes nothing.
-        p.get("metrics") == probe.get("metrics")
-            && p.get("config") == probe.get("config")
-            && p.get("peaks") == probe.get("peaks")
+        ["schema_version", "metrics", "config", "peaks"]
+            .iter()
+            .all(|k| p.get(k) == probe.get(k))
     }) {
         return Ok(None);
     }
