@@ -63,6 +63,34 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Did inference get slower? Compares two runs' points (project directories, results directories or results
+    /// files): exit 0 when nothing is slower, 1 when something is, 2 for invalid input.
+    Compare {
+        baseline: PathBuf,
+        candidate: PathBuf,
+        /// Metrics to compare (repeat or comma-separate): `latency` (first token / forward), `itl_ms`,
+        /// `e2e_latency_ms`, or any statistic a point records (`tbt_ms`, `encoder_latency_ms`, `tokens_per_sec`…).
+        #[arg(long = "metric", value_delimiter = ',', default_values_t = crate::compare::DEFAULT_METRICS.map(String::from))]
+        metrics: Vec<String>,
+        /// Relative change below which nothing is called slower or faster (0.03 = ±3 %).
+        #[arg(long, default_value_t = 0.03)]
+        threshold: f64,
+        /// Significance level, after correction for the number of tests.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        #[arg(long, value_enum, default_value_t = crate::compare::significance::Correction::Holm)]
+        correction: crate::compare::significance::Correction,
+        #[arg(long, value_enum, default_value_t = crate::compare::render::Format::Table)]
+        format: crate::compare::render::Format,
+        /// Compare points measured on different hardware or with a different dtype, thread count, batch,
+        /// generated tokens or measuring code (refused by default).
+        #[arg(long)]
+        allow_different_hardware: bool,
+        /// Call changes beyond `--threshold` alone, without widening it to the run-to-run noise estimated from the
+        /// spread of all the rows' ratios (for machines known to be quiet).
+        #[arg(long)]
+        fixed_threshold: bool,
+    },
     /// Show the point cache; `--prune` removes entries no pipeline in `pipelines/` references.
     Cache {
         #[arg(default_value = DEFAULT_PIPELINE)]

@@ -126,6 +126,10 @@ pub enum Error {
     #[error("{0}")]
     Report(String),
 
+    /// A command-line value that cannot be used (checked before anything is read or written).
+    #[error("{0}")]
+    Usage(String),
+
     #[error("interrupted")]
     Interrupted,
 }
@@ -149,7 +153,8 @@ impl Error {
             // points, exit 1).
             | Error::ModelFile { .. }
             | Error::Tokenizer { .. }
-            | Error::MissingInput { .. } => 2,
+            | Error::MissingInput { .. }
+            | Error::Usage(_) => 2,
             Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
             _ => 1,
         }

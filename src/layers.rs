@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["bench"],
     &["results"],
     &["cache", "report"],
-    &["job"],
+    &["job", "compare"],
     &["pipeline"],
     &["commands"],
 ];

@@ -15,6 +15,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod compare;
 pub mod error;
 pub mod file_hash;
 pub mod fsio;
@@ -72,6 +73,29 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Peaks { pipeline, force } => {
             commands::peaks::run(&pipeline, force).map(|()| ExitCode::SUCCESS)
         }
+        Command::Compare {
+            baseline,
+            candidate,
+            metrics,
+            threshold,
+            alpha,
+            correction,
+            format,
+            allow_different_hardware,
+            fixed_threshold,
+        } => commands::compare::run(
+            &baseline,
+            &candidate,
+            &compare::Options {
+                metrics,
+                threshold,
+                alpha,
+                correction,
+                allow_different: allow_different_hardware,
+                fixed_threshold,
+            },
+            format,
+        ),
         Command::Cache { pipeline, prune } => {
             commands::cache::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)
         }

@@ -1,6 +1,7 @@
 //! What each subcommand does (`cli` holds their arguments).
 
 pub mod cache;
+pub mod compare;
 pub mod graph;
 pub mod peaks;
 pub mod run;

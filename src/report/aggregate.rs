@@ -116,11 +116,15 @@ pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (doc, _) = legacy::read(doc, &stem)?;
-    Ok(doc
-        .metrics
+    Ok(rows_of_document(&doc))
+}
+
+/// Rows of a document already read.
+pub fn rows_of_document(doc: &ResultsDocument) -> Vec<Row> {
+    doc.metrics
         .iter()
-        .map(|(length, m)| row(&doc, length.parse().ok(), m))
-        .collect())
+        .map(|(length, m)| row(doc, length.parse().ok(), m))
+        .collect()
 }
 
 /// A length's row: the original tool's fields, then the point's own record over them where it has one.

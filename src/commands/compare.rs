@@ -1,0 +1,85 @@
+//! `e3pipe compare`: checks the options, reads both sides, refuses points measured under different conditions
+//! unless allowed, prints the comparison, and exits 1 when anything is slower.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::compare::render::{Format, render};
+use crate::compare::{Options, Verdict, compare, inputs};
+use crate::error::{Error, Result, suggest};
+use crate::output;
+
+fn check(options: &Options) -> Result<()> {
+    if !(options.threshold.is_finite() && (0.0..1.0).contains(&options.threshold)) {
+        return Err(Error::Usage(format!(
+            "`--threshold {}` must be a fraction in [0, 1) (0.03 = ±3 %)",
+            options.threshold
+        )));
+    }
+    if !(options.alpha.is_finite() && options.alpha > 0.0 && options.alpha < 1.0) {
+        return Err(Error::Usage(format!(
+            "`--alpha {}` must be in (0, 1)",
+            options.alpha
+        )));
+    }
+    if options.metrics.is_empty() || options.metrics.iter().any(String::is_empty) {
+        return Err(Error::Usage("`--metric` needs a metric name".into()));
+    }
+    Ok(())
+}
+
+pub fn run(
+    baseline: &Path,
+    candidate: &Path,
+    options: &Options,
+    format: Format,
+) -> Result<ExitCode> {
+    check(options)?;
+    let (a, b) = (inputs::load(baseline)?, inputs::load(candidate)?);
+    // Every metric named must exist somewhere, or it is a typo.
+    let mut known: Vec<String> = vec!["latency".into()];
+    for p in a.points.iter().chain(&b.points) {
+        if let Some(r) = &p.record {
+            known.extend(r.stats.keys().cloned());
+        }
+    }
+    known.sort();
+    known.dedup();
+    let has_records = a.points.iter().chain(&b.points).any(|p| p.record.is_some());
+    for m in &options.metrics {
+        if has_records && !known.contains(m) {
+            let hint = suggest(m, known.iter().map(String::as_str))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "no point records metric `{m}`{hint}; known: {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let result = compare(&a, &b, options);
+    if result.rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "`{}` and `{}` share no (model, architecture, context length) point to compare",
+            a.label, b.label
+        )));
+    }
+    if !result.differences.is_empty() && !options.allow_different {
+        return Err(Error::Usage(format!(
+            "`{}` and `{}` were measured under different conditions ({}); their times are not comparable. Compare anyway with `--allow-different-hardware`",
+            a.label,
+            b.label,
+            result.differences.join("; ")
+        )));
+    }
+    output::result(render(&result, format).trim_end());
+    Ok(if result.count(Verdict::Slower) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

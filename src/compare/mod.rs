@@ -1,0 +1,396 @@
+//! `e3pipe compare BASELINE CANDIDATE`: did inference get slower? Points are matched by (model, architecture,
+//! context length, metric); each matched pair is tested (`significance`) and called `slower` or `faster` only when
+//! the corrected test is significant at alpha and the whole bootstrap interval of the ratio of medians lies beyond
+//! the noise band (criterion's rule); anything else is `no change`.
+//!
+//! The test sees only the noise inside each run. Between two runs the machine's state drifts (measured here: two
+//! identical quick runs differ by up to ±40 % on a shared 2-core machine), so the noise band is the larger of
+//! `--threshold` and the run-to-run noise estimated from the spread of all rows' ratios
+//! (`significance::run_to_run_sd`), widened for the number of rows so an A/A comparison stays quiet. Points measured under different
+//! conditions (device, dtype, threads, batch, generated tokens, measuring code) are refused unless allowed. The
+//! fitted scaling exponents are compared per model beside the points.
+
+pub mod inputs;
+pub mod render;
+pub mod significance;
+
+use serde::Serialize;
+
+use crate::report::aggregate::fits;
+use crate::report::student_t;
+use inputs::{Point, Side};
+use significance::{
+    Correction, MIN_ROWS_FOR_NOISE, band_z, mann_whitney, median_of, ratio_interval, run_to_run_sd,
+    smallest_p,
+};
+
+/// The metrics compared unless others are named: the headline latency, each run's inter-token latency and the
+/// end-to-end time.
+pub const DEFAULT_METRICS: [&str; 3] = ["latency", "itl_ms", "e2e_latency_ms"];
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub metrics: Vec<String>,
+    /// Relative change below which nothing is called a change (0.03 = ±3 %).
+    pub threshold: f64,
+    pub alpha: f64,
+    pub correction: Correction,
+    pub allow_different: bool,
+    /// Use `threshold` alone, without the run-to-run noise estimate (for interleaved or quiet machines).
+    pub fixed_threshold: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Slower,
+    Faster,
+    NoChange,
+    /// No raw samples on a side (the original tool's files), or fewer than two.
+    NotTested,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Slower => "slower",
+            Verdict::Faster => "faster",
+            Verdict::NoChange => "no change",
+            Verdict::NotTested => "not tested",
+        }
+    }
+}
+
+/// One matched (model, length, metric).
+#[derive(Debug, Clone, Serialize)]
+pub struct Compared {
+    pub model: String,
+    pub arch: String,
+    pub context_length: u64,
+    pub metric: String,
+    pub baseline_median: Option<f64>,
+    pub candidate_median: Option<f64>,
+    pub baseline_n: usize,
+    pub candidate_n: usize,
+    /// Candidate median / baseline median.
+    pub ratio: Option<f64>,
+    /// Percentile bootstrap interval of the ratio, at `1 - alpha`.
+    pub ratio_ci: Option<(f64, f64)>,
+    /// The bootstrap's SD of ln(ratio).
+    #[serde(skip)]
+    pub log_se: Option<f64>,
+    /// Two-sided Mann–Whitney p-value, and adjusted for every test of the comparison.
+    pub p_value: Option<f64>,
+    pub p_adjusted: Option<f64>,
+    pub verdict: Verdict,
+}
+
+/// One model's fitted scaling exponent on each side.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exponent {
+    pub model: String,
+    pub baseline_k: f64,
+    pub baseline_k_ci95: Option<(f64, f64)>,
+    pub candidate_k: f64,
+    pub candidate_k_ci95: Option<(f64, f64)>,
+    pub delta_k: f64,
+    /// `steeper`, `flatter` or `same` (Δk within t·SE of the difference at 95 %), `unknown` without SEs.
+    pub change: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub baseline: String,
+    pub candidate: String,
+    pub threshold: f64,
+    pub alpha: f64,
+    pub correction: Correction,
+    /// Run-to-run noise estimated from the rows (SD of ln ratio), and the band a change must clear (relative).
+    pub run_to_run_sd: Option<f64>,
+    pub noise_band: f64,
+    pub rows: Vec<Compared>,
+    pub exponents: Vec<Exponent>,
+    /// Conditions that differ between the sides (refused unless allowed).
+    pub differences: Vec<String>,
+    /// Points on one side only: `model @ length`.
+    pub only_baseline: Vec<String>,
+    pub only_candidate: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Comparison {
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.rows.iter().filter(|r| r.verdict == verdict).count()
+    }
+}
+
+/// What must be equal for two points' times to be compared, by name.
+fn conditions(p: &Point) -> Vec<(&'static str, String)> {
+    let Some(r) = &p.record else {
+        return Vec::new();
+    };
+    vec![
+        ("device", r.device.clone()),
+        ("dtype", r.dtype.clone()),
+        ("threads", r.threads.to_string()),
+        ("batch_size", r.batch_size.to_string()),
+        ("num_tokens", r.num_tokens.to_string()),
+        ("measuring code (method)", short(&r.method)),
+    ]
+}
+
+/// What may differ and is said (libtorch, e3pipe version, weights).
+fn context(p: &Point) -> Vec<(&'static str, String)> {
+    let Some(r) = &p.record else {
+        return Vec::new();
+    };
+    vec![
+        ("libtorch", r.libtorch_version.clone()),
+        ("e3pipe", r.e3pipe_version.clone()),
+        ("weights", r.weights.clone()),
+    ]
+}
+
+fn short(method: &str) -> String {
+    method.chars().take(12).collect()
+}
+
+/// A stable seed for one row's bootstrap.
+fn seed(parts: &[&str]) -> u64 {
+    let hash = blake3::hash(parts.join("\u{0}").as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+fn key(p: &Point) -> (String, String, u64) {
+    (p.model.clone(), p.arch.clone(), p.length)
+}
+
+/// Higher is better for rates (`*_per_sec`); lower for times.
+fn higher_is_better(metric: &str) -> bool {
+    metric.ends_with("_per_sec")
+}
+
+/// Compares `candidate` against `baseline`.
+pub fn compare(baseline: &Side, candidate: &Side, options: &Options) -> Comparison {
+    let mut rows = Vec::new();
+    let mut differences: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = baseline
+        .notes
+        .iter()
+        .chain(&candidate.notes)
+        .cloned()
+        .collect();
+    let mut only_baseline = Vec::new();
+    let mut seed_points = 0;
+    // Rows by model, then length (numerically), then the metrics in the order asked.
+    let mut ordered: Vec<&Point> = baseline.points.iter().collect();
+    ordered.sort_by(|x, y| (&x.model, x.length).cmp(&(&y.model, y.length)));
+    for b in ordered {
+        let Some(c) = candidate.points.iter().find(|c| key(c) == key(b)) else {
+            only_baseline.push(format!("{} @ {}", b.model, b.length));
+            continue;
+        };
+        for ((name, x), (_, y)) in conditions(b).iter().zip(conditions(c)) {
+            if *x != y {
+                let d = format!("{name}: `{x}` vs `{y}`");
+                if !differences.contains(&d) {
+                    differences.push(d);
+                }
+            }
+        }
+        for ((name, x), (_, y)) in context(b).iter().zip(context(c)) {
+            if *x != y {
+                let d = format!("{name} differs: `{x}` vs `{y}`");
+                if !notes.contains(&d) {
+                    notes.push(d);
+                }
+            }
+        }
+        if b.record.is_none() || c.record.is_none() {
+            seed_points += 1;
+        }
+        for metric in &options.metrics {
+            let name = b.metric_name(metric);
+            let (sa, sb) = (b.samples(metric), c.samples(metric));
+            let from_record = |p: &Point, s: &[f64]| {
+                if s.is_empty() {
+                    (metric == "latency").then_some(p.latency_ms).flatten()
+                } else {
+                    Some(median_of(s))
+                }
+            };
+            let (ma, mb) = (from_record(b, &sa), from_record(c, &sb));
+            if ma.is_none() && mb.is_none() {
+                // Not a metric of this architecture (an encoder has no `itl_ms`).
+                continue;
+            }
+            let ratio = match (ma, mb) {
+                (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+                _ => None,
+            };
+            let tested = sa.len() >= 2 && sb.len() >= 2;
+            let interval = if tested {
+                ratio_interval(
+                    &sa,
+                    &sb,
+                    1.0 - options.alpha,
+                    seed(&[&b.model, &b.length.to_string(), &name]),
+                )
+            } else {
+                None
+            };
+            rows.push(Compared {
+                model: b.model.clone(),
+                arch: b.arch.clone(),
+                context_length: b.length,
+                metric: name.clone(),
+                baseline_median: ma,
+                candidate_median: mb,
+                baseline_n: sa.len(),
+                candidate_n: sb.len(),
+                ratio,
+                ratio_ci: interval.map(|i| (i.low, i.high)),
+                log_se: interval.map(|i| i.log_se),
+                p_value: if tested { mann_whitney(&sa, &sb) } else { None },
+                p_adjusted: None,
+                verdict: Verdict::NotTested,
+            });
+        }
+    }
+    let only_candidate: Vec<String> = candidate
+        .points
+        .iter()
+        .filter(|c| !baseline.points.iter().any(|b| key(b) == key(c)))
+        .map(|c| format!("{} @ {}", c.model, c.length))
+        .collect();
+    if seed_points > 0 {
+        notes.push(format!(
+            "{seed_points} matched point(s) have no raw samples on a side (files of the original tool): their medians are shown, not tested"
+        ));
+    }
+    // Correct over every test made.
+    let tested: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].p_value.is_some())
+        .collect();
+    let p: Vec<f64> = tested.iter().filter_map(|&i| rows[i].p_value).collect();
+    let adjusted = options.correction.adjust(&p);
+    let log_ratios: Vec<f64> = tested
+        .iter()
+        .filter_map(|&i| rows[i].ratio.filter(|r| *r > 0.0).map(f64::ln))
+        .collect();
+    let log_ses: Vec<f64> = tested.iter().filter_map(|&i| rows[i].log_se).collect();
+    let sd = if options.fixed_threshold {
+        None
+    } else {
+        run_to_run_sd(&log_ratios, &log_ses)
+    };
+    let band = sd.map_or(options.threshold, |sd| {
+        options
+            .threshold
+            .max((band_z(options.alpha, tested.len()) * sd).exp() - 1.0)
+    });
+    for (&i, q) in tested.iter().zip(adjusted) {
+        let row = &mut rows[i];
+        row.p_adjusted = Some(q);
+        row.verdict = verdict(row, q, options.alpha, band);
+    }
+    match sd {
+        Some(sd) if band > options.threshold => notes.push(format!(
+            "run-to-run noise: the {} ratios spread with a robust SD of {:.1} % around their median, more than either run's own spread shows; changes within ±{:.1} % (that spread, widened for {} rows) are not called. `--fixed-threshold` uses ±{:.1} % alone",
+            log_ratios.len(),
+            sd * 100.0,
+            band * 100.0,
+            tested.len(),
+            options.threshold * 100.0
+        )),
+        None if !options.fixed_threshold && !tested.is_empty() => notes.push(format!(
+            "fewer than {MIN_ROWS_FOR_NOISE} rows: run-to-run noise not estimated, only each run's own spread is accounted for; a difference between two runs can be the machine's, not the code's"
+        )),
+        _ => {}
+    }
+    // Say when no row could ever have been called a change: too few runs for the number of tests.
+    if let Some(best) = tested
+        .iter()
+        .map(|&i| smallest_p(rows[i].baseline_n, rows[i].candidate_n))
+        .reduce(f64::min)
+    {
+        let floor = match options.correction {
+            Correction::Holm => best * tested.len() as f64,
+            Correction::Bh => best,
+        };
+        if floor > options.alpha {
+            notes.push(format!(
+                "with these run counts no change can be detected: the smallest attainable p-value is {best:.3} (exact Mann–Whitney), {floor:.3} after {} over {} tests, above alpha {}; measure more runs (`num_runs`)",
+                options.correction.describe(),
+                tested.len(),
+                options.alpha
+            ));
+        }
+    }
+    Comparison {
+        baseline: baseline.label.clone(),
+        candidate: candidate.label.clone(),
+        threshold: options.threshold,
+        alpha: options.alpha,
+        correction: options.correction,
+        run_to_run_sd: sd,
+        noise_band: band,
+        rows,
+        exponents: exponents(baseline, candidate),
+        differences,
+        only_baseline,
+        only_candidate,
+        notes,
+    }
+}
+
+fn verdict(row: &Compared, p_adjusted: f64, alpha: f64, band: f64) -> Verdict {
+    let Some((lo, hi)) = row.ratio_ci else {
+        return Verdict::NotTested;
+    };
+    if p_adjusted > alpha {
+        return Verdict::NoChange;
+    }
+    // Symmetric in log space: ×(1 + band) slower or ÷(1 + band) faster.
+    let (up, down) = (lo > 1.0 + band, hi < 1.0 / (1.0 + band));
+    match (up, down, higher_is_better(&row.metric)) {
+        (true, _, false) | (_, true, true) => Verdict::Slower,
+        (_, true, false) | (true, _, true) => Verdict::Faster,
+        _ => Verdict::NoChange,
+    }
+}
+
+fn exponents(baseline: &Side, candidate: &Side) -> Vec<Exponent> {
+    let (fa, fb) = (fits(&baseline.rows), fits(&candidate.rows));
+    fa.iter()
+        .filter_map(|a| {
+            let b = fb.iter().find(|b| b.model == a.model)?;
+            let delta = b.k - a.k;
+            let change = match (a.k_stderr, b.k_stderr) {
+                (Some(sa), Some(sb)) => {
+                    let df = a.df.min(b.df).max(1) as f64;
+                    let limit = student_t::quantile(0.975, df) * sa.hypot(sb);
+                    if delta > limit {
+                        "steeper"
+                    } else if delta < -limit {
+                        "flatter"
+                    } else {
+                        "same"
+                    }
+                }
+                _ => "unknown",
+            };
+            Some(Exponent {
+                model: a.model.clone(),
+                baseline_k: a.k,
+                baseline_k_ci95: a.k_ci95,
+                candidate_k: b.k,
+                candidate_k_ci95: b.k_ci95,
+                delta_k: delta,
+                change,
+            })
+        })
+        .collect()
+}
