@@ -4,8 +4,9 @@ pipeline on this machine (nothing changed between them, so every `slower` or `fa
 
 The quick pipeline's bench steps run `--repeats` times in a temporary copy of the project (configs, pipelines and a
 link to assets), each with `--force` so every point is measured again, with `num_runs` set to `--runs` in every
-bench config. Each consecutive pair is compared at the default threshold and alpha; the script reports per pair the
-rows called slower/faster, and overall the share of pairs with any alarm and of rows with one.
+bench config. Each consecutive pair is compared at the default threshold and alpha, alone and with the run before
+the pair as the baseline's repeat (`--noise-from`); the script reports per pair the rows called slower/faster, and
+overall the share of pairs with any alarm and of rows with one.
 
   python3 scripts/compare_aa.py [--repeats 6] [--runs 12] [--threshold 0.03]
 
@@ -52,9 +53,11 @@ def main() -> int:
             side = Path(tmp) / f"run{i}"
             shutil.copytree(proj / "latest", side / "latest")
             sides.append(side)
-        for a, b in zip(sides, sides[1:]):
+        for i, (a, b) in enumerate(zip(sides, sides[1:])):
             entry = {"pair": f"{a.name}/{b.name}"}
-            for mode, extra in (("estimated", []), ("fixed", ["--fixed-threshold"])):
+            # `noise`: with the run before the baseline as its repeat (`--noise-from`); `fixed`: the threshold alone.
+            modes = [("fixed", [])] + ([("noise", ["--noise-from", str(sides[i - 1])])] if i > 0 else [])
+            for mode, extra in modes:
                 out = subprocess.run([str(args.e3pipe), "compare", str(a), str(b), "--format", "json",
                                       "--threshold", str(args.threshold), *extra], capture_output=True, text=True)
                 if out.returncode not in (0, 1):
@@ -67,20 +70,25 @@ def main() -> int:
                 entry.update({"rows": len(report["rows"]), "ratio_min": ratios[0], "ratio_max": ratios[-1],
                               f"alarms_{mode}": alarms, f"noise_band_{mode}": report["noise_band"]})
             pairs.append(entry)
-            print(f"{a.name} vs {b.name}: ratios {entry['ratio_min']:.3f}..{entry['ratio_max']:.3f}; "
-                  f"noise band ±{entry['noise_band_estimated'] * 100:.1f} %: {len(entry['alarms_estimated'])} of "
-                  f"{entry['rows']} rows called a change; at ±{args.threshold * 100:.0f} % alone: "
-                  f"{len(entry['alarms_fixed'])}" + "".join(f"\n  {x}" for x in entry["alarms_estimated"]))
+            noise = (f"; with --noise-from {sides[i - 1].name}: band ±{entry['noise_band_noise'] * 100:.1f} %, "
+                     f"{len(entry['alarms_noise'])} rows called a change" if i > 0 else "")
+            print(f"{a.name} vs {b.name}: ratios {entry['ratio_min']:.3f}..{entry['ratio_max']:.3f}; at "
+                  f"±{args.threshold * 100:.0f} %: {len(entry['alarms_fixed'])} of {entry['rows']} rows called a change"
+                  + noise + "".join(f"\n  {x}" for x in entry.get("alarms_noise", [])))
     rows = sum(p["rows"] for p in pairs)
     summary = {"repeats": args.repeats, "runs_per_point": args.runs, "threshold": args.threshold,
                "pairs": len(pairs), "rows": rows, "detail": pairs}
-    for mode in ("estimated", "fixed"):
-        summary[f"pairs_with_a_false_alarm_{mode}"] = sum(1 for p in pairs if p[f"alarms_{mode}"])
-        summary[f"rows_with_a_false_alarm_{mode}"] = sum(len(p[f"alarms_{mode}"]) for p in pairs)
-    print(f"false alarms with the run-to-run noise estimate: {summary['pairs_with_a_false_alarm_estimated']} of "
-          f"{len(pairs)} A/A comparisons, {summary['rows_with_a_false_alarm_estimated']} of {rows} rows; at "
-          f"±{args.threshold * 100:.0f} % alone: {summary['pairs_with_a_false_alarm_fixed']} of {len(pairs)}, "
-          f"{summary['rows_with_a_false_alarm_fixed']} of {rows} rows (num_runs {args.runs})")
+    for mode in ("noise", "fixed"):
+        with_mode = [p for p in pairs if f"alarms_{mode}" in p]
+        summary[f"pairs_{mode}"] = len(with_mode)
+        summary[f"rows_{mode}"] = sum(p["rows"] for p in with_mode)
+        summary[f"pairs_with_a_false_alarm_{mode}"] = sum(1 for p in with_mode if p[f"alarms_{mode}"])
+        summary[f"rows_with_a_false_alarm_{mode}"] = sum(len(p[f"alarms_{mode}"]) for p in with_mode)
+    print(f"false alarms at ±{args.threshold * 100:.0f} % alone: {summary['pairs_with_a_false_alarm_fixed']} of "
+          f"{summary['pairs_fixed']} A/A comparisons, {summary['rows_with_a_false_alarm_fixed']} of "
+          f"{summary['rows_fixed']} rows; with --noise-from a repeat: {summary['pairs_with_a_false_alarm_noise']} of "
+          f"{summary['pairs_noise']}, {summary['rows_with_a_false_alarm_noise']} of {summary['rows_noise']} rows "
+          f"(num_runs {args.runs})")
     out = ROOT / "results" / "compare_aa.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")

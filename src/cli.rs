@@ -86,10 +86,10 @@ pub enum Command {
         /// generated tokens or measuring code (refused by default).
         #[arg(long)]
         allow_different_hardware: bool,
-        /// Call changes beyond `--threshold` alone, without widening it to the run-to-run noise estimated from the
-        /// spread of all the rows' ratios (for machines known to be quiet).
-        #[arg(long)]
-        fixed_threshold: bool,
+        /// A second run of the baseline, made the same way: the spread of its ratios to the baseline measures the
+        /// run-to-run noise, and changes within it are not called.
+        #[arg(long, value_name = "REPEAT")]
+        noise_from: Option<PathBuf>,
     },
     /// Show the point cache; `--prune` removes entries no pipeline in `pipelines/` references.
     Cache {

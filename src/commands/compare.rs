@@ -31,11 +31,13 @@ fn check(options: &Options) -> Result<()> {
 pub fn run(
     baseline: &Path,
     candidate: &Path,
+    repeat: Option<&Path>,
     options: &Options,
     format: Format,
 ) -> Result<ExitCode> {
     check(options)?;
     let (a, b) = (inputs::load(baseline)?, inputs::load(candidate)?);
+    let repeat = repeat.map(inputs::load).transpose()?;
     // Every metric named must exist somewhere, or it is a typo.
     let mut known: Vec<String> = vec!["latency".into()];
     for p in a.points.iter().chain(&b.points) {
@@ -48,7 +50,9 @@ pub fn run(
     let has_records = a.points.iter().chain(&b.points).any(|p| p.record.is_some());
     for m in &options.metrics {
         if has_records && !known.contains(m) {
+            // A near spelling, or the metric with its unit left off (`ttft` for `ttft_ms`).
             let hint = suggest(m, known.iter().map(String::as_str))
+                .or_else(|| known.iter().find(|k| k.starts_with(m.as_str())).cloned())
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
             return Err(Error::Usage(format!(
@@ -61,7 +65,7 @@ pub fn run(
             )));
         }
     }
-    let result = compare(&a, &b, options);
+    let result = compare(&a, &b, repeat.as_ref(), options);
     if result.rows.is_empty() {
         return Err(Error::Usage(format!(
             "`{}` and `{}` share no (model, architecture, context length) point to compare",

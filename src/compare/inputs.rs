@@ -103,12 +103,11 @@ pub fn load(path: &Path) -> Result<Side> {
     let docs: Vec<ResultsDocument> = if meta.is_file() {
         vec![read_document(path).map_err(|reason| bad(path, reason))?]
     } else if meta.is_dir() {
-        let latest = path.join(LATEST_DIR);
-        let dir = if latest.is_dir() {
-            latest
-        } else {
-            path.to_path_buf()
-        };
+        // A project, its `latest/`, or a folder of results files.
+        let dir = [path.join(LATEST_DIR), path.join("inference")]
+            .into_iter()
+            .find(|d| d.is_dir())
+            .unwrap_or_else(|| path.to_path_buf());
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map_err(|e| bad(&dir, format!("cannot list it ({e})")))?
             .filter_map(std::result::Result::ok)

@@ -4,9 +4,11 @@
 //! the noise band (criterion's rule); anything else is `no change`.
 //!
 //! The test sees only the noise inside each run. Between two runs the machine's state drifts (measured here: two
-//! identical quick runs differ by up to ±40 % on a shared 2-core machine), so the noise band is the larger of
-//! `--threshold` and the run-to-run noise estimated from the spread of all rows' ratios
-//! (`significance::run_to_run_sd`), widened for the number of rows so an A/A comparison stays quiet. Points measured under different
+//! identical quick runs differ by up to ±40 % on a shared 2-core machine), which no single run can show. Given a
+//! repeat of the baseline (`--noise-from`), the spread of the baseline-against-repeat ratios measures that drift
+//! (`significance::run_to_run_sd`) and the noise band becomes the larger of `--threshold` and that spread, widened
+//! for the number of rows so an A/A comparison stays quiet. The drift is not estimated from the compared rows
+//! themselves: a real change that slows some rows more than others would read as noise and hide itself. Points measured under different
 //! conditions (device, dtype, threads, batch, generated tokens, measuring code) are refused unless allowed. The
 //! fitted scaling exponents are compared per model beside the points.
 
@@ -36,8 +38,6 @@ pub struct Options {
     pub alpha: f64,
     pub correction: Correction,
     pub allow_different: bool,
-    /// Use `threshold` alone, without the run-to-run noise estimate (for interleaved or quiet machines).
-    pub fixed_threshold: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -172,8 +172,14 @@ fn higher_is_better(metric: &str) -> bool {
     metric.ends_with("_per_sec")
 }
 
-/// Compares `candidate` against `baseline`.
-pub fn compare(baseline: &Side, candidate: &Side, options: &Options) -> Comparison {
+/// Compares `candidate` against `baseline`; `repeat`, a second run of the baseline made the same way, measures the
+/// run-to-run noise.
+pub fn compare(
+    baseline: &Side,
+    candidate: &Side,
+    repeat: Option<&Side>,
+    options: &Options,
+) -> Comparison {
     let mut rows = Vec::new();
     let mut differences: Vec<String> = Vec::new();
     let mut notes: Vec<String> = baseline
@@ -276,39 +282,52 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &Options) -> Comparis
         .collect();
     let p: Vec<f64> = tested.iter().filter_map(|&i| rows[i].p_value).collect();
     let adjusted = options.correction.adjust(&p);
-    let log_ratios: Vec<f64> = tested
-        .iter()
-        .filter_map(|&i| rows[i].ratio.filter(|r| *r > 0.0).map(f64::ln))
-        .collect();
-    let log_ses: Vec<f64> = tested.iter().filter_map(|&i| rows[i].log_se).collect();
-    let sd = if options.fixed_threshold {
-        None
-    } else {
-        run_to_run_sd(&log_ratios, &log_ses)
+    let (sd, band) = match repeat {
+        Some(r) => {
+            let aa = compare(baseline, r, None, options);
+            for d in &aa.differences {
+                differences.push(format!("repeat `{}`: {d}", r.label));
+            }
+            let aa_rows: Vec<&Compared> = aa.rows.iter().filter(|r| r.p_value.is_some()).collect();
+            let log_ratios: Vec<f64> = aa_rows
+                .iter()
+                .filter_map(|r| r.ratio.filter(|x| *x > 0.0).map(f64::ln))
+                .collect();
+            let log_ses: Vec<f64> = aa_rows.iter().filter_map(|r| r.log_se).collect();
+            let sd = run_to_run_sd(&log_ratios, &log_ses);
+            match sd {
+                Some(sd) => notes.push(format!(
+                    "run-to-run noise from `{}` (a repeat of the baseline): its {} ratios to the baseline spread with a robust SD of {:.1} % beyond each run's own spread",
+                    r.label,
+                    log_ratios.len(),
+                    sd * 100.0
+                )),
+                None => notes.push(format!(
+                    "`{}` shares fewer than {MIN_ROWS_FOR_NOISE} tested rows with the baseline: run-to-run noise not estimated",
+                    r.label
+                )),
+            }
+            let band = sd.map_or(options.threshold, |sd| {
+                options
+                    .threshold
+                    .max((band_z(options.alpha, tested.len()) * sd).exp() - 1.0)
+            });
+            (sd, band)
+        }
+        None => {
+            if !tested.is_empty() {
+                notes.push(
+                    "only each run's own spread is accounted for: two runs of the same code on a busy machine differ by more (see `--noise-from`)"
+                        .into(),
+                );
+            }
+            (None, options.threshold)
+        }
     };
-    let band = sd.map_or(options.threshold, |sd| {
-        options
-            .threshold
-            .max((band_z(options.alpha, tested.len()) * sd).exp() - 1.0)
-    });
     for (&i, q) in tested.iter().zip(adjusted) {
         let row = &mut rows[i];
         row.p_adjusted = Some(q);
         row.verdict = verdict(row, q, options.alpha, band);
-    }
-    match sd {
-        Some(sd) if band > options.threshold => notes.push(format!(
-            "run-to-run noise: the {} ratios spread with a robust SD of {:.1} % around their median, more than either run's own spread shows; changes within ±{:.1} % (that spread, widened for {} rows) are not called. `--fixed-threshold` uses ±{:.1} % alone",
-            log_ratios.len(),
-            sd * 100.0,
-            band * 100.0,
-            tested.len(),
-            options.threshold * 100.0
-        )),
-        None if !options.fixed_threshold && !tested.is_empty() => notes.push(format!(
-            "fewer than {MIN_ROWS_FOR_NOISE} rows: run-to-run noise not estimated, only each run's own spread is accounted for; a difference between two runs can be the machine's, not the code's"
-        )),
-        _ => {}
     }
     // Say when no row could ever have been called a change: too few runs for the number of tests.
     if let Some(best) = tested

@@ -38,8 +38,24 @@ fn unit(metric: &str) -> &'static str {
 
 fn value(v: Option<f64>, metric: &str, n: usize) -> String {
     match v {
-        Some(v) => format!("{}{} (n={n})", number(v), unit(metric)),
+        Some(v) if n > 0 => format!("{}{} (n={n})", number(v), unit(metric)),
+        // A median from a file without samples.
+        Some(v) => format!("{}{}", number(v), unit(metric)),
         None => "-".into(),
+    }
+}
+
+/// At most eight items, then how many more.
+fn some(items: &[String]) -> String {
+    const SHOWN: usize = 8;
+    if items.len() <= SHOWN {
+        items.join(", ")
+    } else {
+        format!(
+            "{} and {} more",
+            items[..SHOWN].join(", "),
+            items.len() - SHOWN
+        )
     }
 }
 
@@ -151,15 +167,12 @@ fn lists(c: &Comparison) -> Vec<String> {
         ));
     }
     if !c.only_baseline.is_empty() {
-        out.push(format!(
-            "only in the baseline: {}",
-            c.only_baseline.join(", ")
-        ));
+        out.push(format!("only in the baseline: {}", some(&c.only_baseline)));
     }
     if !c.only_candidate.is_empty() {
         out.push(format!(
             "only in the candidate: {}",
-            c.only_candidate.join(", ")
+            some(&c.only_candidate)
         ));
     }
     out.extend(c.notes.iter().cloned());

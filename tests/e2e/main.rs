@@ -5,6 +5,7 @@
 
 mod bench;
 mod cache;
+mod compare;
 mod hostile;
 mod measurement;
 mod memory;

@@ -1,0 +1,279 @@
+//! `e3pipe compare` on real runs of the tiny models: identical inputs, a synthetic slowdown of one model, a shift
+//! inside the threshold, other hardware, an A/A pair of real runs, and inputs that are not results.
+
+use serde_json::Value;
+
+use crate::project::{Project, bench_yaml};
+
+/// A project whose three tiny models were measured with `runs` runs per point, its results copied to `base/`.
+fn measured(runs: usize) -> Project {
+    let p = Project::new();
+    for (file, arch, tokens) in [
+        ("decoder", "decoder", 4),
+        ("seq2seq", "encoder-decoder", 4),
+        ("encoder", "encoder", 0),
+    ] {
+        p.write(
+            &format!("configs/bench/{file}.yaml"),
+            &bench_yaml(arch, "[32, 512]", tokens, runs),
+        );
+    }
+    let r = p.run(&[
+        "run",
+        "pipelines/p.yaml",
+        "--only",
+        "bench-gpt2,bench-t5,bench-bert",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    copy_latest(&p, "base");
+    p
+}
+
+fn copy_latest(p: &Project, to: &str) {
+    for model in ["gpt2-tiny", "t5-tiny", "bert-tiny"] {
+        p.write(
+            &format!("{to}/latest/inference/{model}.json"),
+            &p.read(&format!("latest/inference/{model}.json")),
+        );
+    }
+}
+
+/// `cand/` as `base/` with `model`'s samples of every time metric scaled by `factor` (rates divided).
+fn scaled(p: &Project, model: &str, factor: f64) {
+    copy_latest(p, "cand");
+    scale(p, "cand", model, factor);
+}
+
+/// `model`'s samples in `dir/` scaled by `factor` (rates divided).
+fn scale(p: &Project, dir: &str, model: &str, factor: f64) {
+    let file = format!("{dir}/latest/inference/{model}.json");
+    let mut doc: Value = serde_json::from_str(&p.read(&file)).unwrap();
+    for (_, m) in doc["metrics"].as_object_mut().unwrap() {
+        for (metric, s) in m["point"]["stats"].as_object_mut().unwrap() {
+            let f = if metric.ends_with("_per_sec") {
+                1.0 / factor
+            } else {
+                factor
+            };
+            for x in s["samples"].as_array_mut().unwrap() {
+                *x = Value::from(x.as_f64().unwrap() * f);
+            }
+        }
+    }
+    p.write(&file, &doc.to_string());
+}
+
+fn json(p: &Project, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["compare"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--format", "json"]);
+    let r = p.run(&all);
+    let v = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.all()));
+    (r.code, v)
+}
+
+fn verdicts(report: &Value, model: &str) -> Vec<String> {
+    report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["model"] == model)
+        .map(|r| r["verdict"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn identical_inputs_are_no_change_and_a_thirty_percent_slowdown_of_one_model_is_slower() {
+    let p = measured(10);
+    // The same path twice.
+    let (code, same) = json(&p, &["base", "base"]);
+    assert_eq!(code, 0);
+    // gpt2 and t5: 2 lengths × (ttft, itl, e2e); bert: 2 × forward.
+    assert_eq!(same["rows"].as_array().unwrap().len(), 14, "{same:#}");
+    assert_eq!(same["summary"]["no_change"], 14);
+    for r in same["rows"].as_array().unwrap() {
+        assert_eq!(r["ratio"], 1.0);
+    }
+    scaled(&p, "gpt2-tiny", 1.30);
+    let (code, slow) = json(&p, &["base", "cand"]);
+    assert_eq!(code, 1, "{slow:#}");
+    assert_eq!(verdicts(&slow, "gpt2-tiny"), ["slower"; 6]);
+    assert_eq!(verdicts(&slow, "t5-tiny"), ["no_change"; 6]);
+    assert_eq!(verdicts(&slow, "bert-tiny"), ["no_change"; 2]);
+    for r in slow["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["model"] == "gpt2-tiny")
+    {
+        assert!((r["ratio"].as_f64().unwrap() - 1.3).abs() < 1e-9, "{r}");
+        let ci = r["ratio_ci"].as_array().unwrap();
+        assert!(ci[0].as_f64().unwrap() > 1.03, "{r}");
+        assert!(r["p_adjusted"].as_f64().unwrap() <= 0.05, "{r}");
+    }
+    // The other way round it is faster, and nothing is slower: exit 0.
+    let (code, fast) = json(&p, &["cand", "base"]);
+    assert_eq!(code, 0);
+    assert_eq!(verdicts(&fast, "gpt2-tiny"), ["faster"; 6]);
+    // Markdown for a pull request: the verdict in bold, the words only as verdicts.
+    let md = p.run(&["compare", "base", "cand", "--format", "markdown"]);
+    assert_eq!(md.code, 1);
+    assert!(
+        md.stdout.contains("| model | arch | length | metric |"),
+        "{}",
+        md.stdout
+    );
+    assert_eq!(md.stdout.matches("**slower**").count(), 6, "{}", md.stdout);
+    // The terminal table names each row and ends with the tally.
+    let table = p.run(&["compare", "base", "cand"]);
+    assert!(
+        table.stdout.contains("6 slower, 0 faster, 8 no change"),
+        "{}",
+        table.stdout
+    );
+    // A repeat of the baseline that drifted by +20 % / -15 % / +10 % per model: run-to-run noise that wide hides a
+    // 30 % change, and the comparison says how wide it was.
+    copy_latest(&p, "repeat");
+    for (model, f) in [("gpt2-tiny", 1.2), ("t5-tiny", 0.85), ("bert-tiny", 1.1)] {
+        scale(&p, "repeat", model, f);
+    }
+    let (code, noisy) = json(&p, &["base", "cand", "--noise-from", "repeat"]);
+    assert_eq!(code, 0, "{noisy:#}");
+    assert_eq!(noisy["summary"]["slower"], 0);
+    // Robust SD of ln ratios (MAD of 6 × ln 1.2, 6 × ln 0.85, 2 × ln 1.1) ≈ 0.129, widened for 14 rows: ≈ ±63 %.
+    let band = noisy["noise_band"].as_f64().unwrap();
+    assert!(band > 0.55 && band < 0.7, "{band}");
+    assert!(
+        noisy["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("run-to-run noise from `repeat`")),
+        "{noisy:#}"
+    );
+    // A repeat identical to the baseline: no drift, the threshold stands and the slowdown is called.
+    let (code, quiet) = json(&p, &["base", "cand", "--noise-from", "base"]);
+    assert_eq!((code, quiet["noise_band"].as_f64().unwrap()), (1, 0.03));
+}
+
+#[test]
+fn a_two_percent_shift_is_no_change_and_other_hardware_is_refused_unless_allowed() {
+    let p = measured(10);
+    scaled(&p, "t5-tiny", 1.02);
+    let (code, small) = json(&p, &["base", "cand"]);
+    assert_eq!(code, 0, "{small:#}");
+    assert_eq!(small["summary"]["slower"], 0);
+    assert_eq!(verdicts(&small, "t5-tiny"), ["no_change"; 6]);
+    // Another machine's results: refused, both devices named, nothing printed on stdout.
+    let file = "cand/latest/inference/bert-tiny.json";
+    let text = p.read(file);
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let device = doc["metrics"]["32"]["point"]["device"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.write(file, &text.replace(&device, "cuda:0 (NVIDIA H200)"));
+    let r = p.run(&["compare", "base", "cand"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.is_empty());
+    assert!(
+        r.stderr.contains("different conditions")
+            && r.stderr.contains("NVIDIA H200")
+            && r.stderr.contains(&device),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("--allow-different-hardware"),
+        "{}",
+        r.stderr
+    );
+    let (code, allowed) = json(&p, &["base", "cand", "--allow-different-hardware"]);
+    assert_eq!(code, 0);
+    assert!(
+        allowed["differences"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("device:"),
+        "{allowed:#}"
+    );
+}
+
+#[test]
+fn an_aa_pair_of_real_runs_raises_no_alarm_and_says_what_it_could_detect() {
+    // Two real runs of the same pipeline, back to back, at the test configs' 3 runs per point.
+    let p = measured(3);
+    let r = p.run(&[
+        "run",
+        "pipelines/p.yaml",
+        "--only",
+        "bench-gpt2,bench-t5,bench-bert",
+        "--force",
+        "bench-gpt2,bench-t5,bench-bert",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    copy_latest(&p, "again");
+    let r = p.run(&["compare", "base", "again"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("0 slower, 0 faster, 14 no change"),
+        "{}",
+        r.stdout
+    );
+    // With 3 runs a side no change is detectable at all, and the comparison says so rather than implying safety.
+    assert!(
+        r.stdout
+            .contains("no change can be detected: the smallest attainable p-value is 0.100"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn inputs_that_are_not_results_are_refused_with_exit_2() {
+    let p = measured(3);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["base", "nowhere"], "cannot read it"),
+        (vec!["base", "configs"], "no results files"),
+        (
+            vec!["base", "base", "--threshold=-0.1"],
+            "`--threshold -0.1`",
+        ),
+        (
+            vec!["base", "base", "--threshold", "NaN"],
+            "`--threshold NaN`",
+        ),
+        (vec!["base", "base", "--alpha", "1.5"], "`--alpha 1.5`"),
+        (
+            vec!["base", "base", "--metric", "ttft"],
+            "did you mean `ttft_ms`?",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["compare"];
+        all.extend(args.iter().copied());
+        let r = p.run(&all);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{args:?}");
+    }
+    // A damaged results file given by name; a FIFO where a file belongs.
+    p.write("bad.json", "{\"exp_id\": ");
+    let r = p.run(&["compare", "base", "bad.json"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("not valid JSON"), "{}", r.stderr);
+    let fifo = p.path("fifo.json");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let r = p.run(&["compare", "base", "fifo.json"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    // One results file against a project directory: both sides read.
+    let (code, one) = json(&p, &["base", "base/latest/inference/bert-tiny.json"]);
+    assert_eq!(code, 0);
+    assert_eq!(one["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(one["only_baseline"].as_array().unwrap().len(), 4);
+}
