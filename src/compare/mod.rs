@@ -282,20 +282,19 @@ pub fn compare(
         .collect();
     let p: Vec<f64> = tested.iter().filter_map(|&i| rows[i].p_value).collect();
     let adjusted = options.correction.adjust(&p);
-    let (sd, band) = match repeat {
-        Some(r) => {
-            let aa = compare(baseline, r, None, options);
-            for d in &aa.differences {
-                differences.push(format!("repeat `{}`: {d}", r.label));
-            }
-            let aa_rows: Vec<&Compared> = aa.rows.iter().filter(|r| r.p_value.is_some()).collect();
-            let log_ratios: Vec<f64> = aa_rows
-                .iter()
-                .filter_map(|r| r.ratio.filter(|x| *x > 0.0).map(f64::ln))
-                .collect();
-            let log_ses: Vec<f64> = aa_rows.iter().filter_map(|r| r.log_se).collect();
-            let sd = run_to_run_sd(&log_ratios, &log_ses);
-            match sd {
+    let (sd, band) = if let Some(r) = repeat {
+        let aa = compare(baseline, r, None, options);
+        for d in &aa.differences {
+            differences.push(format!("repeat `{}`: {d}", r.label));
+        }
+        let aa_rows: Vec<&Compared> = aa.rows.iter().filter(|r| r.p_value.is_some()).collect();
+        let log_ratios: Vec<f64> = aa_rows
+            .iter()
+            .filter_map(|r| r.ratio.filter(|x| *x > 0.0).map(f64::ln))
+            .collect();
+        let log_ses: Vec<f64> = aa_rows.iter().filter_map(|r| r.log_se).collect();
+        let sd = run_to_run_sd(&log_ratios, &log_ses);
+        match sd {
                 Some(sd) => notes.push(format!(
                     "run-to-run noise from `{}` (a repeat of the baseline): its {} ratios to the baseline spread with a robust SD of {:.1} % beyond each run's own spread",
                     r.label,
@@ -307,22 +306,20 @@ pub fn compare(
                     r.label
                 )),
             }
-            let band = sd.map_or(options.threshold, |sd| {
-                options
-                    .threshold
-                    .max((band_z(options.alpha, tested.len()) * sd).exp() - 1.0)
-            });
-            (sd, band)
+        let band = sd.map_or(options.threshold, |sd| {
+            options
+                .threshold
+                .max((band_z(options.alpha, tested.len()) * sd).exp() - 1.0)
+        });
+        (sd, band)
+    } else {
+        if !tested.is_empty() {
+            notes.push(
+                "only each run's own spread is accounted for: two runs of the same code on a busy machine differ by more (see `--noise-from`)"
+                    .into(),
+            );
         }
-        None => {
-            if !tested.is_empty() {
-                notes.push(
-                    "only each run's own spread is accounted for: two runs of the same code on a busy machine differ by more (see `--noise-from`)"
-                        .into(),
-                );
-            }
-            (None, options.threshold)
-        }
+        (None, options.threshold)
     };
     for (&i, q) in tested.iter().zip(adjusted) {
         let row = &mut rows[i];
