@@ -69,8 +69,9 @@ pub enum Command {
         baseline: PathBuf,
         candidate: PathBuf,
         /// Metrics to compare (repeat or comma-separate): `latency` (first token / forward), `itl_ms`,
-        /// `e2e_latency_ms`, or any statistic a point records (`tbt_ms`, `encoder_latency_ms`, `tokens_per_sec`…).
-        #[arg(long = "metric", value_delimiter = ',', default_values_t = crate::compare::DEFAULT_METRICS.map(String::from))]
+        /// `e2e_latency_ms` (these three by default), or any statistic a point records (`tbt_ms`,
+        /// `encoder_latency_ms`, `tokens_per_sec`…).
+        #[arg(long = "metric", value_delimiter = ',')]
         metrics: Vec<String>,
         /// Relative change below which nothing is called slower or faster (0.03 = ±3 %).
         #[arg(long, default_value_t = 0.03)]
@@ -78,10 +79,12 @@ pub enum Command {
         /// Significance level, after correction for the number of tests.
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
-        #[arg(long, value_enum, default_value_t = crate::compare::significance::Correction::Holm)]
-        correction: crate::compare::significance::Correction,
-        #[arg(long, value_enum, default_value_t = crate::compare::render::Format::Table)]
-        format: crate::compare::render::Format,
+        /// Holm (no false alarm at all with probability 1 - alpha) or Benjamini–Hochberg (false alarms at most
+        /// alpha of the changes reported).
+        #[arg(long, value_enum, default_value_t = CorrectionArg::Holm)]
+        correction: CorrectionArg,
+        #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
+        format: CompareFormat,
         /// Compare points measured on different hardware or with a different dtype, thread count, batch,
         /// generated tokens or measuring code (refused by default).
         #[arg(long)]
@@ -111,4 +114,17 @@ pub enum GraphFormat {
     Text,
     Dot,
     Mermaid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CorrectionArg {
+    Holm,
+    Bh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    Table,
+    Markdown,
+    Json,
 }

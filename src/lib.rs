@@ -88,13 +88,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             &candidate,
             noise_from.as_deref(),
             &compare::Options {
-                metrics,
+                metrics: if metrics.is_empty() {
+                    compare::DEFAULT_METRICS.map(String::from).to_vec()
+                } else {
+                    metrics
+                },
                 threshold,
                 alpha,
-                correction,
+                correction: match correction {
+                    cli::CorrectionArg::Holm => compare::significance::Correction::Holm,
+                    cli::CorrectionArg::Bh => compare::significance::Correction::Bh,
+                },
                 allow_different: allow_different_hardware,
             },
-            format,
+            match format {
+                cli::CompareFormat::Table => compare::render::Format::Table,
+                cli::CompareFormat::Markdown => compare::render::Format::Markdown,
+                cli::CompareFormat::Json => compare::render::Format::Json,
+            },
         ),
         Command::Cache { pipeline, prune } => {
             commands::cache::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)

@@ -235,7 +235,7 @@ fn normal_two_sided(a: &[f64], b: &[f64], u: f64) -> f64 {
 }
 
 /// How p-values are adjusted for the number of tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Correction {
     /// Holm–Bonferroni: the chance of any false alarm stays below alpha.

@@ -18,15 +18,16 @@ fn measured(runs: usize) -> Project {
             &bench_yaml(arch, "[32, 512]", tokens, runs),
         );
     }
-    let r = p.run(&[
-        "run",
-        "pipelines/p.yaml",
-        "--only",
-        "bench-gpt2,bench-t5,bench-bert",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    copy_latest(&p, "base");
+    measure(&p, "base");
     p
+}
+
+/// Measures the three models again (every point) and copies the results to `to/`.
+fn measure(p: &Project, to: &str) {
+    let steps = "bench-gpt2,bench-t5,bench-bert";
+    let r = p.run(&["run", "pipelines/p.yaml", "--only", steps, "--force", steps]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    copy_latest(p, to);
 }
 
 fn copy_latest(p: &Project, to: &str) {
@@ -202,16 +203,7 @@ fn a_two_percent_shift_is_no_change_and_other_hardware_is_refused_unless_allowed
 fn an_aa_pair_of_real_runs_raises_no_alarm_and_says_what_it_could_detect() {
     // Two real runs of the same pipeline, back to back, at the test configs' 3 runs per point.
     let p = measured(3);
-    let r = p.run(&[
-        "run",
-        "pipelines/p.yaml",
-        "--only",
-        "bench-gpt2,bench-t5,bench-bert",
-        "--force",
-        "bench-gpt2,bench-t5,bench-bert",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.all());
-    copy_latest(&p, "again");
+    measure(&p, "again");
     let r = p.run(&["compare", "base", "again"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(

@@ -8,6 +8,13 @@ const SEED_SCALING: &str = r#"{"exp_id": "inference_scaling_20251111_120000", "m
 const SEED_SINGLE: &str = r#"{"exp_id": "inference_20251110_090000", "config": {"model": "bert-base-uncased", "arch": "encoder", "context_length": 128},
   "metrics": {"latency_ms": 3.1, "throughput": 41000.0, "max_memory_gb": 0.12}}"#;
 
+/// A CSV's header and rows, split on commas (the tables here hold no quoted commas).
+fn cells(csv: &str) -> (Vec<&str>, Vec<Vec<&str>>) {
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap_or_default().split(',').collect();
+    (header, lines.map(|l| l.split(',').collect()).collect())
+}
+
 fn aggregate_only(p: &Project) -> crate::project::Run {
     p.write("pipelines/agg.yaml", "steps:\n  - name: aggregate\n    kind: aggregate\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n    predict_lengths: [1024]\n");
     p.run(&["run", "pipelines/agg.yaml"])
@@ -220,13 +227,8 @@ fn seed_files_bring_their_architecture_spread_runs_and_energy() {
     let r = aggregate_only(&p);
     assert_eq!(r.code, 0, "{}", r.all());
     let csv = p.read("tables/inference_results.csv");
-    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let (header, rows) = cells(&csv);
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
     let archs: Vec<(&str, &str)> = rows
         .iter()
         .map(|r| (r[col("model")], r[col("arch")]))
@@ -374,13 +376,8 @@ fn results_written_before_schema_versions_still_aggregate() {
     let r = aggregate_only(&p);
     assert_eq!(r.code, 0, "{}", r.all());
     let csv = p.read("tables/inference_results.csv");
-    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let (header, rows) = cells(&csv);
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let rows: Vec<Vec<&str>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
     assert_eq!(
         rows.len(),
         doc["metrics"].as_object().unwrap().len(),
