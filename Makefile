@@ -8,6 +8,7 @@ run: build
 
 test: setup
 	scripts/slurm-local.sh start
+	scripts/chromium.sh
 	cargo test
 	cargo clippy --all-targets -- -D warnings
 

@@ -32,6 +32,8 @@ pub const FIGURES: [&str; 5] = [
     "inference_memory_tradeoff",
     "roofline",
 ];
+/// The self-contained page plot writes beside the figures (in [`FIGS_DIR`]).
+pub const REPORT_PAGE: &str = "report.html";
 /// Where plot records what it read and wrote (in [`FIGS_DIR`]).
 pub const FIGS_STAMP: &str = ".plot.stamp";
 

@@ -85,6 +85,12 @@ pub struct Row {
     pub encoder_std_ms: Option<f64>,
     pub throughput_std: Option<f64>,
     pub current_memory_gb: Option<f64>,
+    /// Runs of the headline metric flagged as outliers (modified z-score above 3.5).
+    pub latency_outliers: Option<i64>,
+    /// What measured the point: intra-op threads, libtorch, e3pipe.
+    pub threads: Option<i64>,
+    pub libtorch_version: Option<String>,
+    pub e3pipe_version: Option<String>,
 }
 
 /// A file in the results folder that could not be read as results.
@@ -150,6 +156,12 @@ fn row(doc: &ResultsDocument, length: Option<i64>, m: &LengthMetrics) -> Row {
         decode_tokens_per_sec: measured(m.decode_tokens_per_sec),
         memory_source: m.memory_source.clone(),
         status: m.status.clone().unwrap_or_else(|| "ok".into()),
+        // Files from elsewhere may say why a point failed beside its status.
+        reason: m
+            .extra
+            .get("reason")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         input_tokens: m.input_tokens.and_then(|t| i64::try_from(t).ok()),
         roof: m.roof.clone(),
         energy_j: num(m.energy_j),
@@ -220,6 +232,13 @@ fn overlay(row: &mut Row, p: &PointResult) {
         MemorySource::HostRss => p.peak_rss_bytes,
     }
     .and_then(|b| i64::try_from(b).ok());
+    row.latency_outliers = p
+        .stats
+        .get(headline)
+        .and_then(|s| i64::try_from(s.outliers).ok());
+    row.threads = i64::try_from(p.threads).ok();
+    row.libtorch_version = Some(p.libtorch_version.clone());
+    row.e3pipe_version = Some(p.e3pipe_version.clone());
     row.device = Some(p.device.clone());
     row.dtype = Some(p.dtype.clone());
     row.weights = Some(p.weights.clone());

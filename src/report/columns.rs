@@ -159,6 +159,10 @@ pub const COLUMNS: &[Column] = &[
     float!("encoder_std_ms", encoder_std_ms),
     float!("throughput_std", throughput_std),
     float!("current_memory_gb", current_memory_gb),
+    int!("latency_outliers", latency_outliers),
+    int!("threads", threads),
+    text!("libtorch_version", libtorch_version),
+    text!("e3pipe_version", e3pipe_version),
 ];
 
 #[cfg(test)]

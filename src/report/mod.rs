@@ -4,6 +4,8 @@ pub mod aggregate;
 pub mod columns;
 pub mod fit;
 pub mod freshness;
+pub mod html;
 pub mod plot;
+pub mod point_warnings;
 pub mod regimes;
 pub mod student_t;

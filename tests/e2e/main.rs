@@ -7,6 +7,7 @@ mod bench;
 mod cache;
 mod compare;
 mod hostile;
+mod html_report;
 mod measurement;
 mod memory;
 mod project;

@@ -8,6 +8,7 @@ use crate::report::aggregate::Row;
 use crate::report::plot::PlotOptions;
 use crate::report::plot::axes::YScale;
 use crate::report::plot::facet::{Facet, facets};
+use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::legend::{self, Entry, Glyph, LEGEND_WIDTH_PX};
 use crate::report::plot::panel::{self, DrawResult, PanelSpec};
 use crate::report::plot::series::{Metric, Prediction, latency_band, predictions, series};
@@ -116,6 +117,7 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
     options: &PlotOptions,
+    hot: &Hotspots,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
@@ -126,8 +128,13 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
     for (facet, area) in facets.iter().zip(panels.split_evenly((facets.len(), 1))) {
         let (width, _) = area.dim_in_pixel();
         let (left, right) = area.split_horizontally(width / 2);
-        let lat = series(&facet.rows, |r| r.latency_ms, latency_band);
-        let mem = series(&facet.rows, |r| r.max_memory_gb, |_, v| (v, v));
+        let lat = series(&facet.rows, "latency (ms)", |r| r.latency_ms, latency_band);
+        let mem = series(
+            &facet.rows,
+            "peak memory (GB)",
+            |r| r.max_memory_gb,
+            |_, v| (v, v),
+        );
         let predicted = predictions(&facet.rows, &lat, &options.predict_lengths);
         panel::draw(
             &left,
@@ -140,6 +147,7 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
             &lat,
             &predicted,
             &palette,
+            hot,
         )?;
         panel::draw(
             &right,
@@ -152,6 +160,7 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
             &mem,
             &[],
             &palette,
+            hot,
         )?;
         all_predicted.extend(predicted);
     }
@@ -175,6 +184,7 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
     options: &PlotOptions,
+    hot: &Hotspots,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
@@ -212,11 +222,12 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
                     x: options.x_scale(),
                     y: YScale::Linear,
                 },
-                &series(&facet.rows, f, |r, v| {
+                &series(&facet.rows, y_desc, f, |r, v| {
                     std(r).map_or((v, v), |s| (v - s, v + s))
                 }),
                 &[],
                 &palette,
+                hot,
             )?;
         }
     }
@@ -286,6 +297,7 @@ pub(super) fn performance_height(rows: &[Row]) -> u32 {
 pub(super) fn performance_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
+    hot: &Hotspots,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
@@ -327,6 +339,18 @@ pub(super) fn performance_figure<DB: DrawingBackend>(
             [(0.0, top - 0.85), (*v, top - 0.15)],
             color.filled(),
         )))?;
+        hot.add(
+            chart.backend_coord(&(*v, top - 0.5)),
+            format!(
+                "{model} ({arch}): {} {unit_name}",
+                short_number(*v),
+                unit_name = if arch == "encoder" {
+                    "input tokens/s"
+                } else {
+                    "generated tokens/s"
+                }
+            ),
+        );
         // Generators and encoders count different tokens: say which on each bar.
         let unit = if arch == "encoder" {
             "input tok/s"
@@ -350,6 +374,7 @@ pub(super) fn performance_figure<DB: DrawingBackend>(
 pub(super) fn tradeoff_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
+    hot: &Hotspots,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
@@ -361,7 +386,7 @@ pub(super) fn tradeoff_figure<DB: DrawingBackend>(
         .collect();
     let facets = facets(&ok);
     for (facet, area) in facets.iter().zip(panels.split_evenly((facets.len(), 1))) {
-        tradeoff_panel(&area, facet, &palette)?;
+        tradeoff_panel(&area, facet, &palette, hot)?;
     }
     legend::draw(&legend_area, &legend::models(&ok, &palette))?;
     root.present()
@@ -371,6 +396,7 @@ fn tradeoff_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     facet: &Facet,
     palette: &Palette,
+    hot: &Hotspots,
 ) -> DrawResult<DB> {
     let ok = &facet.rows;
     let x_max = ok
@@ -420,6 +446,15 @@ fn tradeoff_panel<DB: DrawingBackend>(
         };
         let color = palette.color(&r.model);
         let style = color.filled();
+        hot.add(
+            chart.backend_coord(&(ms, gb)),
+            format!(
+                "{} ({}), {} tokens\nlatency {ms:.2} ms, peak memory {gb:.3} GB",
+                r.model,
+                r.arch,
+                r.context_length.unwrap_or(0)
+            ),
+        );
         match Marker::of_arch(&r.arch) {
             Marker::Triangle => {
                 chart.draw_series(std::iter::once(TriangleMarker::new((ms, gb), 8, style)))?

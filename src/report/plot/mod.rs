@@ -13,6 +13,7 @@
 mod axes;
 mod facet;
 mod figures;
+mod hotspots;
 mod legend;
 mod panel;
 mod roofline;
@@ -20,7 +21,7 @@ mod series;
 mod style;
 mod table;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -28,8 +29,11 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::paths;
+use crate::report::aggregate::fits;
 use crate::report::freshness::{Built, Derived, Stamp};
+use crate::report::html::{self, Figure};
 use crate::report::plot::axes::XScale;
+use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::panel::DrawResult;
 use crate::report::plot::table::read_table;
 
@@ -55,18 +59,25 @@ impl PlotOptions {
 fn plot_err(e: impl std::fmt::Display) -> Error {
     Error::Report(format!("plotting failed: {e}"))
 }
-/// Draws one figure as PNG and SVG under `figs/`, atomically.
+/// A figure drawn on a bitmap (PNG) or an SVG, collecting hover targets.
+type DrawPng<'f> = dyn for<'a> Fn(DrawingArea<BitMapBackend<'a>, Shift>, &Hotspots) -> DrawResult<BitMapBackend<'a>>
+    + 'f;
+type DrawSvg<'f> = dyn for<'a> Fn(DrawingArea<SVGBackend<'a>, Shift>, &Hotspots) -> DrawResult<SVGBackend<'a>>
+    + 'f;
+
+/// Draws one figure as PNG and SVG under `figs/`, atomically; returns the SVG (with its hover targets) for the
+/// report.
 pub(super) fn render(
     figs: &Path,
     name: &str,
     size: (u32, u32),
-    draw: &dyn Fn(DrawingArea<BitMapBackend, Shift>) -> DrawResult<BitMapBackend>,
-    draw_svg: &dyn Fn(DrawingArea<SVGBackend, Shift>) -> DrawResult<SVGBackend>,
-) -> Result<PathBuf> {
+    draw: &DrawPng<'_>,
+    draw_svg: &DrawSvg<'_>,
+) -> Result<String> {
     let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
     {
         let area = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
-        draw(area).map_err(plot_err)?;
+        draw(area, &Hotspots::default()).map_err(plot_err)?;
     }
     let image = image::RgbImage::from_raw(size.0, size.1, pixels)
         .ok_or_else(|| plot_err("pixel buffer size mismatch"))?;
@@ -74,15 +85,16 @@ pub(super) fn render(
     image
         .write_to(&mut png, image::ImageFormat::Png)
         .map_err(plot_err)?;
-    let png_path = figs.join(format!("{name}.png"));
-    write_atomic(&png_path, png.get_ref())?;
+    write_atomic(&figs.join(format!("{name}.png")), png.get_ref())?;
     let mut svg = String::new();
+    let hot = Hotspots::default();
     {
         let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        draw_svg(area).map_err(plot_err)?;
+        draw_svg(area, &hot).map_err(plot_err)?;
     }
+    let svg = hot.into_svg(&svg);
     write_atomic(&figs.join(format!("{name}.svg")), svg.as_bytes())?;
-    Ok(png_path)
+    Ok(svg)
 }
 
 fn inputs_hash(table: &Path, options: &PlotOptions) -> String {
@@ -133,14 +145,14 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
     let rows = read_table(table)?;
     let [latency, ttft_tbt, performance, tradeoff, roofline_name] = paths::FIGURES;
     let many = facet::facets(&rows).len();
-    render(
+    let latency_svg = render(
         figs,
         latency,
         figures::size(1600, if many > 1 { 520 } else { 650 }, many),
-        &|a| figures::latency_figure(&a, &rows, options),
-        &|a| figures::latency_figure(&a, &rows, options),
+        &|a, h| figures::latency_figure(&a, &rows, options, h),
+        &|a, h| figures::latency_figure(&a, &rows, options, h),
     )?;
-    render(
+    let ttft_svg = render(
         figs,
         ttft_tbt,
         figures::size(
@@ -148,40 +160,75 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
             if many > 1 { 480 } else { 600 },
             facet::facets(&figures::generating(&rows)).len(),
         ),
-        &|a| figures::ttft_tbt_figure(&a, &rows, options),
-        &|a| figures::ttft_tbt_figure(&a, &rows, options),
+        &|a, h| figures::ttft_tbt_figure(&a, &rows, options, h),
+        &|a, h| figures::ttft_tbt_figure(&a, &rows, options, h),
     )?;
-    render(
+    let performance_svg = render(
         figs,
         performance,
         (1100, figures::performance_height(&rows)),
-        &|a| figures::performance_figure(&a, &rows),
-        &|a| figures::performance_figure(&a, &rows),
+        &|a, h| figures::performance_figure(&a, &rows, h),
+        &|a, h| figures::performance_figure(&a, &rows, h),
     )?;
-    render(
+    let tradeoff_svg = render(
         figs,
         tradeoff,
         figures::size(1000, if many > 1 { 520 } else { 650 }, many),
-        &|a| figures::tradeoff_figure(&a, &rows),
-        &|a| figures::tradeoff_figure(&a, &rows),
+        &|a, h| figures::tradeoff_figure(&a, &rows, h),
+        &|a, h| figures::tradeoff_figure(&a, &rows, h),
     )?;
-    render(
+    let roofline_svg = render(
         figs,
         roofline_name,
         figures::size(1100, 750, 1),
-        &|a| roofline::figure(&a, &rows),
-        &|a| roofline::figure(&a, &rows),
+        &|a, h| roofline::figure(&a, &rows, h),
+        &|a, h| roofline::figure(&a, &rows, h),
     )?;
+    let page = html::page(
+        &rows,
+        &fits(&rows),
+        &[
+            Figure {
+                name: latency,
+                title: "Latency and peak memory against context length",
+                svg: &latency_svg,
+            },
+            Figure {
+                name: ttft_tbt,
+                title: "Time to first token, time between tokens, end to end",
+                svg: &ttft_svg,
+            },
+            Figure {
+                name: performance,
+                title: "Throughput by model",
+                svg: &performance_svg,
+            },
+            Figure {
+                name: tradeoff,
+                title: "Latency against peak memory",
+                svg: &tradeoff_svg,
+            },
+            Figure {
+                name: roofline_name,
+                title: "Roofline",
+                svg: &roofline_svg,
+            },
+        ],
+    );
+    write_atomic(&figs.join(paths::REPORT_PAGE), page.as_bytes())?;
     Ok(Built {
         message: format!(
-            "step `{step}`: drew {} and {} more figures (PNG and SVG) from {} rows",
+            "step `{step}`: drew {} and {} more figures (PNG and SVG) and {}/{} from {} rows",
             paths::headline_figure(),
             paths::FIGURES.len() - 1,
+            paths::FIGS_DIR,
+            paths::REPORT_PAGE,
             rows.len()
         ),
         outputs: paths::FIGURES
             .iter()
             .flat_map(|f| [format!("{f}.png"), format!("{f}.svg")])
+            .chain(std::iter::once(paths::REPORT_PAGE.to_string()))
             .collect(),
     })
 }

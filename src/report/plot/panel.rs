@@ -5,6 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::plot::axes::{XScale, YScale};
+use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::series::{Prediction, Series};
 use crate::report::plot::style::{Marker, Palette};
 
@@ -27,6 +28,7 @@ pub(super) fn draw<DB: DrawingBackend>(
     all: &[Series],
     predictions: &[Prediction],
     palette: &Palette,
+    hot: &Hotspots,
 ) -> DrawResult<DB> {
     let (x, y) = (spec.x, spec.y);
     let xs: Vec<f64> = all
@@ -114,8 +116,17 @@ pub(super) fn draw<DB: DrawingBackend>(
                     .map(|xy| EmptyElement::at(*xy) + Circle::new((0, 0), 6, style)),
             )?,
         };
+        for (p, tip) in s.points.iter().zip(&s.tips) {
+            hot.add(chart.backend_coord(&(x.of(p.0), y_of(p.1))), tip.clone());
+        }
+        for (length, _, tip) in &s.missing {
+            hot.add(
+                chart.backend_coord(&(x.of(*length), y_of(y_min))),
+                tip.clone(),
+            );
+        }
         // Failed or infeasible points sit on the x axis as crosses labelled with their status.
-        chart.draw_series(s.missing.iter().map(|(length, status)| {
+        chart.draw_series(s.missing.iter().map(|(length, status, _)| {
             EmptyElement::at((x.of(*length), y_of(y_min)))
                 + Cross::new((0, -8), 7, color.stroke_width(3))
                 + Text::new(
@@ -160,6 +171,18 @@ pub(super) fn draw<DB: DrawingBackend>(
                 .skip(1)
                 .map(|xy| EmptyElement::at(*xy) + Circle::new((0, 0), 6, color.stroke_width(2))),
         )?;
+        for ((l, ms, band), at) in p.points.iter().zip(&xy).skip(1) {
+            let band = band.map_or(String::new(), |(lo, hi)| {
+                format!("\n95 % prediction band: {lo:.1} – {hi:.1} ms")
+            });
+            hot.add(
+                chart.backend_coord(at),
+                format!(
+                    "{}, {l} tokens: predicted {ms:.1} ms ({} fit, not measured){band}",
+                    p.model, p.form
+                ),
+            );
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::aggregate::Row;
+use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::legend::{self, Entry, Glyph};
 use crate::report::plot::panel::DrawResult;
 use crate::report::plot::style::{Palette, short_number};
@@ -70,6 +71,7 @@ fn roofs(rows: &[Row]) -> Vec<(f64, f64)> {
 pub(super) fn figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
+    hot: &Hotspots,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
@@ -164,6 +166,22 @@ pub(super) fn figure<DB: DrawingBackend>(
         chart.draw_series(own.iter().filter(|d| d.decode).map(|d| {
             TriangleMarker::new((d.intensity, d.flops_per_s), 7, color.stroke_width(2))
         }))?;
+        for d in &own {
+            hot.add(
+                chart.backend_coord(&(d.intensity, d.flops_per_s)),
+                format!(
+                    "{model}, {} tokens, {}\n{:.2} FLOP/byte, {:.2} GFLOP/s",
+                    d.length,
+                    if d.decode {
+                        "decode step"
+                    } else {
+                        "prefill / forward"
+                    },
+                    d.intensity,
+                    d.flops_per_s / 1e9
+                ),
+            );
+        }
         // Lengths beside the markers: headline phases to the right, decode steps to the left.
         chart.draw_series(own.iter().map(|d| {
             EmptyElement::at((d.intensity, d.flops_per_s))

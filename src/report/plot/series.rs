@@ -1,8 +1,10 @@
 //! The figures' data: one curve per model (its `ok` points with their band, and the lengths that failed or were
 //! infeasible), and the dashed predictions from the scaling fit.
 
+use crate::bench::stats::level_label;
 use crate::models::config::{Arch, longest_feasible_length};
 use crate::report::aggregate::{Row, fits};
+use crate::report::point_warnings::point_warnings;
 
 /// A predicted point: (length, `latency_ms`, its 95 % prediction band).
 pub(super) type Predicted = (f64, f64, Option<(f64, f64)>);
@@ -24,12 +26,56 @@ pub(super) struct Series {
     pub(super) arch: String,
     /// (length, value, band low, band high) of `ok` points.
     pub(super) points: Vec<(f64, f64, f64, f64)>,
-    /// Lengths that were infeasible or failed.
-    pub(super) missing: Vec<(f64, String)>,
+    /// Each point's hover text.
+    pub(super) tips: Vec<String>,
+    /// Lengths that were infeasible or failed: (length, status, hover text).
+    pub(super) missing: Vec<(f64, String, String)>,
 }
 
+/// A point's hover text: what it is, its value and band, its runs and status, and anything to beware of.
+fn tip(r: &Row, what: &str, v: f64, (lo, hi): (f64, f64)) -> String {
+    let mut lines = vec![
+        format!(
+            "{} ({}), {} tokens",
+            r.model,
+            r.arch,
+            r.context_length.unwrap_or(0)
+        ),
+        format!("{what}: {}", short(v)),
+    ];
+    if lo < hi {
+        let is_interval = r.latency_ci_low_ms == Some(lo) && r.latency_ci_high_ms == Some(hi);
+        lines.push(match (is_interval, r.latency_ci_level) {
+            (true, Some(level)) => format!(
+                "{} interval of the median: {} – {}",
+                level_label(level),
+                short(lo),
+                short(hi)
+            ),
+            _ => format!("± std: {} – {}", short(lo), short(hi)),
+        });
+    }
+    lines.push(format!(
+        "n = {}, status {}",
+        r.n.map_or_else(|| "?".into(), |n| n.to_string()),
+        r.status
+    ));
+    lines.extend(point_warnings(r));
+    lines.join("\n")
+}
+
+fn short(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// Each model's curve of `value` (named `what` in hover texts), banded by `band`.
 pub(super) fn series(
     rows: &[Row],
+    what: &str,
     value: impl Fn(&Row) -> Option<f64>,
     band: impl Fn(&Row, f64) -> (f64, f64),
 ) -> Vec<Series> {
@@ -42,25 +88,44 @@ pub(super) fn series(
     models
         .into_iter()
         .map(|(model, arch)| {
-            let mut points: Vec<(f64, f64, f64, f64)> = rows
+            let mut points: Vec<((f64, f64, f64, f64), String)> = rows
                 .iter()
                 .filter(|r| r.model == model && r.status == "ok")
                 .filter_map(|r| {
                     let v = value(r)?;
                     let (lo, hi) = band(r, v);
-                    Some((r.context_length? as f64, v, lo, hi))
+                    Some((
+                        (r.context_length? as f64, v, lo, hi),
+                        tip(r, what, v, (lo, hi)),
+                    ))
                 })
                 .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            points.sort_by(|a, b| a.0.0.total_cmp(&b.0.0));
+            let (points, tips) = points.into_iter().unzip();
             let missing = rows
                 .iter()
                 .filter(|r| r.model == model && r.status != "ok")
-                .filter_map(|r| Some((r.context_length? as f64, r.status.clone())))
+                .filter_map(|r| {
+                    let length = r.context_length?;
+                    let reason = r
+                        .reason
+                        .as_deref()
+                        .map_or(String::new(), |why| format!(": {why}"));
+                    Some((
+                        length as f64,
+                        r.status.clone(),
+                        format!(
+                            "{} ({}), {length} tokens: {}{reason}",
+                            r.model, r.arch, r.status
+                        ),
+                    ))
+                })
                 .collect();
             Series {
                 model,
                 arch,
                 points,
+                tips,
                 missing,
             }
         })
@@ -143,7 +208,7 @@ pub(super) mod tests {
             .iter()
             .map(|(l, ms)| row(*l, *ms))
             .collect();
-        let lat = series(&rows, |r| r.latency_ms, latency_band);
+        let lat = series(&rows, "latency (ms)", |r| r.latency_ms, latency_band);
         // 597 + 4 - 1 = 600 positions fit; 598 does not.
         let predicted = predictions(&rows, &lat, &[512, 597, 598, 4096]);
         let [
