@@ -1,6 +1,7 @@
 //! The columns of `tables/inference_results.csv`, defined once: each column's name, type and the `Row` field it
 //! holds. Aggregate writes the table from this list and plot reads it back through it, so a column is added in one
-//! line. The original tool's columns come first, in its order.
+//! line. The original tool's columns come first, in its order; the names its plotting reads for the same numbers
+//! (`throughput_tokens_per_sec`, `num_runs`, `inference_energy_per_sample_joules`) are columns too.
 
 use crate::report::aggregate::Row;
 
@@ -159,6 +160,10 @@ pub const COLUMNS: &[Column] = &[
     float!("encoder_std_ms", encoder_std_ms),
     float!("throughput_std", throughput_std),
     float!("current_memory_gb", current_memory_gb),
+    // The names the original tool's plots and significance tests read, for the same numbers.
+    float!("throughput_tokens_per_sec", throughput),
+    int!("num_runs", n),
+    float!("inference_energy_per_sample_joules", energy_per_sample_j),
     int!("latency_outliers", latency_outliers),
     int!("threads", threads),
     text!("libtorch_version", libtorch_version),

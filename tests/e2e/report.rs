@@ -403,3 +403,127 @@ fn results_written_before_schema_versions_still_aggregate() {
         );
     }
 }
+
+/// What the original tool's `src/e3bench/report/aggregate.py` (E3-mini-benchmark, run by hand against `make quick`'s
+/// outputs) reads from each `latest/inference/*.json`, and how: it skips a document whose `exp_id` lacks
+/// `inference` or that has no `config`; takes `config.model["name"]`, `config.model["arch"]` and `config.bench`
+/// with `[]` (a missing key stops it: `KeyError`); makes one row per `metrics` key with `int(key)`; reads each field
+/// below with `.get(field, 0)` and compares some with numbers (`forward_pass_latency_ms > 0`), so a field may be
+/// missing but never `null` or a string.
+const ORIGINAL_AGGREGATE_FIELDS: [&str; 18] = [
+    "ttft_ms",
+    "ttft_std_ms",
+    "tbt_ms",
+    "tbt_std_ms",
+    "e2e_latency_ms",
+    "e2e_std_ms",
+    "encoder_latency_ms",
+    "encoder_std_ms",
+    "first_token_latency_ms",
+    "forward_pass_latency_ms",
+    "latency_ms",
+    "latency_std_ms",
+    "throughput_tokens_per_sec",
+    "throughput_std",
+    "max_memory_gb",
+    "current_memory_gb",
+    "inference_energy_per_sample_joules",
+    "total_runs",
+];
+
+/// The columns its `plots.py --tables tables` reads from `tables/inference_results.csv` for the inference figures
+/// (by name, with `df[...]`: a missing one stops it, `Column not found`), summing, grouping and averaging them.
+const ORIGINAL_PLOT_COLUMNS: [&str; 14] = [
+    "model",
+    "arch",
+    "context_length",
+    "latency_ms",
+    "latency_std_ms",
+    "throughput_tokens_per_sec",
+    "max_memory_gb",
+    "ttft_ms",
+    "ttft_std_ms",
+    "tbt_ms",
+    "tbt_std_ms",
+    "e2e_latency_ms",
+    "e2e_std_ms",
+    "encoder_latency_ms",
+];
+
+#[test]
+fn outputs_carry_every_field_and_column_the_original_report_scripts_read() {
+    let p = Project::new();
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for model in ["gpt2-tiny", "t5-tiny", "bert-tiny"] {
+        let doc = p.results(model);
+        assert!(doc["exp_id"].as_str().unwrap().contains("inference"));
+        assert_eq!(doc["config"]["model"]["name"], model);
+        let arch = doc["config"]["model"]["arch"].as_str().unwrap();
+        assert!(doc["config"]["bench"].is_object());
+        let metrics = doc["metrics"].as_object().unwrap();
+        assert!(!metrics.is_empty());
+        for (length, m) in metrics {
+            assert!(length.parse::<i64>().is_ok(), "{model}: key {length}");
+            for field in ORIGINAL_AGGREGATE_FIELDS {
+                assert!(
+                    m.get(field).is_none_or(serde_json::Value::is_number),
+                    "{model}@{length}: `{field}` is {}",
+                    m[field]
+                );
+            }
+            // What each architecture's rows are built from is there.
+            let needed: &[&str] = if arch == "encoder" {
+                &[
+                    "forward_pass_latency_ms",
+                    "latency_ms",
+                    "latency_std_ms",
+                    "throughput_tokens_per_sec",
+                    "max_memory_gb",
+                    "total_runs",
+                ]
+            } else {
+                &[
+                    "ttft_ms",
+                    "ttft_std_ms",
+                    "tbt_ms",
+                    "tbt_std_ms",
+                    "e2e_latency_ms",
+                    "e2e_std_ms",
+                    "first_token_latency_ms",
+                    "throughput_tokens_per_sec",
+                    "max_memory_gb",
+                    "total_runs",
+                ]
+            };
+            for field in needed {
+                assert!(m[*field].is_number(), "{model}@{length}: `{field}` missing");
+            }
+        }
+    }
+    let csv = p.read("tables/inference_results.csv");
+    let (header, rows) = cells(&csv);
+    for column in ORIGINAL_PLOT_COLUMNS {
+        let Some(i) = header.iter().position(|h| *h == column) else {
+            panic!("no column `{column}`");
+        };
+        if !["model", "arch"].contains(&column) {
+            for row in &rows {
+                assert!(
+                    row[i].is_empty() || row[i].parse::<f64>().is_ok(),
+                    "`{column}`: {}",
+                    row[i]
+                );
+            }
+        }
+    }
+    // The same numbers under both names.
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for row in &rows {
+        assert_eq!(
+            row[col("throughput_tokens_per_sec")],
+            row[col("throughput")]
+        );
+        assert_eq!(row[col("num_runs")], row[col("n")]);
+    }
+}
