@@ -462,3 +462,59 @@ fn a_crashed_worker_fails_its_points_not_the_run() {
         r.stderr
     );
 }
+
+#[test]
+fn a_batch_feeds_full_length_rows_and_counts_every_sequence() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/b.yaml\n  - name: g\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/g.yaml\n");
+    p.write("configs/bench/b.yaml", "name: b\narch: encoder\ncontext_lengths: [16, 48]\nbatch_size: 3\nnum_runs: 3\nwarmup_runs: 0\nthreads: 1\n");
+    p.write("configs/bench/g.yaml", "name: g\narch: decoder\ncontext_lengths: [16]\nnum_tokens: 4\nbatch_size: 2\nnum_runs: 3\nwarmup_runs: 0\nthreads: 1\n");
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for length in [16, 48] {
+        let doc = p.results("bert-tiny");
+        let point = point(&doc, length);
+        assert_eq!(point["status"], "ok");
+        // Per sequence: each of the 3 rows fed the full length.
+        assert_eq!(
+            (point["input_tokens"].as_u64(), point["batch_size"].as_u64()),
+            (Some(length as u64), Some(3))
+        );
+        let forward_ms = point["stats"]["forward_pass_latency_ms"]["samples"]
+            .as_array()
+            .unwrap();
+        let seqs = point["stats"]["sequences_per_sec"]["samples"]
+            .as_array()
+            .unwrap();
+        let toks = point["stats"]["tokens_per_sec"]["samples"]
+            .as_array()
+            .unwrap();
+        for ((ms, s), t) in forward_ms.iter().zip(seqs).zip(toks) {
+            let ms = ms.as_f64().unwrap();
+            assert!((s.as_f64().unwrap() - 3.0 * 1e3 / ms).abs() < 1e-6 * s.as_f64().unwrap());
+            assert!(
+                (t.as_f64().unwrap() - 3.0 * length as f64 * 1e3 / ms).abs()
+                    < 1e-6 * t.as_f64().unwrap()
+            );
+        }
+    }
+    let gpt = p.results("gpt2-tiny");
+    let g = point(&gpt, 16);
+    assert_eq!(
+        (
+            g["status"].as_str(),
+            g["input_tokens"].as_u64(),
+            g["batch_size"].as_u64()
+        ),
+        (Some("ok"), Some(16), Some(2))
+    );
+    // Generated tokens/s of the decode phase count both sequences: batch / median step.
+    let itl = g["stats"]["itl_ms"]["median"].as_f64().unwrap();
+    let decode = gpt["metrics"]["16"]["decode_tokens_per_sec"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (decode - 2.0 * 1e3 / itl).abs() < 1e-6 * decode,
+        "{decode} vs {itl}"
+    );
+}

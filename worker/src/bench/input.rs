@@ -29,22 +29,41 @@ fn special_affixes(tokenizer: &Tokenizer) -> Result<(Vec<i64>, Vec<i64>)> {
 /// For `n` smaller than the special tokens themselves, the first `n` of them.
 /// A length too large for memory is an error (`out of memory`, with the size), not an abort.
 pub fn exact_length_ids(tokenizer: &Tokenizer, n: usize) -> Result<Vec<i64>> {
+    exact_length_batch(tokenizer, n, 1)
+}
+
+/// `batch` distinct prompts of exactly `n` token ids each, row after row: row r is cut from the corpus starting
+/// `r × (corpus tokens / batch)` tokens in (wrapping around), between the model's special tokens, so no two rows of
+/// a batch are the same text and no cache or kernel can exploit identical rows. Row 0 is `exact_length_ids`'s.
+pub fn exact_length_batch(tokenizer: &Tokenizer, n: usize, batch: usize) -> Result<Vec<i64>> {
     let (prefix, suffix) = special_affixes(tokenizer)?;
     let body_len = n.saturating_sub(prefix.len() + suffix.len());
     let text = encode(tokenizer, CORPUS, false)?;
+    let row_len = n.max(prefix.len() + suffix.len());
+    let total = row_len.checked_mul(batch.max(1));
     let mut ids: Vec<i64> = Vec::new();
-    ids.try_reserve_exact(n.max(prefix.len() + suffix.len()))
-        .map_err(|_| Error::Step {
+    total
+        .and_then(|t| ids.try_reserve_exact(t).ok())
+        .ok_or_else(|| Error::Step {
             step: "bench".into(),
             message: format!(
-                "out of memory: {n} input token ids need {} bytes",
-                (n as u128) * 8
+                "out of memory: {batch} × {n} input token ids need {} bytes",
+                (n as u128) * (batch as u128) * 8
             ),
         })?;
-    ids.extend(prefix);
-    ids.extend(text.iter().cycle().take(body_len));
-    ids.extend(suffix);
-    ids.truncate(n);
+    let stride = (text.len() / batch.max(1)).max(1);
+    for row in 0..batch.max(1) {
+        let start = ids.len();
+        ids.extend(&prefix);
+        ids.extend(
+            text.iter()
+                .cycle()
+                .skip((row * stride) % text.len().max(1))
+                .take(body_len),
+        );
+        ids.extend(&suffix);
+        ids.truncate(start + n);
+    }
     Ok(ids)
 }
 
@@ -91,6 +110,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("out of memory") && e.contains("bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_batch_holds_distinct_prompts_of_exactly_n_tokens() {
+        for which in [
+            BuiltinTokenizer::Gpt2,
+            BuiltinTokenizer::Bert,
+            BuiltinTokenizer::T5,
+        ] {
+            let (tok, _) = builtin(which).unwrap();
+            let ids = exact_length_batch(&tok, 64, 4).unwrap();
+            assert_eq!(ids.len(), 4 * 64, "{which:?}");
+            let rows: Vec<&[i64]> = ids.chunks(64).collect();
+            let (prefix, suffix) = special_affixes(&tok).unwrap();
+            assert_eq!(rows[0], exact_length_ids(&tok, 64).unwrap().as_slice());
+            for i in 0..4 {
+                for j in i + 1..4 {
+                    assert_ne!(
+                        rows[i], rows[j],
+                        "{which:?}: rows {i} and {j} are the same prompt"
+                    );
+                }
+                // Each row keeps the model's special tokens at its ends.
+                assert!(
+                    rows[i].starts_with(&prefix) && rows[i].ends_with(&suffix),
+                    "{which:?}"
+                );
+            }
+        }
+        let (gpt2, _) = builtin(BuiltinTokenizer::Gpt2).unwrap();
+        let e = exact_length_batch(&gpt2, usize::MAX / 2, 4)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("out of memory"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokenizers::Tokenizer;
 
 use crate::bench::cuda_memory;
 use crate::bench::energy;
-use crate::bench::input::exact_length_ids;
+use crate::bench::input::exact_length_batch;
 use crate::models::device::synchronize;
 use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
@@ -244,16 +244,17 @@ pub fn measure_point(
         return Ok(finish(result));
     }
     // Sizes too large for this machine (a huge length or batch) end here as `oom` points, never as an abort.
-    let ids = match exact_length_ids(tokenizer, context_length) {
+    let ids = match exact_length_batch(tokenizer, context_length, params.batch_size) {
         Ok(ids) => ids,
         Err(e) => return Ok(finish(failed(result, &e))),
     };
-    if ids.len() != context_length {
+    if ids.len() != context_length * params.batch_size.max(1) {
         // The bug this project exists to avoid: never label a point with a length it did not feed.
         result.status = Status::Error;
         result.reason = Some(format!(
-            "could build only {} of {context_length} input tokens (the tokenizer encodes the prompt text to nothing?)",
-            ids.len()
+            "could build only {} of {} × {context_length} input tokens (the tokenizer encodes the prompt text to nothing?)",
+            ids.len(),
+            params.batch_size
         ));
         return Ok(finish(result));
     }
@@ -267,13 +268,14 @@ pub fn measure_point(
         ));
         return Ok(finish(result));
     }
-    result.input_tokens = ids.len();
-    let batch = params.batch_size as i64;
+    // Per sequence: every row of the batch is exactly the context length.
+    result.input_tokens = context_length;
+    let batch = params.batch_size.max(1) as i64;
     let inputs = catch_torch(|| {
         let torch = |e: tch::TchError| Error::Torch(e.to_string());
+        // `batch` distinct prompts, one per row.
         let ids = Tensor::f_from_slice(&ids)
-            .and_then(|t| t.f_view([1, context_length as i64]))
-            .and_then(|t| t.f_repeat([batch, 1]))
+            .and_then(|t| t.f_view([batch, context_length as i64]))
             .and_then(|t| t.f_to_device(model.device))
             .map_err(torch)?;
         Ok((ids, input_mask(model, batch, context_length as i64)))
