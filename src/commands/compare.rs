@@ -49,6 +49,17 @@ pub fn run(
     known.dedup();
     let has_records = a.points.iter().chain(&b.points).any(|p| p.record.is_some());
     for m in &options.metrics {
+        // Asked for by name (not the defaults), a metric files without samples cannot have is an error.
+        let defaults = options
+            .metrics
+            .iter()
+            .map(String::as_str)
+            .eq(crate::compare::DEFAULT_METRICS);
+        if !has_records && !defaults && m != "latency" {
+            return Err(Error::Usage(format!(
+                "metric `{m}`: neither side has raw samples (files of the original tool), so only `latency` can be compared"
+            )));
+        }
         if has_records && !known.contains(m) {
             // A near spelling, or the metric with its unit left off (`ttft` for `ttft_ms`).
             let hint = suggest(m, known.iter().map(String::as_str))

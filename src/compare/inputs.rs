@@ -39,14 +39,16 @@ impl Point {
             return Vec::new();
         };
         if name == "itl_ms" {
+            // Without a clean split into runs the steps cannot be tested as if independent: not tested.
             let runs = p.stats.get("tbt_ms").map_or(0, |t| t.n);
-            if runs > 0 && s.samples.len() >= runs && s.samples.len() % runs == 0 {
-                return s
-                    .samples
-                    .chunks(s.samples.len() / runs)
-                    .map(median_of)
-                    .collect();
+            if runs == 0 || s.samples.len() < runs || s.samples.len() % runs != 0 {
+                return Vec::new();
             }
+            return s
+                .samples
+                .chunks(s.samples.len() / runs)
+                .map(median_of)
+                .collect();
         }
         s.samples.clone()
     }

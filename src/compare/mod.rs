@@ -217,8 +217,14 @@ pub fn compare(
         if b.record.is_none() || c.record.is_none() {
             seed_points += 1;
         }
+        let mut seen: Vec<String> = Vec::new();
         for metric in &options.metrics {
             let name = b.metric_name(metric);
+            // `latency` and its own name (`ttft_ms`) are one metric here: test it once.
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name.clone());
             let (sa, sb) = (b.samples(metric), c.samples(metric));
             let from_record = |p: &Point, s: &[f64]| {
                 if s.is_empty() {
@@ -309,7 +315,7 @@ pub fn compare(
         let band = sd.map_or(options.threshold, |sd| {
             options
                 .threshold
-                .max((band_z(options.alpha, tested.len()) * sd).exp() - 1.0)
+                .max((band_z(options.alpha, tested.len(), log_ratios.len()) * sd).exp() - 1.0)
         });
         (sd, band)
     } else {
@@ -337,11 +343,20 @@ pub fn compare(
             Correction::Bh => best,
         };
         if floor > options.alpha {
+            let factor = match options.correction {
+                Correction::Holm => tested.len() as f64,
+                Correction::Bh => 1.0,
+            };
+            let needed = (2..=60).find(|&n| smallest_p(n, n) * factor <= options.alpha);
             notes.push(format!(
-                "with these run counts no change can be detected: the smallest attainable p-value is {best:.3} (exact Mann–Whitney), {floor:.3} after {} over {} tests, above alpha {}; measure more runs (`num_runs`)",
+                "with these run counts no change can be detected: the smallest attainable p-value is {best:.3} (exact Mann–Whitney), {floor:.3} after {} over {} tests, above alpha {}; {}",
                 options.correction.describe(),
                 tested.len(),
-                options.alpha
+                options.alpha,
+                needed.map_or_else(
+                    || "measure more runs (`num_runs`)".to_string(),
+                    |n| format!("at least {n} runs a side (`num_runs: {n}`) could show one")
+                )
             ));
         }
     }

@@ -13,6 +13,12 @@ pub enum Format {
     Json,
 }
 
+/// A percentage without trailing zeros: 95, 99.9.
+fn trimmed(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn number(v: f64) -> String {
     let a = v.abs();
     if a >= 1000.0 {
@@ -82,7 +88,7 @@ fn header(c: &Comparison) -> [String; 9] {
         "baseline".into(),
         "candidate".into(),
         "ratio".into(),
-        format!("{:.0} % CI", (1.0 - c.alpha) * 100.0),
+        format!("{} % CI", trimmed((1.0 - c.alpha) * 100.0)),
         format!("p ({})", c.correction.describe()),
     ]
 }

@@ -62,7 +62,9 @@ pub struct RatioInterval {
 
 /// Percentile bootstrap interval of median(b) / median(a) at `level`, both sides resampled independently.
 pub fn ratio_interval(a: &[f64], b: &[f64], level: f64, seed: u64) -> Option<RatioInterval> {
-    if a.is_empty() || b.is_empty() {
+    // A ratio needs positive, finite times on both sides; anything else is no measurement to bootstrap.
+    let valid = |v: &[f64]| !v.is_empty() && v.iter().all(|x| x.is_finite() && *x > 0.0);
+    if !valid(a) || !valid(b) {
         return None;
     }
     let mut rng = Rng(seed);
@@ -128,12 +130,14 @@ pub fn run_to_run_sd(log_ratios: &[f64], log_ses: &[f64]) -> Option<f64> {
     Some((robust_sd * robust_sd - within).max(0.0).sqrt())
 }
 
-/// The multiplier of the run-to-run SD that an A/A comparison's `rows` log ratios all stay within with probability
-/// about 1 - alpha: Student's t at 1 - alpha / (2·rows) (Bonferroni over the rows) with rows - 1 degrees of freedom,
-/// times √(1 + 1/rows), as a prediction interval whose SD was itself estimated from those rows.
-pub fn band_z(alpha: f64, rows: usize) -> f64 {
-    let m = rows.max(2) as f64;
-    crate::report::student_t::quantile(1.0 - alpha / (2.0 * m), m - 1.0) * (1.0 + 1.0 / m).sqrt()
+/// The multiplier of the run-to-run SD that an A/A comparison's `tests` log ratios all stay within with probability
+/// about 1 - alpha: Student's t at 1 - alpha / (2·tests) (Bonferroni over the rows tested), with the degrees of
+/// freedom of the SD's estimate (`estimated_from` - 1 rows), times √(1 + 1/`estimated_from`), as a prediction
+/// interval whose SD was itself estimated.
+pub fn band_z(alpha: f64, tests: usize, estimated_from: usize) -> f64 {
+    let k = estimated_from.max(2) as f64;
+    crate::report::student_t::quantile(1.0 - alpha / (2.0 * tests.max(1) as f64), k - 1.0)
+        * (1.0 + 1.0 / k).sqrt()
 }
 
 /// Largest side for which the exact null distribution is counted.
@@ -145,19 +149,24 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<f64> {
     if m == 0 || n == 0 {
         return None;
     }
+    if a.iter().chain(b).any(|x| !x.is_finite()) {
+        return None;
+    }
     // U of `a`: pairs where a's value is larger, ties counted half.
     let mut u: f64 = 0.0;
-    let mut ties = false;
     for x in a {
         for y in b {
             if x > y {
                 u += 1.0;
-            } else if (x - y).abs() == 0.0 {
+            } else if x.total_cmp(y).is_eq() {
                 u += 0.5;
-                ties = true;
             }
         }
     }
+    // The exact null distribution holds for distinct values only, within a side too.
+    let mut all: Vec<f64> = a.iter().chain(b).copied().collect();
+    all.sort_by(f64::total_cmp);
+    let ties = all.windows(2).any(|w| w[0].total_cmp(&w[1]).is_eq());
     if !ties && m <= EXACT_MAX && n <= EXACT_MAX {
         return Some(exact_two_sided(m, n, u.round() as usize));
     }
@@ -292,6 +301,10 @@ mod tests {
         // scipy.stats.mannwhitneyu([1, 3, 5, 7], [2, 4, 6, 8, 10], method="exact"): U = 6, p = 0.4126984.
         let p = mann_whitney(&[1.0, 3.0, 5.0, 7.0], &[2.0, 4.0, 6.0, 8.0, 10.0]).unwrap();
         assert!((p - 0.412_698_4).abs() < 1e-6, "{p}");
+        // Ties inside one side leave the exact path: the normal approximation answers.
+        let tied = mann_whitney(&[1.0, 1.0, 5.0], &[2.0, 3.0, 4.0]).unwrap();
+        assert!(tied > 0.0 && tied <= 1.0);
+        assert_eq!(mann_whitney(&[f64::NAN], &[1.0]), None);
         // Symmetric in the sides.
         let q = mann_whitney(&[2.0, 4.0, 6.0, 8.0, 10.0], &[1.0, 3.0, 5.0, 7.0]).unwrap();
         assert!((p - q).abs() < 1e-12);
@@ -327,9 +340,9 @@ mod tests {
         // Bonferroni over 21 rows at alpha 0.05: scipy.stats.t.ppf(1 - 0.05/42, 20) = 3.4765, × √(22/21).
         let want = 3.4765 * (22.0_f64 / 21.0).sqrt();
         assert!(
-            (band_z(0.05, 21) - want).abs() < 1e-3,
+            (band_z(0.05, 21, 21) - want).abs() < 1e-3,
             "{}",
-            band_z(0.05, 21)
+            band_z(0.05, 21, 21)
         );
     }
 
@@ -360,5 +373,10 @@ mod tests {
         assert!(r.log_se > 0.0 && r.log_se < 0.05, "{}", r.log_se);
         assert_eq!(ratio_interval(&a, &b, 0.95, 7), Some(r));
         assert_eq!(ratio_interval(&[], &b, 0.95, 7), None);
+        // Non-positive or non-finite times are no measurement to bootstrap.
+        assert_eq!(ratio_interval(&[0.0, 1.0], &b, 0.95, 7), None);
+        assert_eq!(ratio_interval(&a, &[f64::INFINITY, 1.0], 0.95, 7), None);
+        // Fewer rows behind the noise estimate: a wider band (fewer degrees of freedom).
+        assert!(band_z(0.05, 3, 4) > band_z(0.05, 3, 30));
     }
 }

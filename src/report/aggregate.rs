@@ -576,7 +576,7 @@ pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
         if methods.len() > 1 {
             let short: Vec<String> = methods
                 .iter()
-                .map(|m| format!("{}…", &m[..m.len().min(8)]))
+                .map(|m| format!("{}…", m.chars().take(8).collect::<String>()))
                 .collect();
             warnings.push(format!(
                 "curve `{model}` mixes points measured by {} different builds of the measuring code (method {}); `e3pipe run --force <step>` remeasures it with one",

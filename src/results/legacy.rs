@@ -2,7 +2,9 @@
 //! conversion: this version's (`schema_version` 1); e3pipe's before it had one (the model at the top, the bench
 //! config flat in `config`, `null` for unmeasured fields); the original Python tool's (names in `config.model` or a
 //! string `config.model`, scaling files keyed by length, single-point files with flat metrics and the length in the
-//! config). A field of the wrong type is kept aside (in `extra`) instead of failing the file.
+//! config). In the metrics of any layout, a field of the wrong type is kept aside (in `extra`) instead of failing the
+//! file; the header of a current document is read strictly, and a metrics key that is not a length fails it (older
+//! layouts skip such keys).
 
 use std::collections::BTreeMap;
 

@@ -19,11 +19,9 @@ pub(crate) fn read_table(path: &Path) -> Result<Vec<Row>> {
         .map_err(|e| Error::Report(format!("cannot read `{}`: {e}", path.display())))?;
     let mut rows = vec![Row::default(); df.height()];
     for column in COLUMNS {
-        // A missing column (a table written by an older e3pipe) reads as empty.
+        // A missing column (a table written by an older e3pipe or elsewhere) reads as empty, and so does an empty
+        // cell: neither may erase what another column holding the same number (an alias) has set.
         let Ok(values) = df.column(column.name) else {
-            for row in &mut rows {
-                (column.set)(row, Cell::Text(None));
-            }
             continue;
         };
         let cells: Vec<Cell> = match column.kind {
@@ -45,8 +43,41 @@ pub(crate) fn read_table(path: &Path) -> Result<Vec<Row>> {
                 .unwrap_or_default(),
         };
         for (row, cell) in rows.iter_mut().zip(cells) {
-            (column.set)(row, cell);
+            if !matches!(cell, Cell::Text(None) | Cell::Float(None) | Cell::Int(None)) {
+                (column.set)(row, cell);
+            }
+        }
+    }
+    // A table without `status` holds measured points.
+    for row in &mut rows {
+        if row.status.is_empty() {
+            row.status = "ok".into();
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alias_column_missing_or_blank_never_erases_the_value_its_twin_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.csv");
+        // The original tool's table: no `status`, no `throughput`, a blank `num_runs`.
+        std::fs::write(
+            &file,
+            "model,arch,context_length,latency_ms,throughput_tokens_per_sec,n,num_runs\ngpt2,decoder,128,5.5,96.0,10,\n",
+        )
+        .unwrap();
+        let rows = read_table(&file).unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            (r.latency_ms, r.throughput, r.n),
+            (Some(5.5), Some(96.0), Some(10))
+        );
+        assert_eq!(r.status, "ok");
+    }
 }
