@@ -295,6 +295,16 @@ fn inputs_that_are_not_results_are_refused_with_exit_2() {
     );
     let r = p.run(&["compare", "base", "fifo.json"]);
     assert_eq!(r.code, 2, "{}", r.all());
+    // A results folder holding a model's history: the newest document of each model is compared, and said.
+    let results = p.path("results");
+    let mut history: Vec<_> = std::fs::read_dir(&results).unwrap().map(|e| e.unwrap().path()).collect();
+    history.sort();
+    assert_eq!(history.len(), 3, "{history:?}");
+    let old = std::fs::read_to_string(&history[0]).unwrap();
+    p.write("results/inference_scaling_19990101_000000.json", &old);
+    let r = p.run(&["compare", "results", "base"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains("holds 2 results of"), "{}", r.stdout);
     // One results file against a project directory: both sides read.
     let (code, one) = json(&p, &["base", "base/latest/inference/bert-tiny.json"]);
     assert_eq!(code, 0);
