@@ -332,4 +332,24 @@ mod tests {
         assert_eq!(names(Some("MIG-xyz")), [Err(())]);
         assert_eq!(names(Some("7")), [Err(())]);
     }
+
+    #[test]
+    fn a_real_h200s_listing_parses_into_its_identity() {
+        // `nvidia-smi --query-gpu=name,uuid,memory.total,compute_cap --format=csv,noheader` on an H200 node
+        // (driver 580.159.04, 2026-11-29), byte for byte.
+        let line = "NVIDIA H200, GPU-8e0d22e5-7cfc-30e4-38c5-9e546ce1f1e6, 143771 MiB, 9.0\n";
+        assert_eq!(
+            parse_gpus(line),
+            [Gpu {
+                name: "NVIDIA H200".into(),
+                uuid: "GPU-8e0d22e5-7cfc-30e4-38c5-9e546ce1f1e6".into(),
+                memory_total: "143771 MiB".into(),
+                compute_cap: "9.0".into(),
+            }]
+        );
+        // `CUDA_VISIBLE_DEVICES` by that UUID finds it.
+        let gpus = parse_gpus(line);
+        let found = visible_gpus(&gpus, Some("GPU-8e0d22e5-7cfc-30e4-38c5-9e546ce1f1e6"));
+        assert!(matches!(found.as_slice(), [Ok(g)] if g.name == "NVIDIA H200"));
+    }
 }

@@ -297,7 +297,10 @@ fn inputs_that_are_not_results_are_refused_with_exit_2() {
     assert_eq!(r.code, 2, "{}", r.all());
     // A results folder holding a model's history: the newest document of each model is compared, and said.
     let results = p.path("results");
-    let mut history: Vec<_> = std::fs::read_dir(&results).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut history: Vec<_> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     history.sort();
     assert_eq!(history.len(), 3, "{history:?}");
     let old = std::fs::read_to_string(&history[0]).unwrap();
