@@ -74,7 +74,8 @@ pub struct Compared {
     pub candidate_n: usize,
     /// Candidate median / baseline median.
     pub ratio: Option<f64>,
-    /// Percentile bootstrap interval of the ratio, at `1 - alpha`.
+    /// Percentile bootstrap interval of the ratio, aiming at `1 - alpha`; with a handful of runs a side its real
+    /// coverage is lower (the resampled medians take few distinct values).
     pub ratio_ci: Option<(f64, f64)>,
     /// The bootstrap's SD of ln(ratio).
     #[serde(skip)]

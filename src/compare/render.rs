@@ -88,7 +88,8 @@ fn header(c: &Comparison) -> [String; 9] {
         "baseline".into(),
         "candidate".into(),
         "ratio".into(),
-        format!("{} % CI", trimmed((1.0 - c.alpha) * 100.0)),
+        // A percentile bootstrap: its coverage is near the level only with enough runs (see README).
+        format!("{} % bootstrap", trimmed((1.0 - c.alpha) * 100.0)),
         format!("p ({})", c.correction.describe()),
     ]
 }

@@ -156,12 +156,7 @@ fn row(doc: &ResultsDocument, length: Option<i64>, m: &LengthMetrics) -> Row {
         decode_tokens_per_sec: measured(m.decode_tokens_per_sec),
         memory_source: m.memory_source.clone(),
         status: m.status.clone().unwrap_or_else(|| "ok".into()),
-        // Files from elsewhere may say why a point failed beside its status.
-        reason: m
-            .extra
-            .get("reason")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        reason: m.reason.clone(),
         input_tokens: m.input_tokens.and_then(|t| i64::try_from(t).ok()),
         roof: m.roof.clone(),
         energy_j: num(m.energy_j),

@@ -125,8 +125,7 @@ pub const COLUMNS: &[Column] = &[
         name: "status",
         kind: Kind::Text,
         get: |r| Cell::Text(Some(r.status.clone())),
-        // A table without the column (written elsewhere) holds measured points.
-        set: |r, c| r.status = c.text().unwrap_or_else(|| "ok".into()),
+        set: |r, c| r.status = c.text().unwrap_or_default(),
     },
     text!("reason", reason),
     int!("input_tokens", input_tokens),

@@ -190,6 +190,9 @@ pub struct LengthMetrics {
     /// `ok`, `infeasible`, `oom`, `error`; absent means `ok` (the original tool recorded only what it measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Why a point that is not `ok` is not (the original tool's files may say it too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,6 +306,7 @@ impl LengthMetrics {
             energy_source: Some(p.energy_source.clone()).filter(|s| !s.is_empty()),
             memory_source: Some(p.memory_source.as_str().into()),
             status: Some(p.status.as_str().into()),
+            reason: p.reason.clone(),
             input_tokens: Some(p.input_tokens as u64),
             cache_key: Some(cache_key.into()),
             roof: roof.map(RoofMetrics::of).unwrap_or_default(),
