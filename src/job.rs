@@ -63,6 +63,16 @@ pub struct JobPoint {
     pub forced: bool,
 }
 
+impl JobPoint {
+    /// The step's parameters at this point's batch size (a point is one length at one batch size).
+    pub fn params(&self, step: &BenchParams) -> BenchParams {
+        BenchParams {
+            batch_size: self.key.batch_size,
+            ..*step
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

@@ -25,12 +25,13 @@ pub const TABLE_FILES: [&str; 4] = [
 /// Where aggregate records what it read and wrote (in [`TABLES_DIR`]).
 pub const TABLES_STAMP: &str = ".aggregate.stamp";
 /// The figures plot draws in [`FIGS_DIR`], each as `<name>.png` and `<name>.svg` (the first is the headline).
-pub const FIGURES: [&str; 5] = [
+pub const FIGURES: [&str; 6] = [
     "latency_curve",
     "ttft_tbt_curves",
     "inference_performance",
     "inference_memory_tradeoff",
     "roofline",
+    "batch_tradeoff",
 ];
 /// The self-contained page plot writes beside the figures (in [`FIGS_DIR`]).
 pub const REPORT_PAGE: &str = "report.html";

@@ -1,5 +1,6 @@
 //! `configs/bench/*.yaml`: how a bench step measures (the seed's keys, plus `min_duration_s`, `threads` and the
-//! adaptive stopping rule `target_rel_ci` with its caps `max_runs` and `max_duration_s`).
+//! adaptive stopping rule `target_rel_ci` with its caps `max_runs` and `max_duration_s`, and `batch_sizes`, a
+//! second axis beside `context_lengths`).
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ const KEYS: &[&str] = &[
     "context_length",
     "num_tokens",
     "batch_size",
+    "batch_sizes",
     "num_runs",
     "warmup_runs",
     "min_duration_s",
@@ -30,6 +32,8 @@ const KEYS: &[&str] = &[
 const MAX_THREADS: i64 = 4096;
 const MAX_RUNS: i64 = 1_000_000;
 const MAX_DURATION_S: f64 = 7.0 * 24.0 * 3600.0;
+/// Far past any machine's memory at one token per sequence; a larger number is a typo, not a batch.
+const MAX_BATCH: i64 = 1 << 40;
 
 /// Length used by single-point configs that name none (the seed's default prompt budget).
 pub const DEFAULT_CONTEXT_LENGTH: usize = 128;
@@ -40,6 +44,9 @@ pub struct BenchConfig {
     pub name: String,
     pub arch: Arch,
     pub context_lengths: Vec<usize>,
+    /// Every batch size measured at every length, ascending (`batch_sizes`, or the seed's one `batch_size`);
+    /// `params.batch_size` is the smallest.
+    pub batch_sizes: Vec<usize>,
     /// True when the file has `context_lengths` (a scaling sweep) rather than one point.
     pub scaling: bool,
     pub params: BenchParams,
@@ -216,6 +223,7 @@ impl BenchConfig {
                 }
             }
         }
+        let batch_sizes = batch_sizes(&map, &bad)?;
         let threads = match map.get("threads") {
             None | Some(Value::Null) => None,
             Some(_) => Some(int("threads", None, 1)? as usize),
@@ -226,7 +234,7 @@ impl BenchConfig {
                 Some(if arch.generates() { 50 } else { 0 }),
                 i64::from(arch.generates()),
             )? as usize,
-            batch_size: int("batch_size", Some(1), 1)? as usize,
+            batch_size: batch_sizes.first().copied().unwrap_or(1),
             num_runs: int("num_runs", Some(3), 1)? as usize,
             warmup_runs: int("warmup_runs", Some(1), 0)? as usize,
             min_duration_s,
@@ -252,10 +260,57 @@ impl BenchConfig {
             name,
             arch,
             context_lengths,
+            batch_sizes,
             scaling,
             params,
         })
     }
+}
+
+/// `batch_sizes: [1, 4, 16]` (a second axis) or the seed's `batch_size: 4` (one), ascending; 1 when neither.
+fn batch_sizes(
+    map: &serde_yaml_ng::Mapping,
+    bad: &dyn Fn(&str, String) -> Error,
+) -> Result<Vec<usize>> {
+    let one = |key: &str, v: &Value| -> Result<usize> {
+        match v.as_i64() {
+            Some(n) if (1..=MAX_BATCH).contains(&n) => Ok(n as usize),
+            Some(n) => Err(bad(key, format!("batch sizes must be between 1 and {MAX_BATCH}, got {n}"))),
+            None => Err(bad(key, format!("`{}` is not an integer", crate::error::shorten(&show(v), 40)))),
+        }
+    };
+    let mut sizes = match (map.get("batch_sizes"), map.get("batch_size")) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "batch_size",
+                "give `batch_sizes` (a sweep) or `batch_size` (one), not both".into(),
+            ));
+        }
+        (Some(Value::Sequence(seq)), None) => {
+            if seq.is_empty() {
+                return Err(bad("batch_sizes", "is empty; list at least one batch size".into()));
+            }
+            let mut sizes = Vec::with_capacity(seq.len());
+            for v in seq {
+                let n = one("batch_sizes", v)?;
+                if sizes.contains(&n) {
+                    return Err(bad("batch_sizes", format!("{n} is listed twice")));
+                }
+                sizes.push(n);
+            }
+            sizes
+        }
+        (Some(v), None) => {
+            return Err(bad(
+                "batch_sizes",
+                format!("expected a list like [1, 4, 16], got `{}`", crate::error::shorten(&show(v), 40)),
+            ));
+        }
+        (None, Some(Value::Null)) | (None, None) => vec![1],
+        (None, Some(v)) => vec![one("batch_size", v)?],
+    };
+    sizes.sort_unstable();
+    Ok(sizes)
 }
 
 fn show(v: &Value) -> String {

@@ -188,6 +188,18 @@ impl PointResult {
             .map(|ms| self.batch_size as f64 * 1e3 / ms)
     }
 
+    /// Sequences per second: the batch over the forward pass (encoders) or over the whole generation of
+    /// `num_tokens` tokens (generators), so it is the rate a server completes requests at.
+    pub fn sequences_per_sec(&self) -> Option<f64> {
+        match self.arch {
+            Arch::Encoder => self.median("sequences_per_sec"),
+            _ => self
+                .median("e2e_latency_ms")
+                .filter(|ms| *ms > 0.0)
+                .map(|ms| self.batch_size as f64 * 1e3 / ms),
+        }
+    }
+
     /// The seed's throughput: generated tokens/s (over the whole generation, prefill included) for generators,
     /// input tokens/s for encoders.
     pub fn throughput(&self) -> Option<f64> {
@@ -195,6 +207,14 @@ impl PointResult {
             Arch::Encoder => self.median("tokens_per_sec"),
             _ => self.median("throughput_tokens_per_sec"),
         }
+    }
+}
+
+impl PointResult {
+    /// The record at batch size `batch_size` (an unmeasured point of a batch sweep).
+    #[must_use]
+    pub fn with_batch(self, batch_size: usize) -> PointResult {
+        PointResult { batch_size, ..self }
     }
 }
 

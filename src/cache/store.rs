@@ -118,11 +118,16 @@ impl Store {
         entries: &[(PathBuf, Option<Entry>)],
         model: &str,
         context_length: usize,
+        batch_size: usize,
     ) -> Option<Entry> {
         entries
             .iter()
             .filter_map(|(_, e)| e.as_ref())
-            .filter(|e| e.result.model == model && e.result.context_length == context_length)
+            .filter(|e| {
+                e.result.model == model
+                    && e.result.context_length == context_length
+                    && e.result.batch_size == batch_size
+            })
             .max_by(|a, b| a.result.finished_at.cmp(&b.result.finished_at))
             .cloned()
     }

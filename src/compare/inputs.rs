@@ -11,7 +11,7 @@ use crate::fsio::read_own;
 use crate::models::config::Arch;
 use crate::paths::LATEST_DIR;
 use crate::report::aggregate::{Row, rows_of_document};
-use crate::results::document::ResultsDocument;
+use crate::results::document::{LengthMetrics, ResultsDocument};
 use crate::results::legacy;
 
 use super::significance::median_of;
@@ -21,6 +21,8 @@ pub struct Point {
     pub model: String,
     pub arch: String,
     pub length: u64,
+    /// Sequences per batch (a model's points at each batch size are matched separately).
+    pub batch: u64,
     pub record: Option<PointResult>,
     /// The headline latency median where there is no record.
     pub latency_ms: Option<f64>,
@@ -159,7 +161,19 @@ pub fn load(path: &Path) -> Result<Side> {
     let mut rows = Vec::new();
     for doc in &docs {
         rows.extend(rows_of_document(doc));
-        for (length, m) in &doc.metrics {
+        // The smallest batch size's points (`metrics`), then every other batch size's (`batch_metrics`).
+        let base = doc.config.bench.batch_size.map_or(1, |b| b as u64);
+        let others = doc.batch_metrics.iter().filter_map(|(batch, lengths)| {
+            let batch = batch.parse::<u64>().ok()?;
+            Some(lengths.iter().map(move |(l, m)| (batch, l, m)))
+        });
+        let all: Vec<(u64, &String, &LengthMetrics)> = doc
+            .metrics
+            .iter()
+            .map(|(l, m)| (base, l, m))
+            .chain(others.flatten())
+            .collect();
+        for (batch, length, m) in all {
             let Ok(length) = length.parse::<u64>() else {
                 continue;
             };
@@ -169,10 +183,12 @@ pub fn load(path: &Path) -> Result<Side> {
             {
                 continue;
             }
+            let batch = record.as_ref().map_or(batch, |p| p.batch_size as u64);
             points.push(Point {
                 model: doc.model.clone(),
                 arch: doc.arch.clone(),
                 length,
+                batch,
                 latency_ms: m
                     .latency_ms
                     .or(m.first_token_latency_ms)

@@ -61,12 +61,13 @@ impl Verdict {
     }
 }
 
-/// One matched (model, length, metric).
+/// One matched (model, length, batch size, metric).
 #[derive(Debug, Clone, Serialize)]
 pub struct Compared {
     pub model: String,
     pub arch: String,
     pub context_length: u64,
+    pub batch_size: u64,
     pub metric: String,
     pub baseline_median: Option<f64>,
     pub candidate_median: Option<f64>,
@@ -90,6 +91,7 @@ pub struct Compared {
 #[derive(Debug, Clone, Serialize)]
 pub struct Exponent {
     pub model: String,
+    pub batch_size: Option<i64>,
     pub baseline_k: f64,
     pub baseline_k_ci95: Option<(f64, f64)>,
     pub candidate_k: f64,
@@ -134,7 +136,6 @@ fn conditions(p: &Point) -> Vec<(&'static str, String)> {
         ("device", r.device.clone()),
         ("dtype", r.dtype.clone()),
         ("threads", r.threads.to_string()),
-        ("batch_size", r.batch_size.to_string()),
         ("num_tokens", r.num_tokens.to_string()),
         ("measuring code (method)", short(&r.method)),
     ]
@@ -164,8 +165,17 @@ fn seed(parts: &[&str]) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-fn key(p: &Point) -> (String, String, u64) {
-    (p.model.clone(), p.arch.clone(), p.length)
+fn key(p: &Point) -> (String, String, u64, u64) {
+    (p.model.clone(), p.arch.clone(), p.length, p.batch)
+}
+
+/// `model @ length`, with `× batch N` past batch 1.
+fn point_name(p: &Point) -> String {
+    if p.batch == 1 {
+        format!("{} @ {}", p.model, p.length)
+    } else {
+        format!("{} @ {} × batch {}", p.model, p.length, p.batch)
+    }
 }
 
 /// Higher is better for rates (`*_per_sec`); lower for times.
@@ -193,10 +203,10 @@ pub fn compare(
     let mut seed_points = 0;
     // Rows by model, then length (numerically), then the metrics in the order asked.
     let mut ordered: Vec<&Point> = baseline.points.iter().collect();
-    ordered.sort_by(|x, y| (&x.model, x.length).cmp(&(&y.model, y.length)));
+    ordered.sort_by(|x, y| (&x.model, x.batch, x.length).cmp(&(&y.model, y.batch, y.length)));
     for b in ordered {
         let Some(c) = candidate.points.iter().find(|c| key(c) == key(b)) else {
-            only_baseline.push(format!("{} @ {}", b.model, b.length));
+            only_baseline.push(point_name(b));
             continue;
         };
         for ((name, x), (_, y)) in conditions(b).iter().zip(conditions(c)) {
@@ -249,7 +259,11 @@ pub fn compare(
                     &sa,
                     &sb,
                     1.0 - options.alpha,
-                    seed(&[&b.model, &b.length.to_string(), &name]),
+                    if b.batch == 1 {
+                        seed(&[&b.model, &b.length.to_string(), &name])
+                    } else {
+                        seed(&[&b.model, &b.length.to_string(), &name, &b.batch.to_string()])
+                    },
                 )
             } else {
                 None
@@ -258,6 +272,7 @@ pub fn compare(
                 model: b.model.clone(),
                 arch: b.arch.clone(),
                 context_length: b.length,
+                batch_size: b.batch,
                 metric: name.clone(),
                 baseline_median: ma,
                 candidate_median: mb,
@@ -276,7 +291,7 @@ pub fn compare(
         .points
         .iter()
         .filter(|c| !baseline.points.iter().any(|b| key(b) == key(c)))
-        .map(|c| format!("{} @ {}", c.model, c.length))
+        .map(point_name)
         .collect();
     if seed_points > 0 {
         notes.push(format!(
@@ -398,7 +413,9 @@ fn exponents(baseline: &Side, candidate: &Side) -> Vec<Exponent> {
     let (fa, fb) = (fits(&baseline.rows), fits(&candidate.rows));
     fa.iter()
         .filter_map(|a| {
-            let b = fb.iter().find(|b| b.model == a.model)?;
+            let b = fb
+                .iter()
+                .find(|b| b.model == a.model && b.batch_size == a.batch_size)?;
             let delta = b.k - a.k;
             let change = match (a.k_stderr, b.k_stderr) {
                 (Some(sa), Some(sb)) => {
@@ -416,6 +433,7 @@ fn exponents(baseline: &Side, candidate: &Side) -> Vec<Exponent> {
             };
             Some(Exponent {
                 model: a.model.clone(),
+                batch_size: a.batch_size,
                 baseline_k: a.k,
                 baseline_k_ci95: a.k_ci95,
                 candidate_k: b.k,

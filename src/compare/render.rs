@@ -79,11 +79,12 @@ fn p(r: &Compared) -> String {
         .map_or_else(|| "-".into(), |p| format!("{p:.3}"))
 }
 
-fn header(c: &Comparison) -> [String; 9] {
+fn header(c: &Comparison) -> [String; 10] {
     [
         "model".into(),
         "arch".into(),
         "length".into(),
+        "batch".into(),
         "metric".into(),
         "baseline".into(),
         "candidate".into(),
@@ -94,11 +95,12 @@ fn header(c: &Comparison) -> [String; 9] {
     ]
 }
 
-fn cells(r: &Compared) -> [String; 10] {
+fn cells(r: &Compared) -> [String; 11] {
     [
         r.model.clone(),
         r.arch.clone(),
         r.context_length.to_string(),
+        r.batch_size.to_string(),
         r.metric.clone(),
         value(r.baseline_median, &r.metric, r.baseline_n),
         value(r.candidate_median, &r.metric, r.candidate_n),
@@ -133,7 +135,10 @@ fn exponent_cells(c: &Comparison) -> Vec<[String; 5]> {
         .iter()
         .map(|e| {
             [
-                e.model.clone(),
+                match e.batch_size {
+                    Some(b) if b != 1 => format!("{} (batch {b})", e.model),
+                    _ => e.model.clone(),
+                },
                 k(e.baseline_k, e.baseline_k_ci95),
                 k(e.candidate_k, e.candidate_k_ci95),
                 format!("{:+.3}", e.delta_k),

@@ -1,6 +1,7 @@
 //! The aggregate step: every results document in `latest/inference/` (ours or the seed's Python tool's, scaling
 //! or single-point) becomes rows of `tables/inference_results.csv` (+ `.parquet`), one per (`exp_id`, model,
-//! context length), plus `tables/summary.csv` and the scaling fit `tables/scaling_fit.csv`. A file that is not a
+//! context length, batch size), plus `tables/summary.csv` and the scaling fit `tables/scaling_fit.csv`, both per
+//! (model, batch size): a model has one curve per batch size. A file that is not a
 //! results document is reported and skipped. The step is skipped when its inputs' hash has not changed.
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ pub struct Row {
     pub model: String,
     pub arch: String,
     pub context_length: Option<i64>,
+    /// Sequences per batch, each `context_length` tokens.
+    pub batch_size: Option<i64>,
     pub latency_ms: Option<f64>,
     pub throughput: Option<f64>,
     pub max_memory_gb: Option<f64>,
@@ -50,6 +53,11 @@ pub struct Row {
     /// Input tokens/s of the prefill (or encoder, or forward); generated tokens/s of the decode phase alone.
     pub prefill_tokens_per_sec: Option<f64>,
     pub decode_tokens_per_sec: Option<f64>,
+    /// Sequences completed per second: the batch over the forward pass or the whole generation.
+    pub sequences_per_sec: Option<f64>,
+    /// `yes` when no other batch size of the same model and length is both faster per request and of more
+    /// sequences/s (`report::pareto`); empty when only one was measured.
+    pub pareto_front: Option<String>,
     /// Inter-token latency over every decode step of every run.
     pub itl_median_ms: Option<f64>,
     pub itl_p90_ms: Option<f64>,
@@ -126,21 +134,39 @@ pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String
 }
 
 /// Rows of a document already read.
+/// Rows of a document already read: its `metrics` (the smallest batch size) and its `batch_metrics`.
 pub fn rows_of_document(doc: &ResultsDocument) -> Vec<Row> {
+    let base = doc
+        .config
+        .bench
+        .batch_size
+        .and_then(|b| i64::try_from(b).ok());
+    let others = doc
+        .batch_metrics
+        .iter()
+        .flat_map(|(batch, lengths)| lengths.iter().map(move |(l, m)| (batch.parse().ok(), l, m)));
     doc.metrics
         .iter()
-        .map(|(length, m)| row(doc, length.parse().ok(), m))
+        .map(|(l, m)| (base, l, m))
+        .chain(others)
+        .map(|(batch, length, m)| row(doc, length.parse().ok(), batch, m))
         .collect()
 }
 
 /// A length's row: the original tool's fields, then the point's own record over them where it has one.
-fn row(doc: &ResultsDocument, length: Option<i64>, m: &LengthMetrics) -> Row {
+fn row(doc: &ResultsDocument, length: Option<i64>, batch: Option<i64>, m: &LengthMetrics) -> Row {
     let extra = |k: &str| m.extra.get(k).and_then(Value::as_f64);
     let mut row = Row {
         exp_id: doc.exp_id.clone(),
         model: doc.model.clone(),
         arch: doc.arch.clone(),
         context_length: length,
+        batch_size: m
+            .batch_size
+            .and_then(|b| i64::try_from(b).ok())
+            .or(batch)
+            .filter(|b| *b > 0),
+        sequences_per_sec: measured(m.sequences_per_sec),
         latency_ms: measured(m.latency_ms)
             .or_else(|| measured(m.first_token_latency_ms))
             .or_else(|| measured(m.forward_pass_latency_ms)),
@@ -208,6 +234,8 @@ fn overlay(row: &mut Row, p: &PointResult) {
     row.itl_p99_ms = stat("itl_ms", |s| Some(s.p99));
     row.prefill_tokens_per_sec = stat("prefill_tokens_per_sec", |s| Some(s.median));
     row.num_tokens = i64::try_from(p.num_tokens).ok();
+    row.batch_size = i64::try_from(p.batch_size).ok().filter(|b| *b > 0);
+    row.sequences_per_sec = measured(p.sequences_per_sec());
     row.memory_source = Some(p.memory_source.as_str().into());
     row.stopped_by = p.stopped_by.map(|s| s.as_str().into());
     row.finished_at = Some(p.finished_at.clone());
@@ -278,8 +306,14 @@ pub fn collect(dir: &Path, models: &[String]) -> (Vec<Row>, Vec<Skipped>) {
         }
     }
     rows.sort_by(|a, b| {
-        (&a.model, a.context_length, &a.exp_id).cmp(&(&b.model, b.context_length, &b.exp_id))
+        (&a.model, a.batch_size, a.context_length, &a.exp_id).cmp(&(
+            &b.model,
+            b.batch_size,
+            b.context_length,
+            &b.exp_id,
+        ))
     });
+    crate::report::pareto::mark(&mut rows);
     (rows, skipped)
 }
 
@@ -337,108 +371,113 @@ fn csv_bytes(df: &mut DataFrame) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Per model: how many points, the latency at the shortest and longest length, and the fitted exponent.
+/// Per curve (model and batch size): how many points, the latency at the shortest and longest length, the best
+/// throughput, and the fitted exponent.
 fn summary_frame(rows: &[Row], fits: &[Fit]) -> Result<DataFrame> {
-    let mut models: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r.model.as_str(), r.arch.as_str()))
-        .collect();
-    models.sort_unstable();
-    models.dedup();
-    let ok = |m: &str| -> Vec<&Row> {
+    let curves = curves(rows);
+    let of = |(m, _, b): &(&str, &str, Option<i64>)| -> Vec<&Row> {
         rows.iter()
-            .filter(|r| r.model == m && r.status == "ok" && r.latency_ms.is_some())
+            .filter(|r| r.model == *m && r.batch_size == *b)
             .collect()
     };
-    let count = |m: &str, status: &str| {
-        rows.iter()
-            .filter(|r| r.model == m && r.status == status)
-            .count() as i64
+    let ok = |c: &(&str, &str, Option<i64>)| -> Vec<&Row> {
+        of(c)
+            .into_iter()
+            .filter(|r| r.status == "ok" && r.latency_ms.is_some())
+            .collect()
     };
-    let first = |m: &str| ok(m).into_iter().min_by_key(|r| r.context_length).cloned();
-    let last = |m: &str| ok(m).into_iter().max_by_key(|r| r.context_length).cloned();
-    let fit = |m: &str| fits.iter().find(|f| f.model == m);
+    let count = |c: &(&str, &str, Option<i64>), status: &str| {
+        of(c).iter().filter(|r| r.status == status).count() as i64
+    };
+    let first = |c| ok(c).into_iter().min_by_key(|r| r.context_length);
+    let last = |c| ok(c).into_iter().max_by_key(|r| r.context_length);
+    let largest = |c, f: fn(&Row) -> Option<f64>| {
+        ok(c)
+            .iter()
+            .filter_map(|r| f(r))
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+    };
+    let fit = |(m, _, b): &(&str, &str, Option<i64>)| {
+        fits.iter().find(|f| f.model == *m && f.batch_size == *b)
+    };
     let columns = vec![
         Column::new(
             "model".into(),
-            models
-                .iter()
-                .map(|(m, _)| m.to_string())
-                .collect::<Vec<_>>(),
+            curves.iter().map(|c| c.0.to_string()).collect::<Vec<_>>(),
         ),
         Column::new(
             "arch".into(),
-            models
-                .iter()
-                .map(|(_, a)| a.to_string())
-                .collect::<Vec<_>>(),
+            curves.iter().map(|c| c.1.to_string()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "batch_size".into(),
+            curves.iter().map(|c| c.2).collect::<Vec<_>>(),
         ),
         Column::new(
             "points_ok".into(),
-            models
-                .iter()
-                .map(|(m, _)| ok(m).len() as i64)
-                .collect::<Vec<_>>(),
+            curves.iter().map(|c| ok(c).len() as i64).collect::<Vec<_>>(),
         ),
         Column::new(
             "points_infeasible".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| count(m, "infeasible"))
+                .map(|c| count(c, "infeasible"))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "points_failed".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| count(m, "oom") + count(m, "error"))
+                .map(|c| count(c, "oom") + count(c, "error"))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "min_context_length".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| first(m).and_then(|r| r.context_length))
+                .map(|c| first(c).and_then(|r| r.context_length))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "max_context_length".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| last(m).and_then(|r| r.context_length))
+                .map(|c| last(c).and_then(|r| r.context_length))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "latency_ms_at_min".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| first(m).and_then(|r| r.latency_ms))
+                .map(|c| first(c).and_then(|r| r.latency_ms))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "latency_ms_at_max".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| last(m).and_then(|r| r.latency_ms))
+                .map(|c| last(c).and_then(|r| r.latency_ms))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "max_memory_gb".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| {
-                    ok(m)
-                        .iter()
-                        .filter_map(|r| r.max_memory_gb)
-                        .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
-                })
+                .map(|c| largest(c, |r| r.max_memory_gb))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "max_sequences_per_sec".into(),
+            curves
+                .iter()
+                .map(|c| largest(c, |r| r.sequences_per_sec))
                 .collect::<Vec<_>>(),
         ),
         Column::new(
             "scaling_exponent_k".into(),
-            models
+            curves
                 .iter()
-                .map(|(m, _)| fit(m).map(|f| f.k))
+                .map(|c| fit(c).map(|f| f.k))
                 .collect::<Vec<_>>(),
         ),
     ];
@@ -463,6 +502,10 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
         Column::new(
             "arch".into(),
             fits.iter().map(|f| f.arch.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "batch_size".into(),
+            fits.iter().map(|f| f.batch_size).collect::<Vec<_>>(),
         ),
         Column::new("k".into(), fits.iter().map(|f| f.k).collect::<Vec<_>>()),
         // Standard error (not an interval) with its degrees of freedom, and the t-based 95 % interval of k.
@@ -592,23 +635,29 @@ pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
     warnings
 }
 
-/// Fits latency ≈ a·L^k per model over its `ok` points with at least two distinct lengths.
-pub fn fits(rows: &[Row]) -> Vec<Fit> {
-    let mut models: Vec<(&str, &str)> = rows
+/// The curves of `rows`: (model, arch, batch size), sorted. A model has one curve per batch size.
+pub fn curves(rows: &[Row]) -> Vec<(&str, &str, Option<i64>)> {
+    let mut curves: Vec<(&str, &str, Option<i64>)> = rows
         .iter()
-        .map(|r| (r.model.as_str(), r.arch.as_str()))
+        .map(|r| (r.model.as_str(), r.arch.as_str(), r.batch_size))
         .collect();
-    models.sort_unstable();
-    models.dedup();
-    models
+    curves.sort_unstable();
+    curves.dedup();
+    curves
+}
+
+/// Fits latency ≈ a·L^k per curve (model and batch size) over its `ok` points with at least two distinct
+/// lengths.
+pub fn fits(rows: &[Row]) -> Vec<Fit> {
+    curves(rows)
         .into_iter()
-        .filter_map(|(model, arch)| {
+        .filter_map(|(model, arch, batch)| {
             let points: Vec<(f64, f64)> = rows
                 .iter()
-                .filter(|r| r.model == model && r.status == "ok")
+                .filter(|r| r.model == model && r.batch_size == batch && r.status == "ok")
                 .filter_map(|r| Some((r.context_length? as f64, r.latency_ms?)))
                 .collect();
-            fit_power_law(model, arch, &points)
+            fit_power_law(model, arch, &points).map(|f| f.at_batch(batch))
         })
         .collect()
 }

@@ -167,6 +167,10 @@ pub const COLUMNS: &[Column] = &[
     int!("threads", threads),
     text!("libtorch_version", libtorch_version),
     text!("e3pipe_version", e3pipe_version),
+    // The batch axis: sequences per batch, sequences completed per second, and the latency–throughput front.
+    int!("batch_size", batch_size),
+    float!("sequences_per_sec", sequences_per_sec),
+    text!("pareto_front", pareto_front),
 ];
 
 #[cfg(test)]

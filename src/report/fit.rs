@@ -11,6 +11,8 @@ use crate::report::student_t;
 pub struct Fit {
     pub model: String,
     pub arch: String,
+    /// The batch size of the curve fitted (a model has one curve per batch size); `None` when the rows do not say.
+    pub batch_size: Option<i64>,
     pub k: f64,
     /// Standard error of k; `None` below three lengths.
     pub k_stderr: Option<f64>,
@@ -41,6 +43,12 @@ pub struct Prediction {
 }
 
 impl Fit {
+    /// This fit, of the curve at `batch_size`.
+    #[must_use]
+    pub fn at_batch(self, batch_size: Option<i64>) -> Fit {
+        Fit { batch_size, ..self }
+    }
+
     pub fn predict_ms(&self, length: f64) -> f64 {
         self.a * length.powf(self.k)
     }
@@ -103,6 +111,7 @@ pub fn fit_power_law(model: &str, arch: &str, points: &[(f64, f64)]) -> Option<F
     lengths.sort_unstable();
     lengths.dedup();
     Some(Fit {
+        batch_size: None,
         model: model.into(),
         arch: arch.into(),
         k,

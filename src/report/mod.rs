@@ -5,6 +5,7 @@ pub mod columns;
 pub mod fit;
 pub mod freshness;
 pub mod html;
+pub mod pareto;
 pub mod plot;
 pub mod point_warnings;
 pub mod regimes;

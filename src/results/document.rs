@@ -36,8 +36,13 @@ pub struct ResultsDocument {
     /// The machine's measured roofs the points were read against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peaks: Option<Peaks>,
-    /// Keyed by context length.
+    /// Keyed by context length: the points of the step's smallest batch size (batch 1 unless the config says
+    /// otherwise), where the original tool's readers look.
     pub metrics: BTreeMap<String, LengthMetrics>,
+    /// e3pipe's own: the points of every other batch size of a `batch_sizes` sweep, keyed by batch size, then by
+    /// context length (`batch_metrics.4.512`). Absent when one batch size was measured.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub batch_metrics: BTreeMap<String, BTreeMap<String, LengthMetrics>>,
     /// Fields this version does not know (files from elsewhere), kept as they were.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -104,6 +109,9 @@ pub struct BenchRecord {
     pub num_tokens: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Every batch size of a `batch_sizes` sweep (absent when one was measured, which `batch_size` gives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_sizes: Option<Vec<usize>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_runs: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,8 +201,12 @@ pub struct LengthMetrics {
     /// Why a point that is not `ok` is not (the original tool's files may say it too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Tokens of each sequence of the batch (every one is exactly the context length).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
+    /// Sequences per batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_key: Option<String>,
     /// The point read against the machine's roofs.
@@ -297,7 +309,7 @@ impl LengthMetrics {
             itl_ms: only(generates, median("itl_ms")),
             decode_tokens_per_sec: only(generates, p.decode_tokens_per_sec()),
             prefill_tokens_per_sec: p.prefill_tokens_per_sec(),
-            sequences_per_sec: only(!generates, median("sequences_per_sec")),
+            sequences_per_sec: p.sequences_per_sec(),
             tokens_per_sec: only(!generates, median("tokens_per_sec")),
             energy_j: energy.map(|e| e.energy_j),
             energy_per_sample_j: energy.map(|e| e.energy_per_sample_j),
@@ -308,6 +320,7 @@ impl LengthMetrics {
             status: Some(p.status.as_str().into()),
             reason: p.reason.clone(),
             input_tokens: Some(p.input_tokens as u64),
+            batch_size: Some(p.batch_size as u64),
             cache_key: Some(cache_key.into()),
             roof: roof.map(RoofMetrics::of).unwrap_or_default(),
             point: Some(p.clone()),

@@ -150,6 +150,7 @@ fn e3pipe_v0(
         .filter(|h| !h.is_null());
     ResultsDocument {
         schema_version: SCHEMA_VERSION,
+        batch_metrics: std::collections::BTreeMap::new(),
         exp_id: exp_id.into(),
         model: model.clone(),
         arch: arch.clone(),
@@ -233,6 +234,7 @@ fn original(
     }
     ResultsDocument {
         schema_version: SCHEMA_VERSION,
+        batch_metrics: std::collections::BTreeMap::new(),
         exp_id: exp_id.into(),
         model: name,
         arch,

@@ -130,7 +130,8 @@ fn array_task(job_file: &std::path::Path) -> Result<()> {
                 weights: job.weights.clone(),
                 run_id: &job.run_id,
             }
-            .result(point.context_length, Status::Error, &reason);
+            .result(point.context_length, Status::Error, &reason)
+            .with_batch(point.key.batch_size);
             send(&Finished {
                 hash: point.hash.clone(),
                 outcome: Outcome::Failed,
@@ -258,7 +259,14 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
     let mut loaded: Option<(Model, Tokenizer)> = None;
     let mut load_error: Option<Error> = None;
     for point in &job.points {
-        let label = format!("{}@{}", job.model.name, point.context_length);
+        let label = if point.key.batch_size == 1 {
+            format!("{}@{}", job.model.name, point.context_length)
+        } else {
+            format!(
+                "{}@{}×b{}",
+                job.model.name, point.context_length, point.key.batch_size
+            )
+        };
         let _lock = if locking {
             Some(match acquire(&locks, &point.hash)? {
                 Acquire::Held(lock) => lock,
@@ -331,7 +339,8 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
                 weights: job.weights.clone(),
                 run_id: &job.run_id,
             }
-            .result(point.context_length, Status::Error, "");
+            .result(point.context_length, Status::Error, "")
+            .with_batch(point.key.batch_size);
             let result = tagged(
                 failed(
                     record,
@@ -359,7 +368,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
         };
         progress.set_message(label.clone());
         let mut result = tagged(
-            measure_point(model, tok, &job.params, point.context_length)?,
+            measure_point(model, tok, &point.params(&job.params), point.context_length)?,
             measurer,
         );
         result.weights.clone_from(&job.weights);

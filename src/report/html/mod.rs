@@ -78,9 +78,11 @@ fn measured_with(out: &mut String, rows: &[Row]) {
 
 fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<String>) {
     let mut sorted: Vec<&Row> = rows.iter().collect();
-    sorted.sort_by(|a, b| (&a.model, a.context_length).cmp(&(&b.model, b.context_length)));
-    out.push_str("<h2 id=\"results\">Results</h2><p>One row per point, by model then length. Latency is the first token (generators) or the forward pass (encoders); the interval is the order-statistic interval of the median at the level given.</p>");
-    out.push_str("<table id=\"results-table\"><thead><tr><th>model</th><th>arch</th><th>tokens</th><th>status</th><th>latency ms (median)</th><th>interval</th><th>level</th><th>n</th><th>TTFT ms</th><th>TBT ms</th><th>E2E ms</th><th>peak GB</th><th>throughput</th><th>warnings</th></tr></thead><tbody>");
+    sorted.sort_by(|a, b| {
+        (&a.model, a.batch_size, a.context_length).cmp(&(&b.model, b.batch_size, b.context_length))
+    });
+    out.push_str("<h2 id=\"results\">Results</h2><p>One row per point, by model, batch size, then length. Front: whether the batch size is on the latency–throughput Pareto front of its model and length. Latency is the first token (generators) or the forward pass (encoders); the interval is the order-statistic interval of the median at the level given.</p>");
+    out.push_str("<table id=\"results-table\"><thead><tr><th>model</th><th>arch</th><th>tokens</th><th>batch</th><th>status</th><th>latency ms (median)</th><th>interval</th><th>level</th><th>n</th><th>TTFT ms</th><th>TBT ms</th><th>E2E ms</th><th>peak GB</th><th>throughput</th><th>seq/s</th><th>front</th><th>warnings</th></tr></thead><tbody>");
     for r in sorted {
         let interval = match (r.latency_ci_low_ms, r.latency_ci_high_ms, r.latency_std_ms) {
             (Some(lo), Some(hi), _) => format!("{} – {}", number(Some(lo)), number(Some(hi))),
@@ -99,7 +101,7 @@ fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<String>) {
         }
         let _ = write!(
             out,
-            "<tr{}><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"t warn\">{}</td></tr>",
+            "<tr{}><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t warn\">{}</td></tr>",
             if r.status == "ok" {
                 ""
             } else {
@@ -108,6 +110,7 @@ fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<String>) {
             escape(&r.model),
             escape(&r.arch),
             r.context_length.map_or_else(String::new, |l| l.to_string()),
+            r.batch_size.map_or_else(String::new, |b| b.to_string()),
             escape(&r.status),
             number(r.latency_ms),
             interval,
@@ -119,6 +122,8 @@ fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<String>) {
             number(r.e2e_latency_ms),
             number(r.max_memory_gb),
             number(r.throughput),
+            number(r.sequences_per_sec),
+            escape(r.pareto_front.as_deref().unwrap_or("")),
             escape(&notes.join("; ")),
         );
     }
@@ -127,13 +132,14 @@ fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<String>) {
 
 fn fit_table(out: &mut String, fits: &[Fit]) {
     out.push_str("<h2 id=\"scaling-fit\">Scaling fit</h2><p>latency ≈ a·L<sup>k</sup> by least squares on log–log; k's interval is t-based at 95 %. The form is the one AICc chose among power law, quadratic and broken power law, which predictions use.</p>");
-    out.push_str("<table id=\"fit-table\"><thead><tr><th>model</th><th>arch</th><th>k</th><th>k 95 % interval</th><th>a (ms)</th><th>R²</th><th>form</th><th>lengths</th></tr></thead><tbody>");
+    out.push_str("<table id=\"fit-table\"><thead><tr><th>model</th><th>arch</th><th>batch</th><th>k</th><th>k 95 % interval</th><th>a (ms)</th><th>R²</th><th>form</th><th>lengths</th></tr></thead><tbody>");
     for f in fits {
         let _ = write!(
             out,
-            "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{:.4}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
+            "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{:.4}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
             escape(&f.model),
             escape(&f.arch),
+            f.batch_size.map_or_else(String::new, |b| b.to_string()),
             f.k,
             f.k_ci95.map_or_else(
                 || "too few lengths".into(),

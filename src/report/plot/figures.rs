@@ -87,8 +87,12 @@ fn mark_entries(rows: &[Row], predicted: &[Prediction], palette: &Palette) -> Ve
         ));
     }
     for p in predicted {
+        let batch = match p.batch_size {
+            Some(b) if palette.swept() => format!(" (batch {b})"),
+            _ => String::new(),
+        };
         out.push(Entry {
-            label: format!("{}: predicted ({} fit)", p.model, p.form),
+            label: format!("{}{batch}: predicted ({} fit)", p.model, p.form),
             color: palette.color(&p.model),
             glyph: Glyph::Dashed,
         });
@@ -165,6 +169,7 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
         all_predicted.extend(predicted);
     }
     let mut entries = legend::models(rows, &palette);
+    entries.extend(legend::batch_lines(&palette));
     entries.extend(band_entries(rows));
     entries.extend(mark_entries(rows, &all_predicted, &palette));
     legend::draw(&legend_area, &entries)?;
@@ -232,6 +237,7 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
         }
     }
     let mut entries = legend::models(&generating, &palette);
+    entries.extend(legend::batch_lines(&Palette::of(&generating)));
     if generating
         .iter()
         .any(|r| r.ttft_std_ms.is_some() || r.tbt_std_ms.is_some())
@@ -249,35 +255,42 @@ type Bar = (String, String, String, f64);
 /// The bars of the throughput figure, at one length every model measured if there is one (returned), else each
 /// model's longest measured length.
 fn throughput_bars(rows: &[Row]) -> (Option<i64>, Vec<Bar>) {
-    let ok: Vec<&Row> = rows
+    let ok: Vec<Row> = rows
         .iter()
         .filter(|r| r.status == "ok" && r.throughput.is_some())
+        .cloned()
         .collect();
-    let mut models: Vec<(&str, &str)> = ok
-        .iter()
-        .map(|r| (r.model.as_str(), r.arch.as_str()))
-        .collect();
-    models.sort_unstable();
-    models.dedup();
+    // One bar per curve: per model, and per batch size when the table holds several.
+    let curves = crate::report::aggregate::curves(&ok);
+    let swept = Palette::of(&ok).swept();
     let common = ok
         .iter()
         .filter_map(|r| r.context_length)
         .filter(|l| {
-            models.iter().all(|(m, _)| {
-                ok.iter()
-                    .any(|r| r.model == *m && r.context_length == Some(*l))
+            curves.iter().all(|(m, _, b)| {
+                ok.iter().any(|r| {
+                    r.model == *m && r.batch_size == *b && r.context_length == Some(*l)
+                })
             })
         })
         .max();
-    let bars = models
+    let bars = curves
         .iter()
-        .filter_map(|(m, a)| {
+        .filter_map(|(m, a, b)| {
             let r = ok
                 .iter()
-                .filter(|r| r.model == *m && (common.is_none() || r.context_length == common))
+                .filter(|r| {
+                    r.model == *m
+                        && r.batch_size == *b
+                        && (common.is_none() || r.context_length == common)
+                })
                 .max_by_key(|r| r.context_length)?;
+            let batch = match b {
+                Some(b) if swept => format!(" × b{b}"),
+                _ => String::new(),
+            };
             Some((
-                format!("{m} @ {}", r.context_length.unwrap_or(0)),
+                format!("{m}{batch} @ {}", r.context_length.unwrap_or(0)),
                 m.to_string(),
                 a.to_string(),
                 r.throughput?,
@@ -388,7 +401,9 @@ pub(super) fn tradeoff_figure<DB: DrawingBackend>(
     for (facet, area) in facets.iter().zip(panels.split_evenly((facets.len(), 1))) {
         tradeoff_panel(&area, facet, &palette, hot)?;
     }
-    legend::draw(&legend_area, &legend::models(&ok, &palette))?;
+    let mut entries = legend::models(&ok, &palette);
+    entries.extend(legend::batch_lines(&palette));
+    legend::draw(&legend_area, &entries)?;
     root.present()
 }
 
@@ -427,18 +442,22 @@ fn tradeoff_panel<DB: DrawingBackend>(
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()?;
-    // Each model's points joined thinly in length order, so a model's path reads at a glance.
-    let mut models: Vec<&str> = ok.iter().map(|r| r.model.as_str()).collect();
-    models.sort_unstable();
-    models.dedup();
-    for model in models {
-        let mut own: Vec<&Row> = ok.iter().filter(|r| r.model == model).collect();
+    // Each curve's (model and batch size) points joined thinly in length order, so its path reads at a glance.
+    for (model, _, batch) in crate::report::aggregate::curves(ok) {
+        let mut own: Vec<&Row> = ok
+            .iter()
+            .filter(|r| r.model == model && r.batch_size == batch)
+            .collect();
         own.sort_by_key(|r| r.context_length);
-        chart.draw_series(LineSeries::new(
-            own.iter()
-                .filter_map(|r| Some((r.latency_ms?, r.max_memory_gb?))),
-            palette.color(model).mix(0.5).stroke_width(1),
-        ))?;
+        let line: Vec<(f64, f64)> = own
+            .iter()
+            .filter_map(|r| Some((r.latency_ms?, r.max_memory_gb?)))
+            .collect();
+        let style = palette.color(model).mix(0.5).stroke_width(1);
+        match palette.dash(batch) {
+            None => chart.draw_series(LineSeries::new(line, style))?,
+            Some((size, gap)) => chart.draw_series(DashedLineSeries::new(line, size, gap, style))?,
+        };
     }
     for r in ok {
         let (Some(ms), Some(gb)) = (r.latency_ms, r.max_memory_gb) else {
@@ -449,10 +468,11 @@ fn tradeoff_panel<DB: DrawingBackend>(
         hot.add(
             chart.backend_coord(&(ms, gb)),
             format!(
-                "{} ({}), {} tokens\nlatency {ms:.2} ms, peak memory {gb:.3} GB",
+                "{} ({}), {} tokens{}\nlatency {ms:.2} ms, peak memory {gb:.3} GB",
                 r.model,
                 r.arch,
-                r.context_length.unwrap_or(0)
+                r.context_length.unwrap_or(0),
+                crate::report::plot::series::batch_note(r.batch_size)
             ),
         );
         match Marker::of_arch(&r.arch) {

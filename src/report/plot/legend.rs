@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use crate::report::aggregate::Row;
 use crate::report::plot::facet;
 use crate::report::plot::panel::DrawResult;
-use crate::report::plot::style::{Marker, Palette};
+use crate::report::plot::style::{BatchMarker, Marker, Palette};
 
 /// Width of the legend column.
 pub(super) const LEGEND_WIDTH_PX: u32 = 320;
@@ -27,6 +27,10 @@ pub(super) enum Glyph {
     Dot,
     HollowTriangle,
     Roof,
+    /// A grey line in a batch size's dash (`None`: solid).
+    Line(Option<(u32, u32)>),
+    /// A batch size's marker in the trade-off figure.
+    Batch(BatchMarker),
 }
 
 pub(super) struct Entry {
@@ -73,6 +77,27 @@ pub(super) fn models(rows: &[Row], palette: &Palette) -> Vec<Entry> {
             color: palette.color(model),
             glyph: Glyph::Curve(Marker::of_arch(arch)),
         })
+        .collect()
+}
+
+/// One entry per batch size, in its line style, when the table holds more than one.
+pub(super) fn batch_lines(palette: &Palette) -> Vec<Entry> {
+    if !palette.swept() {
+        return Vec::new();
+    }
+    palette
+        .batches()
+        .iter()
+        .map(|&b| Entry::grey(&format!("batch {b}"), Glyph::Line(palette.dash(Some(b)))))
+        .collect()
+}
+
+/// One entry per batch size, with its marker (the batch trade-off figure).
+pub(super) fn batch_markers(palette: &Palette) -> Vec<Entry> {
+    palette
+        .batches()
+        .iter()
+        .map(|&b| Entry::grey(&format!("batch {b}"), Glyph::Batch(palette.batch_marker(Some(b)))))
         .collect()
 }
 
@@ -125,6 +150,21 @@ pub(super) fn draw<DB: DrawingBackend>(
                 vec![(8, y + 6), (24, y - 6), (40, y - 6)],
                 c.stroke_width(2),
             ))?,
+            Glyph::Line(None) => {
+                area.draw(&PathElement::new(vec![(8, y), (40, y)], c.stroke_width(3)))?;
+            }
+            Glyph::Line(Some((size, gap))) => {
+                let (size, gap) = (size as i32, gap as i32);
+                let mut x = 8;
+                while x < 40 {
+                    area.draw(&PathElement::new(
+                        vec![(x, y), ((x + size).min(40), y)],
+                        c.stroke_width(3),
+                    ))?;
+                    x += size + gap;
+                }
+            }
+            Glyph::Batch(marker) => marker.draw_at(area, (24, y), c, false)?,
         }
         area.draw(&Text::new(
             shortened(&e.label),

@@ -12,6 +12,7 @@
 
 mod axes;
 mod facet;
+mod batch_tradeoff;
 mod figures;
 mod hotspots;
 mod legend;
@@ -143,7 +144,7 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
 fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Result<Built> {
     style::register_font();
     let rows = read_table(table)?;
-    let [latency, ttft_tbt, performance, tradeoff, roofline_name] = paths::FIGURES;
+    let [latency, ttft_tbt, performance, tradeoff, roofline_name, batch_name] = paths::FIGURES;
     let many = facet::facets(&rows).len();
     let latency_svg = render(
         figs,
@@ -184,6 +185,13 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
         &|a, h| roofline::figure(&a, &rows, h),
         &|a, h| roofline::figure(&a, &rows, h),
     )?;
+    let batch_svg = render(
+        figs,
+        batch_name,
+        batch_tradeoff::size(&rows),
+        &|a, h| batch_tradeoff::figure(&a, &rows, h),
+        &|a, h| batch_tradeoff::figure(&a, &rows, h),
+    )?;
     let page = html::page(
         &rows,
         &fits(&rows),
@@ -212,6 +220,11 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
                 name: roofline_name,
                 title: "Roofline",
                 svg: &roofline_svg,
+            },
+            Figure {
+                name: batch_name,
+                title: "Throughput against latency per batch size, with the Pareto front",
+                svg: &batch_svg,
             },
         ],
     );

@@ -96,10 +96,17 @@ pub(super) fn draw<DB: DrawingBackend>(
                 color.mix(0.18).filled(),
             )))?;
         }
-        chart.draw_series(LineSeries::new(
-            s.points.iter().map(|p| (x.of(p.0), y_of(p.1))),
-            color.stroke_width(3),
-        ))?;
+        // Colour by model, line style by batch size.
+        let line: Vec<(f64, f64)> = s.points.iter().map(|p| (x.of(p.0), y_of(p.1))).collect();
+        match palette.dash(s.batch_size) {
+            None => chart.draw_series(LineSeries::new(line, color.stroke_width(3)))?,
+            Some((size, gap)) => chart.draw_series(DashedLineSeries::new(
+                line,
+                size,
+                gap,
+                color.stroke_width(3),
+            ))?,
+        };
         let at: Vec<(f64, f64)> = s.points.iter().map(|p| (x.of(p.0), y_of(p.1))).collect();
         let style = color.filled();
         match Marker::of_arch(&s.arch) {
@@ -178,8 +185,10 @@ pub(super) fn draw<DB: DrawingBackend>(
             hot.add(
                 chart.backend_coord(at),
                 format!(
-                    "{}, {l} tokens: predicted {ms:.1} ms ({} fit, not measured){band}",
-                    p.model, p.form
+                    "{}, {l} tokens{}: predicted {ms:.1} ms ({} fit, not measured){band}",
+                    p.model,
+                    crate::report::plot::series::batch_note(p.batch_size),
+                    p.form
                 ),
             );
         }

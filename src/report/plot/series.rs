@@ -1,9 +1,9 @@
-//! The figures' data: one curve per model (its `ok` points with their band, and the lengths that failed or were
+//! The figures' data: one curve per model and batch size (its `ok` points with their band, and the lengths that failed or were
 //! infeasible), and the dashed predictions from the scaling fit.
 
 use crate::bench::stats::level_label;
 use crate::models::config::{Arch, longest_feasible_length};
-use crate::report::aggregate::{Row, fits};
+use crate::report::aggregate::{Row, curves, fits};
 use crate::report::point_warnings::point_warnings;
 
 /// A predicted point: (length, `latency_ms`, its 95 % prediction band).
@@ -12,6 +12,7 @@ pub(super) type Predicted = (f64, f64, Option<(f64, f64)>);
 /// A model's predicted curve from its scaling fit.
 pub(super) struct Prediction {
     pub(super) model: String,
+    pub(super) batch_size: Option<i64>,
     /// The fitted form (`power law`, `quadratic`, `broken power law`).
     pub(super) form: String,
     /// (length, `latency_ms`, 95 % prediction band), from the last measured point on.
@@ -20,10 +21,11 @@ pub(super) struct Prediction {
 /// Picks one metric of a row.
 pub(super) type Metric = fn(&Row) -> Option<f64>;
 
-/// One model's curve.
+/// One model's curve at one batch size.
 pub(super) struct Series {
     pub(super) model: String,
     pub(super) arch: String,
+    pub(super) batch_size: Option<i64>,
     /// (length, value, band low, band high) of `ok` points.
     pub(super) points: Vec<(f64, f64, f64, f64)>,
     /// Each point's hover text.
@@ -36,10 +38,11 @@ pub(super) struct Series {
 fn tip(r: &Row, what: &str, v: f64, (lo, hi): (f64, f64)) -> String {
     let mut lines = vec![
         format!(
-            "{} ({}), {} tokens",
+            "{} ({}), {} tokens{}",
             r.model,
             r.arch,
-            r.context_length.unwrap_or(0)
+            r.context_length.unwrap_or(0),
+            batch_note(r.batch_size)
         ),
         format!("{what}: {}", short(v)),
     ];
@@ -64,6 +67,11 @@ fn tip(r: &Row, what: &str, v: f64, (lo, hi): (f64, f64)) -> String {
     lines.join("\n")
 }
 
+/// `, batch 4` after a point's length; nothing where the batch is not known.
+pub(super) fn batch_note(batch: Option<i64>) -> String {
+    batch.map_or(String::new(), |b| format!(", batch {b}"))
+}
+
 fn short(v: f64) -> String {
     if v.abs() >= 100.0 {
         format!("{v:.1}")
@@ -79,18 +87,15 @@ pub(super) fn series(
     value: impl Fn(&Row) -> Option<f64>,
     band: impl Fn(&Row, f64) -> (f64, f64),
 ) -> Vec<Series> {
-    let mut models: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| (r.model.clone(), r.arch.clone()))
-        .collect();
-    models.sort();
-    models.dedup();
-    models
+    curves(rows)
         .into_iter()
-        .map(|(model, arch)| {
-            let mut points: Vec<((f64, f64, f64, f64), String)> = rows
-                .iter()
-                .filter(|r| r.model == model && r.status == "ok")
+        .map(|(model, arch, batch)| {
+            let own = || {
+                rows.iter()
+                    .filter(move |r| r.model == model && r.batch_size == batch)
+            };
+            let mut points: Vec<((f64, f64, f64, f64), String)> = own()
+                .filter(|r| r.status == "ok")
                 .filter_map(|r| {
                     let v = value(r)?;
                     let (lo, hi) = band(r, v);
@@ -102,9 +107,8 @@ pub(super) fn series(
                 .collect();
             points.sort_by(|a, b| a.0.0.total_cmp(&b.0.0));
             let (points, tips) = points.into_iter().unzip();
-            let missing = rows
-                .iter()
-                .filter(|r| r.model == model && r.status != "ok")
+            let missing = own()
+                .filter(|r| r.status != "ok")
                 .filter_map(|r| {
                     let length = r.context_length?;
                     let reason = r
@@ -115,15 +119,19 @@ pub(super) fn series(
                         length as f64,
                         r.status.clone(),
                         format!(
-                            "{} ({}), {length} tokens: {}{reason}",
-                            r.model, r.arch, r.status
+                            "{} ({}), {length} tokens{}: {}{reason}",
+                            r.model,
+                            r.arch,
+                            batch_note(r.batch_size),
+                            r.status
                         ),
                     ))
                 })
                 .collect();
             Series {
-                model,
-                arch,
+                model: model.to_string(),
+                arch: arch.to_string(),
+                batch_size: batch,
                 points,
                 tips,
                 missing,
@@ -151,7 +159,11 @@ pub(super) fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Ve
     fits(rows)
         .into_iter()
         .filter_map(|fit| {
-            let last = lat.iter().find(|s| s.model == fit.model)?.points.last()?;
+            let last = lat
+                .iter()
+                .find(|s| s.model == fit.model && s.batch_size == fit.batch_size)?
+                .points
+                .last()?;
             let of_model = || rows.iter().filter(|r| r.model == fit.model);
             let limit = Arch::parse(&fit.arch)
                 .and_then(|arch| {
@@ -177,6 +189,7 @@ pub(super) fn predictions(rows: &[Row], lat: &[Series], lengths: &[usize]) -> Ve
             let form = fit.regime.as_ref().map_or("power_law", |r| r.form.as_str());
             (pts.len() > 1).then(|| Prediction {
                 model: fit.model.clone(),
+                batch_size: fit.batch_size,
                 form: form.replace('_', " "),
                 points: pts,
             })
@@ -216,6 +229,7 @@ pub(super) mod tests {
                 model,
                 form,
                 points,
+                ..
             },
         ] = predicted.as_slice()
         else {

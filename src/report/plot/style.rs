@@ -1,5 +1,6 @@
 //! How every figure looks: the embedded font (figures render on machines with no fonts installed), one colour per
-//! model (the same in every panel), one marker per architecture, and axis numbers without noise.
+//! model (the same in every panel), one marker per architecture, one line style (and, in the batch trade-off, one
+//! marker) per batch size, and axis numbers without noise.
 
 use std::sync::Once;
 
@@ -38,9 +39,15 @@ const PALETTE: [RGBColor; 18] = [
     RGBColor(0, 0, 0),
 ];
 
-/// One colour per model for every panel of every figure: the model's place among all the table's models, sorted.
+/// Dash (length, gap) in pixels of the second, third, … batch size's lines; the smallest batch size is solid.
+/// Predictions are thinner dashes with hollow circles, so neither is read as the other.
+const DASHES: [(u32, u32); 5] = [(4, 5), (14, 5), (24, 6), (2, 9), (30, 10)];
+
+/// One colour per model for every panel of every figure: the model's place among all the table's models, sorted;
+/// and one line style per batch size: its place among all the table's batch sizes.
 pub(super) struct Palette {
     models: Vec<String>,
+    batches: Vec<i64>,
 }
 
 impl Palette {
@@ -48,7 +55,39 @@ impl Palette {
         let mut models: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
         models.sort();
         models.dedup();
-        Palette { models }
+        let mut batches: Vec<i64> = rows.iter().filter_map(|r| r.batch_size).collect();
+        batches.sort_unstable();
+        batches.dedup();
+        Palette { models, batches }
+    }
+
+    /// Every batch size of the table, ascending.
+    pub(super) fn batches(&self) -> &[i64] {
+        &self.batches
+    }
+
+    /// True when the table holds more than one batch size: lines and labels then say which.
+    pub(super) fn swept(&self) -> bool {
+        self.batches.len() > 1
+    }
+
+    fn batch_rank(&self, batch: Option<i64>) -> usize {
+        batch
+            .and_then(|b| self.batches.iter().position(|x| *x == b))
+            .unwrap_or(0)
+    }
+
+    /// The dash of `batch`'s lines: `None` (solid) for the smallest batch size.
+    pub(super) fn dash(&self, batch: Option<i64>) -> Option<(u32, u32)> {
+        match self.batch_rank(batch) {
+            0 => None,
+            r => Some(DASHES[(r - 1) % DASHES.len()]),
+        }
+    }
+
+    /// The marker of `batch`'s points in the batch trade-off figure.
+    pub(super) fn batch_marker(&self, batch: Option<i64>) -> BatchMarker {
+        BATCH_MARKERS[self.batch_rank(batch) % BATCH_MARKERS.len()]
     }
 
     pub(super) fn color(&self, model: &str) -> RGBColor {
@@ -89,6 +128,53 @@ impl Marker {
                 style,
             )),
             Marker::Circle => area.draw(&Circle::new(at, 6, style)),
+        }
+    }
+}
+
+/// The marker of a batch size in the batch trade-off figure (colour is the model's there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BatchMarker {
+    Circle,
+    Square,
+    Triangle,
+    Cross,
+    Ring,
+    HollowSquare,
+}
+
+const BATCH_MARKERS: [BatchMarker; 6] = [
+    BatchMarker::Circle,
+    BatchMarker::Square,
+    BatchMarker::Triangle,
+    BatchMarker::Cross,
+    BatchMarker::Ring,
+    BatchMarker::HollowSquare,
+];
+
+impl BatchMarker {
+    /// Draws the marker at pixel `at` of `area`; `hollow` for points off the Pareto front.
+    pub(super) fn draw_at<DB: DrawingBackend>(
+        self,
+        area: &DrawingArea<DB, Shift>,
+        at: (i32, i32),
+        color: RGBColor,
+        hollow: bool,
+    ) -> DrawResult<DB> {
+        let style = if hollow {
+            color.stroke_width(2)
+        } else {
+            color.filled()
+        };
+        let line = color.stroke_width(2);
+        let (x, y) = at;
+        match self {
+            BatchMarker::Circle => area.draw(&Circle::new(at, 7, style)),
+            BatchMarker::Square => area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], style)),
+            BatchMarker::Triangle => area.draw(&TriangleMarker::new(at, 9, style)),
+            BatchMarker::Cross => area.draw(&Cross::new(at, 7, color.stroke_width(3))),
+            BatchMarker::Ring => area.draw(&Circle::new(at, 7, line)),
+            BatchMarker::HollowSquare => area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], line)),
         }
     }
 }

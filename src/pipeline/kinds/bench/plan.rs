@@ -46,6 +46,8 @@ impl std::fmt::Display for PointState {
 #[derive(Debug, Clone)]
 pub struct PlannedPoint {
     pub context_length: usize,
+    /// Sequences per batch, each `context_length` tokens.
+    pub batch_size: usize,
     pub hash: String,
     pub state: PointState,
     /// The cached result, when it was read (and checksummed) while planning; `Cached` points the settled index
@@ -62,7 +64,7 @@ pub struct BenchPlan {
     pub dtype: DType,
     pub threads: usize,
     pub weights: WeightsId,
-    /// Every point's key is this at its context length.
+    /// Every point's key is this at its context length and batch size.
     pub template: KeyTemplate,
     /// The index of the entries this model's results were last written from.
     pub settled: Settled,
@@ -75,7 +77,33 @@ pub struct BenchPlan {
 
 impl BenchPlan {
     pub fn key(&self, point: &PlannedPoint) -> PointKey {
-        self.template.key(point.context_length)
+        PointKey {
+            batch_size: point.batch_size,
+            ..self.template.key(point.context_length)
+        }
+    }
+
+    /// A point as messages name it: `512` or, when batch sizes are shown, `512×b4` (after `model@`).
+    pub fn point_label(&self, context_length: usize, batch_size: usize) -> String {
+        if self.shows_batch() {
+            format!("{context_length}×b{batch_size}")
+        } else {
+            context_length.to_string()
+        }
+    }
+
+    /// A point in the console summary: `512 tokens` or `512 tokens × batch 4`.
+    pub fn length_label(&self, context_length: usize, batch_size: usize) -> String {
+        if self.shows_batch() {
+            format!("{context_length} tokens × batch {batch_size}")
+        } else {
+            format!("{context_length} tokens")
+        }
+    }
+
+    /// True when the step sweeps batch sizes, or measures one other than 1: points are then named with it.
+    pub fn shows_batch(&self) -> bool {
+        self.bench.bench.batch_sizes != [1]
     }
 
     /// The peaks as they are now: planned, or measured since by an earlier step of this run (steps on one
@@ -104,14 +132,14 @@ impl Planned for BenchPlan {
             hardware::describe(b.device),
             b.threads
         );
+        let batch = self.shows_batch();
         for p in &b.points {
-            let _ = writeln!(
-                out,
-                "  {:>6} tokens  {}  [{}]",
-                p.context_length,
-                p.state,
-                &p.hash[..12]
-            );
+            let at = if batch {
+                format!("{:>6} tokens × batch {:<4}", p.context_length, p.batch_size)
+            } else {
+                format!("{:>6} tokens", p.context_length)
+            };
+            let _ = writeln!(out, "  {at}  {}  [{}]", p.state, &p.hash[..12]);
         }
         match (&self.peaks, &self.peaks_key) {
             (Some(p), _) => {
@@ -223,20 +251,31 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
         field: "device".into(),
         message,
     })?;
-    let template = PointKey::new(
-        model.arch,
-        model.config.clone(),
-        weights.clone(),
-        tokenizer.clone(),
-        dtype.name(),
-        params,
-        threads,
-        0,
-        device_name.clone(),
-        hardware_id.clone(),
-        LIBTORCH_VERSION,
-    )
-    .template();
+    let templates: Vec<(usize, KeyTemplate)> = bench
+        .bench
+        .batch_sizes
+        .iter()
+        .map(|&batch_size| {
+            let params = BenchParams {
+                batch_size,
+                ..*params
+            };
+            let key = PointKey::new(
+                model.arch,
+                model.config.clone(),
+                weights.clone(),
+                tokenizer.clone(),
+                dtype.name(),
+                &params,
+                threads,
+                0,
+                device_name.clone(),
+                hardware_id.clone(),
+                LIBTORCH_VERSION,
+            );
+            (batch_size, key.template())
+        })
+        .collect();
     // The roofs a point's work is read against; only a model whose work can be counted (not TorchScript) needs them.
     let peaks_key = model.config.as_ref().map(|_| {
         PeaksKey::new(
@@ -250,14 +289,29 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     let peaks = peaks_key
         .as_ref()
         .and_then(|key| cache_peaks::load(&store.dir, key));
-    let num_tokens = template.key(0).num_tokens;
+    let num_tokens = if model.arch.generates() {
+        params.num_tokens
+    } else {
+        0
+    };
     let settled = Settled::load(&Settled::path(&store.dir, &model.name)).unwrap_or_default();
     let forced = ctx.forced;
+    // Hashing a key per batch size from its own template keeps a no-op of many points cheap.
+    let template = templates
+        .first()
+        .map(|(_, t)| t.clone())
+        .ok_or_else(|| Error::BadValue {
+            path: bench.bench.file.clone(),
+            field: "batch_sizes".into(),
+            message: "is empty; list at least one batch size".into(),
+        })?;
+    // Length-major, batch sizes within: a sweep's points in the order people read a table.
     let points = bench
         .bench
         .context_lengths
         .iter()
-        .map(|&length| {
+        .flat_map(|&length| templates.iter().map(move |(batch, t)| (length, *batch, t)))
+        .map(|(length, batch_size, template)| {
             let hash = template.hash(length);
             let mut cached = None;
             let state = if let Some(reason) =
@@ -281,6 +335,7 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
                         entries.get_or_init(|| store.entries()),
                         &model.name,
                         length,
+                        batch_size,
                     ) {
                         Some(old) => {
                             let changes = changed_fields(&old.key, &template.key(length).fields());
@@ -296,6 +351,7 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
             };
             PlannedPoint {
                 context_length: length,
+                batch_size,
                 hash,
                 state,
                 cached,

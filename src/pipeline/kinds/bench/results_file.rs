@@ -2,6 +2,7 @@
 //! `latest/inference/<model>.json`, each a `results::document::ResultsDocument` (the original tool's layout with
 //! e3pipe's record beside it).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -44,19 +45,29 @@ pub fn document(
     points: &[(String, PointResult)],
     peaks: Option<&Peaks>,
 ) -> ResultsDocument {
-    let metrics = points
-        .iter()
-        .map(|(hash, p)| {
-            let roof = roofline(plan, p, peaks);
-            (
-                p.context_length.to_string(),
-                LengthMetrics::of(p, roof.as_ref(), hash),
-            )
-        })
-        .collect();
+    // The smallest batch size's points where the original tool's readers look, the others beside them.
+    let smallest = plan.bench.bench.params.batch_size;
+    let mut metrics = BTreeMap::new();
+    let mut batch_metrics: BTreeMap<String, BTreeMap<String, LengthMetrics>> = BTreeMap::new();
+    for (hash, p) in points {
+        let roof = roofline(plan, p, peaks);
+        let entry = (
+            p.context_length.to_string(),
+            LengthMetrics::of(p, roof.as_ref(), hash),
+        );
+        if p.batch_size == smallest {
+            metrics.insert(entry.0, entry.1);
+        } else {
+            batch_metrics
+                .entry(p.batch_size.to_string())
+                .or_default()
+                .insert(entry.0, entry.1);
+        }
+    }
     ResultsDocument {
         exp_id: exp_id.into(),
         metrics,
+        batch_metrics,
         ..header(plan, peaks)
     }
 }
@@ -99,6 +110,7 @@ fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> ResultsDocument {
                 scaling: Some(bench.scaling),
                 num_tokens: Some(bench.params.num_tokens),
                 batch_size: Some(bench.params.batch_size),
+                batch_sizes: (bench.batch_sizes.len() > 1).then(|| bench.batch_sizes.clone()),
                 num_runs: Some(bench.params.num_runs),
                 warmup_runs: Some(bench.params.warmup_runs),
                 min_duration_s: Some(bench.params.min_duration_s),
@@ -108,7 +120,8 @@ fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> ResultsDocument {
             extra: Map::new(),
         },
         peaks: peaks.cloned(),
-        metrics: std::collections::BTreeMap::new(),
+        metrics: BTreeMap::new(),
+        batch_metrics: BTreeMap::new(),
         extra: Map::new(),
     }
 }
@@ -125,7 +138,9 @@ pub fn fingerprint(plan: &BenchPlan, peaks: Option<&Peaks>) -> String {
             PointState::Infeasible(reason) => format!("infeasible {reason}"),
             _ => "ok".to_string(),
         };
-        hasher.update(format!("\n{} {} {state}", p.context_length, p.hash).as_bytes());
+        hasher.update(
+            format!("\n{} {} {} {state}", p.context_length, p.batch_size, p.hash).as_bytes(),
+        );
     }
     hasher.finalize().to_hex().to_string()
 }
@@ -145,7 +160,7 @@ pub fn write(
         .and_then(|t| serde_json::from_slice(&t).ok());
     if previous.as_ref().is_some_and(|p| {
         // Everything but the experiment id: a rerun that took every point from the cache writes nothing.
-        ["schema_version", "metrics", "config", "peaks"]
+        ["schema_version", "metrics", "batch_metrics", "config", "peaks"]
             .iter()
             .all(|k| p.get(k) == probe.get(k))
     }) {

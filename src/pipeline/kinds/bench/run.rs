@@ -17,7 +17,7 @@ use crate::job::{Job, JobPoint, Outcome as PointOutcome};
 use crate::output;
 use crate::pipeline::executor::Executor;
 use crate::pipeline::kind::RunContext;
-use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
+use crate::pipeline::kinds::bench::plan::{BenchPlan, PlannedPoint, PointState};
 use crate::pipeline::kinds::bench::results_file;
 use crate::pipeline::worker_process::WorkerStatus;
 
@@ -37,13 +37,13 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                 tracing::info!(
                     "point {}@{} is infeasible: {reason}",
                     model_spec.name,
-                    point.context_length
+                    bench.point_label(point.context_length, point.batch_size)
                 );
                 infeasible.push((point.context_length, reason.as_str()));
                 counts.infeasible += 1;
                 results[index] = Some((
                     point.hash.clone(),
-                    unmeasured_result(bench, point.context_length, Status::Infeasible, reason),
+                    unmeasured_result(bench, point, Status::Infeasible, reason),
                 ));
                 continue;
             }
@@ -54,7 +54,8 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             PointState::Corrupt(reason) => {
                 output::warn(&format!(
                     "cache entry of {}@{} is corrupt ({reason}); recomputing",
-                    model_spec.name, point.context_length
+                    model_spec.name,
+                    bench.point_label(point.context_length, point.batch_size)
                 ));
             }
             _ => {}
@@ -190,7 +191,7 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             for (index, point) in bench.points.iter().enumerate() {
                 if results[index].is_none() {
                     counts.failed += 1;
-                    let r = unmeasured_result(bench, point.context_length, Status::Error, why);
+                    let r = unmeasured_result(bench, point, Status::Error, why);
                     results[index] = Some((point.hash.clone(), r));
                 }
             }
@@ -307,21 +308,24 @@ fn run_id() -> &'static str {
 /// The record of a point that was never measured: infeasible, or lost with a crashed worker.
 fn unmeasured_result(
     bench: &BenchPlan,
-    context_length: usize,
+    point: &PlannedPoint,
     status: Status,
     reason: &str,
 ) -> PointResult {
     Unmeasured {
         model: &bench.bench.model.name,
         arch: bench.bench.model.arch,
-        params: &bench.bench.bench.params,
+        params: &crate::bench::config::BenchParams {
+            batch_size: point.batch_size,
+            ..bench.bench.bench.params
+        },
         dtype: bench.dtype.name(),
         device: crate::models::hardware::describe(bench.device),
         threads: bench.threads,
         weights: bench.weights.to_string(),
         run_id: run_id(),
     }
-    .result(context_length, status, reason)
+    .result(point.context_length, status, reason)
 }
 
 /// The seed's console summary, one line per length, plus warnings about untrustworthy samples.
@@ -356,13 +360,13 @@ fn print_summary(bench: &BenchPlan, results: &[(String, PointResult)], peaks: Op
                     .map(|roof| format!("  {}", roof.summary()))
                     .unwrap_or_default();
                 output::result(&format!(
-                    "  {} tokens: {ms:.2}ms{interval}{roof}{warning}",
-                    r.context_length
+                    "  {}: {ms:.2}ms{interval}{roof}{warning}",
+                    bench.length_label(r.context_length, r.batch_size)
                 ));
             }
             (status, _) => output::result(&format!(
-                "  {} tokens: {} ({})",
-                r.context_length,
+                "  {}: {} ({})",
+                bench.length_label(r.context_length, r.batch_size),
                 status.as_str(),
                 r.reason.as_deref().unwrap_or("")
             )),
