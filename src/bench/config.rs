@@ -318,3 +318,45 @@ fn show(v: &Value) -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(body: &str) -> Result<BenchConfig> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Report(e.to_string()))?;
+        let file = dir.path().join("b.yaml");
+        std::fs::write(&file, format!("arch: encoder\ncontext_lengths: [8]\n{body}"))
+            .map_err(|e| Error::Report(e.to_string()))?;
+        BenchConfig::load(&file)
+    }
+
+    #[test]
+    fn batch_sizes_are_a_sorted_axis_or_the_seeds_one_batch_size() {
+        let c = load("batch_sizes: [16, 1, 4]\n").unwrap();
+        assert_eq!((c.batch_sizes.as_slice(), c.params.batch_size), (&[1, 4, 16][..], 1));
+        let c = load("batch_size: 8\n").unwrap();
+        assert_eq!((c.batch_sizes.as_slice(), c.params.batch_size), (&[8][..], 8));
+        assert_eq!(load("").unwrap().batch_sizes, [1]);
+    }
+
+    #[test]
+    fn bad_batch_sizes_are_refused_by_name() {
+        for (body, says) in [
+            ("batch_sizes: []\n", "is empty"),
+            ("batch_sizes: [1, 0]\n", "between 1 and"),
+            ("batch_sizes: [-4]\n", "got -4"),
+            ("batch_sizes: [2, 2]\n", "2 is listed twice"),
+            ("batch_sizes: [1.5]\n", "not an integer"),
+            ("batch_sizes: 4\n", "expected a list"),
+            ("batch_sizes: [99999999999999999]\n", "between 1 and 1099511627776"),
+            ("batch_size: 0\n", "between 1 and"),
+            ("batch_size: 2\nbatch_sizes: [1, 2]\n", "not both"),
+            ("batch_sizes: [1, x]\n", "`x` is not an integer"),
+        ] {
+            let e = load(body).unwrap_err().to_string();
+            assert!(e.contains(says), "{body:?}: {e}");
+            assert!(e.contains("batch_size"), "{body:?} names the field: {e}");
+        }
+    }
+}

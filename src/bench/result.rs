@@ -188,16 +188,18 @@ impl PointResult {
             .map(|ms| self.batch_size as f64 * 1e3 / ms)
     }
 
-    /// Sequences per second: the batch over the forward pass (encoders) or over the whole generation of
-    /// `num_tokens` tokens (generators), so it is the rate a server completes requests at.
+    /// Sequences per second at the median request: the batch over the median forward pass (encoders) or the
+    /// median whole generation of `num_tokens` tokens (generators), the rate a server completes requests at. From
+    /// the median time, like `decode_tokens_per_sec`, so it pairs exactly with the latency it is drawn against (a
+    /// median of per-run rates would not, with an even number of runs).
     pub fn sequences_per_sec(&self) -> Option<f64> {
-        match self.arch {
-            Arch::Encoder => self.median("sequences_per_sec"),
-            _ => self
-                .median("e2e_latency_ms")
-                .filter(|ms| *ms > 0.0)
-                .map(|ms| self.batch_size as f64 * 1e3 / ms),
-        }
+        let metric = match self.arch {
+            Arch::Encoder => "forward_pass_latency_ms",
+            _ => "e2e_latency_ms",
+        };
+        self.median(metric)
+            .filter(|ms| *ms > 0.0)
+            .map(|ms| self.batch_size as f64 * 1e3 / ms)
     }
 
     /// The seed's throughput: generated tokens/s (over the whole generation, prefill included) for generators,

@@ -124,9 +124,25 @@ fn current(
 ) -> Result<ResultsDocument, String> {
     let mut header = obj.clone();
     header.insert("metrics".into(), Value::Object(Map::new()));
+    let batches = header.remove("batch_metrics");
     let mut doc: ResultsDocument = serde_json::from_value(Value::Object(header))
         .map_err(|e| format!("does not follow results schema {SCHEMA_VERSION} ({e})"))?;
     doc.metrics = metrics_of(metrics)?;
+    match batches {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(batches)) => {
+            for (batch, lengths) in &batches {
+                if batch.parse::<u64>().map_or(true, |b| b == 0) {
+                    return Err(format!("`batch_metrics` key `{batch}` is not a batch size"));
+                }
+                let Value::Object(lengths) = lengths else {
+                    return Err(format!("`batch_metrics.{batch}` is not an object of lengths"));
+                };
+                doc.batch_metrics.insert(batch.clone(), metrics_of(lengths)?);
+            }
+        }
+        Some(_) => return Err("`batch_metrics` is not an object".into()),
+    }
     doc.arch = canonical_arch(&doc.arch);
     Ok(doc)
 }
@@ -343,13 +359,38 @@ mod tests {
                 },
             ))
             .collect(),
+            batch_metrics: std::iter::once((
+                "4".to_string(),
+                std::iter::once((
+                    "16".to_string(),
+                    LengthMetrics {
+                        latency_ms: Some(4.5),
+                        batch_size: Some(4),
+                        ..LengthMetrics::default()
+                    },
+                ))
+                .collect(),
+            ))
+            .collect(),
             extra: Map::new(),
         };
         let value = serde_json::to_value(&doc).unwrap();
+        assert_eq!(value["batch_metrics"]["4"]["16"], json!({"latency_ms": 4.5, "batch_size": 4}));
         // Unmeasured fields are left out, never null (the original reader compares them with numbers).
         assert_eq!(value["metrics"]["16"], json!({"latency_ms": 1.5}));
         let (back, layout) = read(&value, "f").unwrap();
         assert_eq!((back, layout), (doc, Layout::Current));
+        for (bad, says) in [
+            (json!({"x": {}}), "key `x` is not a batch size"),
+            (json!({"0": {}}), "key `0` is not a batch size"),
+            (json!({"2": 5}), "not an object of lengths"),
+            (json!([1]), "is not an object"),
+            (json!({"2": {"long": {}}}), "not a context length"),
+        ] {
+            let file = json!({"exp_id": "x", "schema_version": SCHEMA_VERSION, "model": "m", "metrics": {}, "batch_metrics": bad});
+            let e = read(&file, "f").unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
         let bad_key = json!({"exp_id": "x", "schema_version": SCHEMA_VERSION, "model": "m", "metrics": {"long": {}}});
         assert!(
             read(&bad_key, "f")

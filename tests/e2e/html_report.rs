@@ -96,7 +96,7 @@ fn the_report_is_one_self_contained_page_that_chromium_renders_whole() {
     }
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("&lt;img src=x onerror=alert(2)&gt; crashed"));
-    assert_eq!(html.matches("<svg ").count(), 5, "five inline figures");
+    assert_eq!(html.matches("<svg ").count(), 6, "six inline figures");
     // A hover title per drawn point: 3 tiny models × 2 lengths + the file's 2 + its failed length, in the latency
     // panel alone.
     assert!(html.matches("<title>").count() > 9 + 1, "hover titles");
@@ -111,6 +111,7 @@ fn the_report_is_one_self_contained_page_that_chromium_renders_whole() {
         "fig-inference_performance",
         "fig-inference_memory_tradeoff",
         "fig-roofline",
+        "fig-batch_tradeoff",
         "results-table",
         "fit-table",
         "measured-with",

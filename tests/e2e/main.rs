@@ -3,6 +3,7 @@
 // Levels and fixture values are exact binary fractions, compared exactly on purpose.
 #![allow(clippy::float_cmp)]
 
+mod batch;
 mod bench;
 mod cache;
 mod compare;
