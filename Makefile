@@ -1,5 +1,5 @@
 # The two commands a newcomer runs: `make run` (the main job) and `make test`. Both install what is missing first.
-.PHONY: run test quick setup setup-cuda build reference-env bench-transformers bench-noop bench-noop-scale bench-adaptive clean-outputs
+.PHONY: run test quick batch setup setup-cuda build reference-env bench-transformers bench-noop bench-noop-scale bench-adaptive clean-outputs
 
 E3PIPE := target/debug/e3pipe
 
@@ -14,6 +14,9 @@ test: setup
 
 quick: build
 	$(E3PIPE) run pipelines/quick.yaml
+
+batch: build
+	$(E3PIPE) run pipelines/batch.yaml
 
 setup:
 	scripts/setup.sh

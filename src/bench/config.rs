@@ -291,9 +291,10 @@ fn batch_sizes(
                 return Err(bad("batch_sizes", "is empty; list at least one batch size".into()));
             }
             let mut sizes = Vec::with_capacity(seq.len());
+            let mut seen = std::collections::HashSet::with_capacity(seq.len());
             for v in seq {
                 let n = one("batch_sizes", v)?;
-                if sizes.contains(&n) {
+                if !seen.insert(n) {
                     return Err(bad("batch_sizes", format!("{n} is listed twice")));
                 }
                 sizes.push(n);
@@ -306,7 +307,7 @@ fn batch_sizes(
                 format!("expected a list like [1, 4, 16], got `{}`", crate::error::shorten(&show(v), 40)),
             ));
         }
-        (None, Some(Value::Null)) | (None, None) => vec![1],
+        (None, Some(Value::Null) | None) => vec![1],
         (None, Some(v)) => vec![one("batch_size", v)?],
     };
     sizes.sort_unstable();

@@ -479,11 +479,13 @@ impl Executor for Slurm {
 
 /// The record of a point a task never measured.
 fn unmeasured(job: &Job, hash: &str, reason: &str, task_id: &str) -> Finished {
-    let length = job
+    let (length, batch) = job
         .points
         .iter()
         .find(|p| p.hash == hash)
-        .map_or(0, |p| p.context_length);
+        .map_or((0, job.params.batch_size), |p| {
+            (p.context_length, p.key.batch_size)
+        });
     let mut result = Unmeasured {
         model: &job.model.name,
         arch: job.model.arch,
@@ -494,7 +496,8 @@ fn unmeasured(job: &Job, hash: &str, reason: &str, task_id: &str) -> Finished {
         weights: job.weights.clone(),
         run_id: &job.run_id,
     }
-    .result(length, Status::Error, reason);
+    .result(length, Status::Error, reason)
+    .with_batch(batch);
     result.executor = "slurm".into();
     result.slurm_job_id = Some(task_id.to_string());
     Finished {

@@ -47,7 +47,10 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
     let p = Project::new();
     p.write("pipelines/p.yaml", THREE_MODELS);
     p.write("configs/bench/decoder.yaml", &sweep("decoder", "[1, 2]", 3));
-    p.write("configs/bench/seq2seq.yaml", &sweep("encoder-decoder", "[1, 2]", 3));
+    p.write(
+        "configs/bench/seq2seq.yaml",
+        &sweep("encoder-decoder", "[1, 2]", 3),
+    );
     p.write("configs/bench/encoder.yaml", &sweep("encoder", "[2, 1]", 0));
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -57,7 +60,10 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
     // The documents: batch 1 where the original tool's readers look, batch 2 beside it, each row fed in full.
     for model in ["gpt2-tiny", "t5-tiny", "bert-tiny"] {
         let doc = p.results(model);
-        assert_eq!(doc["config"]["bench"]["batch_sizes"], serde_json::json!([1, 2]));
+        assert_eq!(
+            doc["config"]["bench"]["batch_sizes"],
+            serde_json::json!([1, 2])
+        );
         assert_eq!(doc["config"]["bench"]["batch_size"], 1);
         for (at, batch) in [("/metrics", 1), ("/batch_metrics/2", 2)] {
             for length in [16u64, 48] {
@@ -99,7 +105,10 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
         );
         // Prefill tokens/s count every row of the batch; the table rounds to 4 decimals.
         assert!(f(row, "prefill_tokens_per_sec") > 0.0, "{row:?}");
-        assert!(["yes", "no"].contains(&row["pareto_front"].as_str()), "{row:?}");
+        assert!(
+            ["yes", "no"].contains(&row["pareto_front"].as_str()),
+            "{row:?}"
+        );
     }
     // The front, recomputed from the table: a batch size is off it only when the other is both faster per request
     // and of more sequences/s.
@@ -151,7 +160,10 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
             .filter(|r| r["model"] == s["model"] && r["batch_size"] == s["batch_size"])
             .map(|r| f(r, "sequences_per_sec"))
             .fold(0.0, f64::max);
-        assert!((f(s, "max_sequences_per_sec") - best).abs() < 1e-3 * best, "{s:?}");
+        assert!(
+            (f(s, "max_sequences_per_sec") - best).abs() < 1e-3 * best,
+            "{s:?}"
+        );
     }
     let fits = csv(&p, "scaling_fit.csv");
     assert_eq!(fits.len(), 6);
@@ -162,17 +174,32 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
         assert!(p.path(&format!("figs/batch_tradeoff.{ext}")).is_file());
     }
     let svg = p.read("figs/batch_tradeoff.svg");
-    assert_eq!(svg.matches("<title>").count(), 12 + 8, "12 request points, 8 decode points");
-    assert!(svg.contains("bert-tiny (encoder), 48 tokens, batch 2"), "{svg}");
+    assert_eq!(
+        svg.matches("<title>").count(),
+        12 + 8,
+        "12 request points, 8 decode points"
+    );
+    assert!(
+        svg.contains("bert-tiny (encoder), 48 tokens, batch 2"),
+        "{svg}"
+    );
     assert!(svg.contains("Pareto front"));
     let page = p.read("figs/report.html");
     assert!(page.contains("batch_tradeoff") || page.contains("per batch size"));
 
     // Batch 3 for one model: only its two new points are measured.
-    p.write("configs/bench/encoder.yaml", &sweep("encoder", "[1, 2, 3]", 0));
+    p.write(
+        "configs/bench/encoder.yaml",
+        &sweep("encoder", "[1, 2, 3]", 0),
+    );
     let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.all());
-    assert_eq!(dry.stdout.matches("× batch 3     new").count(), 2, "{}", dry.stdout);
+    assert_eq!(
+        dry.stdout.matches("× batch 3     new").count(),
+        2,
+        "{}",
+        dry.stdout
+    );
     assert_eq!(dry.stdout.matches(" new ").count(), 2, "{}", dry.stdout);
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -190,8 +217,14 @@ fn a_batch_too_large_for_this_machine_is_recorded_with_what_it_needed_and_the_ot
         "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n  - name: g\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n",
     );
     // 10^12 sequences: valid, but no machine holds their input ids (BERT) or KV cache (GPT-2).
-    p.write("configs/bench/encoder.yaml", &sweep("encoder", "[1, 1000000000000]", 0));
-    p.write("configs/bench/decoder.yaml", &sweep("decoder", "[2, 1000000000000]", 2));
+    p.write(
+        "configs/bench/encoder.yaml",
+        &sweep("encoder", "[1, 1000000000000]", 0),
+    );
+    p.write(
+        "configs/bench/decoder.yaml",
+        &sweep("decoder", "[2, 1000000000000]", 2),
+    );
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(!r.all().contains("panicked"), "{}", r.all());
@@ -205,7 +238,10 @@ fn a_batch_too_large_for_this_machine_is_recorded_with_what_it_needed_and_the_ot
             assert_eq!(huge["status"], "oom", "{huge:#}");
             assert_eq!(huge["point"]["batch_size"], 1_000_000_000_000u64);
             let reason = huge["reason"].as_str().unwrap();
-            assert!(reason.contains("bytes") && reason.contains("out of memory"), "{reason}");
+            assert!(
+                reason.contains("bytes") && reason.contains("out of memory"),
+                "{reason}"
+            );
         }
     }
     // Failed points are not cached: a rerun tries them again, the measured ones come from the cache.

@@ -74,7 +74,11 @@ fn groups<'r>(rows: &'r [Row], axes: &Axes) -> Vec<Group<'r>> {
             own.sort_by_key(|(r, _)| r.batch_size);
             let on = front(&own.iter().map(|(_, p)| *p).collect::<Vec<_>>());
             Group {
-                rows: own.into_iter().zip(on).map(|((r, p), f)| (r, p, f)).collect(),
+                rows: own
+                    .into_iter()
+                    .zip(on)
+                    .map(|((r, p), f)| (r, p, f))
+                    .collect(),
             }
         })
         .collect()
@@ -144,8 +148,14 @@ fn panel<DB: DrawingBackend>(
     hot: &Hotspots,
 ) -> DrawResult<DB> {
     let groups = groups(rows, axes);
-    let xs: Vec<f64> = groups.iter().flat_map(|g| g.rows.iter().map(|r| r.1.0)).collect();
-    let ys: Vec<f64> = groups.iter().flat_map(|g| g.rows.iter().map(|r| r.1.1)).collect();
+    let xs: Vec<f64> = groups
+        .iter()
+        .flat_map(|g| g.rows.iter().map(|r| r.1.0))
+        .collect();
+    let ys: Vec<f64> = groups
+        .iter()
+        .flat_map(|g| g.rows.iter().map(|r| r.1.1))
+        .collect();
     let range = |v: &[f64]| {
         let max = v.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
         let min = v.iter().copied().fold(max, f64::min);
