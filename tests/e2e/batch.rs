@@ -187,6 +187,16 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
     let page = p.read("figs/report.html");
     assert!(page.contains("batch_tradeoff") || page.contains("per batch size"));
 
+    // Keep these results as a baseline for `compare`.
+    std::fs::create_dir_all(p.path("before")).unwrap();
+    for model in ["gpt2-tiny", "t5-tiny", "bert-tiny"] {
+        std::fs::copy(
+            p.path(&format!("latest/inference/{model}.json")),
+            p.path(&format!("before/{model}.json")),
+        )
+        .unwrap();
+    }
+
     // Batch 3 for one model: only its two new points are measured.
     p.write(
         "configs/bench/encoder.yaml",
@@ -207,6 +217,34 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
     let bert = p.results("bert-tiny");
     assert_eq!(bert["batch_metrics"]["3"]["48"]["point"]["batch_size"], 3);
     assert_eq!(csv(&p, "inference_results.csv").len(), 14);
+
+    // `compare` matches points on batch size too: each batch size's samples against the same batch size's.
+    let c = p.run(&["compare", "before", ".", "--format", "json"]);
+    assert_eq!(c.code, 0, "{}", c.all());
+    let json: serde_json::Value = serde_json::from_str(&c.stdout).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let bert: Vec<(u64, u64)> = rows
+        .iter()
+        .filter(|r| r["model"] == "bert-tiny")
+        .map(|r| {
+            assert_eq!(r["ratio"].as_f64(), Some(1.0), "{r}");
+            (
+                r["context_length"].as_u64().unwrap(),
+                r["batch_size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(bert, [(16, 1), (48, 1), (16, 2), (48, 2)]);
+    let only: Vec<&str> = json["only_candidate"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(
+        only,
+        ["bert-tiny @ 16 × batch 3", "bert-tiny @ 48 × batch 3"]
+    );
 }
 
 #[test]
