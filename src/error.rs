@@ -120,6 +120,10 @@ pub enum Error {
     #[error("libtorch: {0}")]
     Torch(String),
 
+    /// The libtorch the worker would load is missing or not the one this build was made for.
+    #[error("libtorch `{}`: {message}", dir.display())]
+    Libtorch { dir: PathBuf, message: String },
+
     #[error("step `{step}`: {message}")]
     Step { step: String, message: String },
 
@@ -154,6 +158,7 @@ impl Error {
             | Error::ModelFile { .. }
             | Error::Tokenizer { .. }
             | Error::MissingInput { .. }
+            | Error::Libtorch { .. }
             | Error::Usage(_) => 2,
             Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
             _ => 1,

@@ -127,7 +127,7 @@ impl BenchConfig {
                     "give `context_lengths` (a sweep) or `context_length` (one point), not both"
                         .into(),
                 )),
-                (Some(Value::Sequence(seq)), None) => {
+                (Some(Value::Sequence(seq)), _) => {
                     if seq.is_empty() {
                         return Err(bad(
                             "context_lengths",
@@ -280,7 +280,7 @@ fn batch_sizes(
         }
     };
     let mut sizes = match (map.get("batch_sizes"), map.get("batch_size")) {
-        (Some(_), Some(_)) => {
+        (Some(v), Some(w)) if !v.is_null() && !w.is_null() => {
             return Err(bad(
                 "batch_size",
                 "give `batch_sizes` (a sweep) or `batch_size` (one), not both".into(),
@@ -301,14 +301,14 @@ fn batch_sizes(
             }
             sizes
         }
-        (Some(v), None) => {
+        (Some(v), _) if !v.is_null() => {
             return Err(bad(
                 "batch_sizes",
                 format!("expected a list like [1, 4, 16], got `{}`", crate::error::shorten(&show(v), 40)),
             ));
         }
-        (None, Some(Value::Null) | None) => vec![1],
-        (None, Some(v)) => vec![one("batch_size", v)?],
+        (_, Some(Value::Null) | None) => vec![1],
+        (_, Some(v)) => vec![one("batch_size", v)?],
     };
     sizes.sort_unstable();
     Ok(sizes)

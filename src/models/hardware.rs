@@ -26,7 +26,7 @@ pub fn cuda_device_count() -> usize {
     {
         return 0;
     }
-    let lib = Path::new(env!("E3PIPE_LIBTORCH_DIR")).join("lib");
+    let lib = crate::models::libtorch::dir().join("lib");
     // libtorch_cuda.so needs cuBLAS from the `nvidia-cublas` wheel, which the slim CPU install leaves out.
     let cublas = lib.join("../../nvidia/cu13/lib");
     let has_stack = std::fs::read_dir(&cublas).is_ok_and(|d| {

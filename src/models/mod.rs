@@ -5,6 +5,7 @@
 pub mod config;
 pub mod files;
 pub mod hardware;
+pub mod libtorch;
 pub mod spec;
 pub mod work;
 

@@ -85,7 +85,7 @@ mod tests {
                 let mut result = Unmeasured {
                     model: &job.model.name,
                     arch: job.model.arch,
-                    params: &job.params,
+                    params: &point.params(&job.params),
                     dtype: job.dtype.name(),
                     device: "fake".into(),
                     threads: job.threads,

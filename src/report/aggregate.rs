@@ -136,11 +136,13 @@ pub fn rows_of(file: &Path, doc: &Value) -> std::result::Result<Vec<Row>, String
 /// Rows of a document already read.
 /// Rows of a document already read: its `metrics` (the smallest batch size) and its `batch_metrics`.
 pub fn rows_of_document(doc: &ResultsDocument) -> Vec<Row> {
+    // A file that does not say its batch size measured the original tool's default, 1 (as `compare` reads it).
     let base = doc
         .config
         .bench
         .batch_size
-        .and_then(|b| i64::try_from(b).ok());
+        .and_then(|b| i64::try_from(b).ok())
+        .or(Some(1));
     let others = doc
         .batch_metrics
         .iter()
@@ -592,17 +594,33 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
 }
 
+/// A warning about one curve (a model at one batch size).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurveWarning {
+    pub model: String,
+    pub batch_size: Option<i64>,
+    pub message: String,
+}
+
 /// Warnings for curves a reader could misjudge: points measured by different builds of the measuring code, or in
-/// different runs (hours apart, under different machine load), joined into one line.
-pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
-    let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
-    models.sort_unstable();
-    models.dedup();
+/// different runs (hours apart, under different machine load), joined into one line. A curve is one model at one
+/// batch size: adding a batch size measures only its points, which mixes nothing.
+pub fn curve_warnings(rows: &[Row]) -> Vec<CurveWarning> {
+    let swept = curves(rows)
+        .iter()
+        .filter_map(|c| c.2)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
     let mut warnings = Vec::new();
-    for model in models {
+    for (model, _, batch) in curves(rows) {
+        let name = match batch {
+            Some(b) if swept => format!("`{model}` at batch {b}"),
+            _ => format!("`{model}`"),
+        };
         let ok: Vec<&Row> = rows
             .iter()
-            .filter(|r| r.model == model && r.status == "ok")
+            .filter(|r| r.model == model && r.batch_size == batch && r.status == "ok")
             .collect();
         let distinct = |f: &dyn Fn(&Row) -> Option<&str>| {
             let mut v: Vec<&str> = ok.iter().filter_map(|r| f(r)).collect();
@@ -610,22 +628,29 @@ pub fn curve_warnings(rows: &[Row]) -> Vec<String> {
             v.dedup();
             v
         };
+        let mut warn = |message: String| {
+            warnings.push(CurveWarning {
+                model: model.to_string(),
+                batch_size: batch,
+                message,
+            });
+        };
         let methods = distinct(&|r| r.method.as_deref());
         if methods.len() > 1 {
             let short: Vec<String> = methods
                 .iter()
                 .map(|m| format!("{}…", m.chars().take(8).collect::<String>()))
                 .collect();
-            warnings.push(format!(
-                "curve `{model}` mixes points measured by {} different builds of the measuring code (method {}); `e3pipe run --force <step>` remeasures it with one",
+            warn(format!(
+                "curve {name} mixes points measured by {} different builds of the measuring code (method {}); `e3pipe run --force <step>` remeasures it with one",
                 methods.len(),
                 short.join(", ")
             ));
         }
         let runs = distinct(&|r| r.run_id.as_deref());
         if runs.len() > 1 {
-            warnings.push(format!(
-                "curve `{model}` mixes points measured in {} different runs ({} … {}); timings drift between runs, so compare within one (`e3pipe run --force <step>`)",
+            warn(format!(
+                "curve {name} mixes points measured in {} different runs ({} … {}); timings drift between runs, so compare within one (`e3pipe run --force <step>`)",
                 runs.len(),
                 runs[0],
                 runs[runs.len() - 1]
@@ -742,7 +767,7 @@ fn build(step: &str, root: &Path, input_dir: &Path, models: &[String]) -> Result
         });
     }
     for w in curve_warnings(&rows) {
-        output::warn(&w);
+        output::warn(&w.message);
     }
     let tables = root.join(paths::TABLES_DIR);
     let [results_csv, results_parquet, fit_csv, summary_csv] = paths::TABLE_FILES;

@@ -28,41 +28,69 @@ pub fn request_latency_ms(r: &Row) -> Option<f64> {
     }
 }
 
+/// One model and length's batch sizes (of one results file): the rows' indices with their (latency, throughput),
+/// in batch order, and whether each is on the front (`None` when only one batch size was measured: nothing to
+/// compare against).
+pub struct Group {
+    pub members: Vec<(usize, (f64, f64))>,
+    pub on_front: Vec<Option<bool>>,
+}
+
+/// The `ok` rows with a positive, finite `point`, grouped by (results file, model, length), each group's front
+/// computed. The table's `pareto_front` column and the trade-off figure both come from here.
+pub fn groups(rows: &[Row], point: impl Fn(&Row) -> Option<(f64, f64)>) -> Vec<Group> {
+    let mut by_key: std::collections::BTreeMap<(&str, &str, Option<i64>), Vec<(usize, (f64, f64))>> =
+        std::collections::BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let Some((l, t)) = point(r).filter(|_| r.status == "ok") else {
+            continue;
+        };
+        if l > 0.0 && t > 0.0 && l.is_finite() && t.is_finite() {
+            by_key
+                .entry((r.exp_id.as_str(), r.model.as_str(), r.context_length))
+                .or_default()
+                .push((i, (l, t)));
+        }
+    }
+    by_key
+        .into_values()
+        .map(|mut members| {
+            members.sort_by_key(|(i, _)| rows[*i].batch_size);
+            let on_front = if members.len() < 2 {
+                vec![None; members.len()]
+            } else {
+                front(&members.iter().map(|m| m.1).collect::<Vec<_>>())
+                    .into_iter()
+                    .map(Some)
+                    .collect()
+            };
+            Group { members, on_front }
+        })
+        .collect()
+}
+
+/// A request's (latency, sequences/s): the table's front is drawn in this plane.
+pub fn request_point(r: &Row) -> Option<(f64, f64)> {
+    Some((request_latency_ms(r)?, r.sequences_per_sec?))
+}
+
 /// Sets `pareto_front` on every `ok` row whose model and length were measured at more than one batch size (from
 /// `request_latency_ms` and `sequences_per_sec`); clears it elsewhere.
 pub fn mark(rows: &mut [Row]) {
     for r in rows.iter_mut() {
         r.pareto_front = None;
     }
-    let point = |r: &Row| -> Option<(f64, f64)> {
-        (r.status == "ok")
-            .then(|| Some((request_latency_ms(r)?, r.sequences_per_sec?)))
-            .flatten()
-    };
-    let mut groups: Vec<(String, String, Option<i64>)> = rows
-        .iter()
-        .filter(|r| point(r).is_some())
-        .map(|r| (r.exp_id.clone(), r.model.clone(), r.context_length))
+    let marks: Vec<(usize, bool)> = groups(rows, request_point)
+        .into_iter()
+        .flat_map(|g| {
+            g.members
+                .into_iter()
+                .zip(g.on_front)
+                .filter_map(|((i, _), on)| Some((i, on?)))
+        })
         .collect();
-    groups.sort();
-    groups.dedup();
-    for (exp_id, model, length) in groups {
-        let members: Vec<usize> = (0..rows.len())
-            .filter(|&i| {
-                let r = &rows[i];
-                r.exp_id == exp_id
-                    && r.model == model
-                    && r.context_length == length
-                    && point(r).is_some()
-            })
-            .collect();
-        if members.len() < 2 {
-            continue;
-        }
-        let points: Vec<(f64, f64)> = members.iter().filter_map(|&i| point(&rows[i])).collect();
-        for (&i, on) in members.iter().zip(front(&points)) {
-            rows[i].pareto_front = Some(if on { "yes" } else { "no" }.into());
-        }
+    for (i, on) in marks {
+        rows[i].pareto_front = Some(if on { "yes" } else { "no" }.into());
     }
 }
 

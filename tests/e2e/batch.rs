@@ -184,8 +184,23 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
         "{svg}"
     );
     assert!(svg.contains("Pareto front"));
+    // The request panel's front is the table's column: as many hollow (off the front) points as `no` rows.
+    let request_titles: Vec<&str> = svg
+        .split("<title>")
+        .skip(1)
+        .filter(|t| t.contains("sequences/s"))
+        .collect();
+    assert_eq!(request_titles.len(), 12);
+    for (verdict, says) in [("yes", "on the Pareto front"), ("no", "off the front")] {
+        assert_eq!(
+            request_titles.iter().filter(|t| t.contains(says)).count(),
+            rows.iter().filter(|r| r["pareto_front"] == verdict).count(),
+            "{verdict}"
+        );
+    }
     let page = p.read("figs/report.html");
-    assert!(page.contains("batch_tradeoff") || page.contains("per batch size"));
+    assert!(page.contains("id=\"fig-batch_tradeoff\""));
+    // Each batch size's curve is one run: adding a batch size below must not warn that a curve mixes runs.
 
     // Keep these results as a baseline for `compare`.
     std::fs::create_dir_all(p.path("before")).unwrap();
@@ -216,6 +231,8 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
     assert_eq!(r.points(), (2, 12, 0, 0), "{}", r.all());
     let bert = p.results("bert-tiny");
     assert_eq!(bert["batch_metrics"]["3"]["48"]["point"]["batch_size"], 3);
+    assert!(!r.all().contains("mixes points measured in"), "{}", r.all());
+    assert!(!p.read("figs/report.html").contains("mixes points measured in"));
     assert_eq!(csv(&p, "inference_results.csv").len(), 14);
 
     // `compare` matches points on batch size too: each batch size's samples against the same batch size's.

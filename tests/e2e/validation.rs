@@ -233,7 +233,7 @@ fn graph_formats() {
     let text = p.run(&["graph", "pipelines/p.yaml"]);
     assert_eq!(text.code, 0, "{}", text.all());
     let lines: Vec<&str> = text.stdout.lines().collect();
-    assert!(lines[1].starts_with(" 1. bench-gpt2  [bench: model gpt2-tiny (decoder), lengths [32, 512], 4 new tokens, 3 runs]"), "{}", text.stdout);
+    assert!(lines[1].starts_with(" 1. bench-gpt2  [bench: model gpt2-tiny (decoder), lengths [32, 512], batch sizes [1], 4 new tokens, 3 runs]"), "{}", text.stdout);
     let order: Vec<&str> = lines
         .iter()
         .filter_map(|l| {

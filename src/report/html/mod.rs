@@ -76,7 +76,7 @@ fn measured_with(out: &mut String, rows: &[Row]) {
     out.push_str("</table>");
 }
 
-fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<String>) {
+fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<(String, Option<i64>)>) {
     let mut sorted: Vec<&Row> = rows.iter().collect();
     sorted.sort_by(|a, b| {
         (&a.model, a.batch_size, a.context_length).cmp(&(&b.model, b.batch_size, b.context_length))
@@ -93,7 +93,7 @@ fn results_table(out: &mut String, rows: &[Row], mixed: &BTreeSet<String>) {
         if let Some(reason) = &r.reason {
             notes.push(reason.clone());
         }
-        if mixed.contains(&r.model) {
+        if mixed.contains(&(r.model.clone(), r.batch_size)) {
             notes.push(format!(
                 "curve mixes runs or builds; this point: run {}",
                 r.run_id.as_deref().unwrap_or("?")
@@ -174,15 +174,14 @@ pub fn page(rows: &[Row], fits: &[Fit], figures: &[Figure<'_>]) -> String {
         rows.iter().filter(|r| r.status == "ok").count()
     );
     let warnings = curve_warnings(rows);
-    let mixed: BTreeSet<String> = rows
+    let mixed: BTreeSet<(String, Option<i64>)> = warnings
         .iter()
-        .map(|r| r.model.clone())
-        .filter(|m| warnings.iter().any(|w| w.contains(&format!("`{m}`"))))
+        .map(|w| (w.model.clone(), w.batch_size))
         .collect();
     if !warnings.is_empty() {
         out.push_str("<h2 id=\"warnings\">Warnings</h2><ul class=\"warn\">");
         for w in &warnings {
-            let _ = write!(out, "<li>{}</li>", escape(w));
+            let _ = write!(out, "<li>{}</li>", escape(&w.message));
         }
         out.push_str("</ul>");
     }

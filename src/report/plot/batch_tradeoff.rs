@@ -11,7 +11,7 @@ use plotters::coord::combinators::BindKeyPoints;
 use plotters::prelude::*;
 
 use crate::report::aggregate::Row;
-use crate::report::pareto::{front, request_latency_ms};
+use crate::report::pareto::{self, request_latency_ms};
 use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::legend::{self, Entry, Glyph};
 use crate::report::plot::panel::DrawResult;
@@ -47,39 +47,22 @@ const DECODE: Axes = Axes {
     unit: "tokens/s",
 };
 
-/// A (model, context length)'s points of one panel, in batch order, with whether each is on its front.
+/// A (model, context length)'s points of one panel, in batch order, with whether each is on its front (`None`:
+/// the only batch size measured there). The request panel's fronts are the table's `pareto_front` column.
 struct Group<'r> {
-    rows: Vec<(&'r Row, (f64, f64), bool)>,
+    rows: Vec<(&'r Row, (f64, f64), Option<bool>)>,
 }
 
 fn groups<'r>(rows: &'r [Row], axes: &Axes) -> Vec<Group<'r>> {
-    let point = |r: &Row| -> Option<(f64, f64)> {
-        let (l, t) = ((axes.latency)(r)?, (axes.throughput)(r)?);
-        (r.status == "ok" && l > 0.0 && t > 0.0 && l.is_finite() && t.is_finite()).then_some((l, t))
-    };
-    let mut keys: Vec<(&str, Option<i64>)> = rows
-        .iter()
-        .filter(|r| point(r).is_some())
-        .map(|r| (r.model.as_str(), r.context_length))
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys.into_iter()
-        .map(|(model, length)| {
-            let mut own: Vec<(&Row, (f64, f64))> = rows
-                .iter()
-                .filter(|r| r.model == model && r.context_length == length)
-                .filter_map(|r| Some((r, point(r)?)))
-                .collect();
-            own.sort_by_key(|(r, _)| r.batch_size);
-            let on = front(&own.iter().map(|(_, p)| *p).collect::<Vec<_>>());
-            Group {
-                rows: own
-                    .into_iter()
-                    .zip(on)
-                    .map(|((r, p), f)| (r, p, f))
-                    .collect(),
-            }
+    pareto::groups(rows, |r| Some(((axes.latency)(r)?, (axes.throughput)(r)?)))
+        .into_iter()
+        .map(|g| Group {
+            rows: g
+                .members
+                .into_iter()
+                .zip(g.on_front)
+                .map(|((i, p), on)| (&rows[i], p, on))
+                .collect(),
         })
         .collect()
 }
@@ -191,7 +174,12 @@ fn panel<DB: DrawingBackend>(
             g.rows.iter().map(|r| at(r.1)),
             color.mix(0.45).stroke_width(1),
         ))?;
-        let mut on: Vec<(f64, f64)> = g.rows.iter().filter(|r| r.2).map(|r| at(r.1)).collect();
+        let mut on: Vec<(f64, f64)> = g
+            .rows
+            .iter()
+            .filter(|r| r.2 == Some(true))
+            .map(|r| at(r.1))
+            .collect();
         on.sort_by(|a, b| a.0.total_cmp(&b.0));
         if on.len() > 1 {
             chart.draw_series(LineSeries::new(on, color.stroke_width(3)))?;
@@ -213,7 +201,7 @@ fn panel<DB: DrawingBackend>(
                 area,
                 (pixel.0 - corner.0, pixel.1 - corner.1),
                 color,
-                !on_front,
+                *on_front == Some(false),
             )?;
             hot.add(
                 pixel,
@@ -226,10 +214,11 @@ fn panel<DB: DrawingBackend>(
                     p.0,
                     short_number(p.1),
                     axes.unit,
-                    if *on_front {
-                        "on the Pareto front"
-                    } else {
-                        "off the front: another batch size is faster and of more throughput"
+                    match on_front {
+                        Some(true) => "on the Pareto front",
+                        Some(false) =>
+                            "off the front: another batch size is faster and of more throughput",
+                        None => "the only batch size measured at this length",
                     }
                 ),
             );

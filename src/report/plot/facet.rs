@@ -23,11 +23,9 @@ impl Facet {
     }
 }
 
-fn models(rows: &[Row]) -> usize {
-    let mut m: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
-    m.sort_unstable();
-    m.dedup();
-    m.len()
+/// Curves a panel of `rows` would draw: one per model and batch size.
+fn curves(rows: &[Row]) -> usize {
+    crate::report::aggregate::curves(rows).len()
 }
 
 /// Where an architecture's row goes: the three canonical ones first, in the order the pipeline names them.
@@ -42,7 +40,7 @@ pub(super) fn arch_order(arch: &str) -> (usize, &str) {
 
 /// One facet of every row when they hold at most `MAX_SERIES_PER_PANEL` models, else one per architecture.
 pub(super) fn facets(rows: &[Row]) -> Vec<Facet> {
-    if models(rows) <= MAX_SERIES_PER_PANEL {
+    if curves(rows) <= MAX_SERIES_PER_PANEL {
         return vec![Facet {
             arch: None,
             rows: rows.to_vec(),

@@ -237,7 +237,7 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
         }
     }
     let mut entries = legend::models(&generating, &palette);
-    entries.extend(legend::batch_lines(&Palette::of(&generating)));
+    entries.extend(legend::batch_lines(&palette));
     if generating
         .iter()
         .any(|r| r.ttft_std_ms.is_some() || r.tbt_std_ms.is_some())
@@ -489,7 +489,12 @@ fn tradeoff_panel<DB: DrawingBackend>(
         chart.draw_series(std::iter::once(
             EmptyElement::at((ms, gb))
                 + Text::new(
-                    format!("{}", r.context_length.unwrap_or(0)),
+                    match r.batch_size {
+                        Some(b) if palette.swept() => {
+                            format!("{}×b{b}", r.context_length.unwrap_or(0))
+                        }
+                        _ => format!("{}", r.context_length.unwrap_or(0)),
+                    },
                     (7, -16),
                     ("sans-serif", 13).into_font().color(&color),
                 ),

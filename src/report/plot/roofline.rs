@@ -18,6 +18,7 @@ struct Dot {
     intensity: f64,
     flops_per_s: f64,
     length: i64,
+    batch: Option<i64>,
     decode: bool,
 }
 
@@ -47,12 +48,21 @@ fn dots(rows: &[Row], models: &[&str]) -> Vec<Dot> {
                     intensity: flops / bytes,
                     flops_per_s: flops / (ms / 1e3),
                     length,
+                    batch: r.batch_size,
                     decode,
                 });
             }
         }
     }
     out
+}
+
+/// A dot's label: its length, and `×b4` after it when the table holds several batch sizes.
+fn label(d: &Dot, swept: bool) -> String {
+    match d.batch {
+        Some(b) if swept => format!("{}×b{b}", d.length),
+        _ => d.length.to_string(),
+    }
 }
 
 /// The distinct roofs of the rows: (peak FLOP/s, peak bytes/s).
@@ -75,6 +85,7 @@ pub(super) fn figure<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
+    let swept = palette.swept();
     let (root, legend_area) = legend::split(root);
     let root = &root;
     let mut models: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
@@ -170,8 +181,9 @@ pub(super) fn figure<DB: DrawingBackend>(
             hot.add(
                 chart.backend_coord(&(d.intensity, d.flops_per_s)),
                 format!(
-                    "{model}, {} tokens, {}\n{:.2} FLOP/byte, {:.2} GFLOP/s",
+                    "{model}, {} tokens{}, {}\n{:.2} FLOP/byte, {:.2} GFLOP/s",
                     d.length,
+                    crate::report::plot::series::batch_note(d.batch),
                     if d.decode {
                         "decode step"
                     } else {
@@ -186,7 +198,7 @@ pub(super) fn figure<DB: DrawingBackend>(
         chart.draw_series(own.iter().map(|d| {
             EmptyElement::at((d.intensity, d.flops_per_s))
                 + Text::new(
-                    d.length.to_string(),
+                    label(d, swept),
                     if d.decode { (-34, -14) } else { (9, -16) },
                     ("sans-serif", 13).into_font().color(&color),
                 )

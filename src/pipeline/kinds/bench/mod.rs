@@ -59,11 +59,18 @@ impl Settings for BenchStep {
             .iter()
             .map(usize::to_string)
             .collect();
+        let batches: Vec<String> = self
+            .bench
+            .batch_sizes
+            .iter()
+            .map(usize::to_string)
+            .collect();
         format!(
-            "bench: model {} ({}), lengths [{}], {} new tokens, {} runs",
+            "bench: model {} ({}), lengths [{}], batch sizes [{}], {} new tokens, {} runs",
             self.model.name,
             self.model.arch,
             lengths.join(", "),
+            batches.join(", "),
             self.bench.params.num_tokens,
             self.bench.params.num_runs
         )

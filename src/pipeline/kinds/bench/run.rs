@@ -72,15 +72,20 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
         infeasible.iter().map(|p| p.0).max(),
     ) {
         let example = infeasible.iter().find(|p| p.0 == first).map_or("", |p| p.1);
-        if infeasible.len() == 1 {
+        // A length is infeasible at every batch size alike: count lengths, not points.
+        let lengths = infeasible
+            .iter()
+            .map(|p| p.0)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        if lengths == 1 {
             output::warn(&format!(
                 "point {}@{first} is infeasible: {example}",
                 model_spec.name
             ));
         } else {
             output::warn(&format!(
-                "{} lengths of `{}` from {first} to {last} are infeasible (e.g. {example}); `-v` lists them",
-                infeasible.len(),
+                "{lengths} lengths of `{}` from {first} to {last} are infeasible (e.g. {example}); `-v` lists them",
                 model_spec.name
             ));
         }

@@ -1,0 +1,128 @@
+//! Which libtorch the worker loads, and that it is the one this build was made for. A build links the libtorch it
+//! was built against (its RUNPATH); on a GPU node that install is usually absent, and `E3PIPE_LIBTORCH` names the
+//! node's own (`site-packages/torch` of its PyPI `torch`). libtorch keeps no ABI between releases and its sonames carry
+//! no version, so a mismatch would fail inside the dynamic loader (`undefined symbol`) or later: it is checked here,
+//! from the install's `version.py`, before the worker starts.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::bench::result::LIBTORCH_VERSION;
+use crate::error::{Error, Result};
+
+/// Names the libtorch to load instead of the one the build linked.
+pub const ENV: &str = "E3PIPE_LIBTORCH";
+
+/// The libtorch install in use: `E3PIPE_LIBTORCH` when set, else the one this build was linked against.
+pub fn dir() -> PathBuf {
+    match std::env::var_os(ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env!("E3PIPE_LIBTORCH_DIR")),
+    }
+}
+
+/// `2.11.0` of `__version__ = '2.11.0+cu130'`: the release, without the local build tag.
+pub fn release(version: &str) -> &str {
+    version.split('+').next().unwrap_or(version).trim()
+}
+
+/// The version a libtorch install states in its `version.py`.
+pub fn version_of(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("version.py")).ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix("__version__ = ")
+            .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
+    })
+}
+
+/// Checks that the libtorch in use exists and is the release this build was made for; the error names both.
+pub fn check() -> Result<()> {
+    check_dir(&dir(), std::env::var_os(ENV).is_some_and(|d| !d.is_empty()))
+}
+
+fn check_dir(dir: &Path, from_env: bool) -> Result<()> {
+    let hint = if from_env {
+        format!("point `{ENV}` at the `site-packages/torch` of a PyTorch {} install", release(LIBTORCH_VERSION))
+    } else {
+        format!(
+            "this build's libtorch is gone; set `{ENV}` to the `site-packages/torch` of a PyTorch {} install",
+            release(LIBTORCH_VERSION)
+        )
+    };
+    let bad = |message: String| Error::Libtorch {
+        dir: dir.to_path_buf(),
+        message,
+    };
+    if !dir.join("lib").join("libtorch_cpu.so").is_file() {
+        return Err(bad(format!("has no `lib/libtorch_cpu.so`; {hint}")));
+    }
+    let found = version_of(dir).ok_or_else(|| bad(format!("has no readable `version.py`; {hint}")))?;
+    if release(&found) != release(LIBTORCH_VERSION) {
+        return Err(bad(format!(
+            "is libtorch {found}, but this e3pipe was built for libtorch {LIBTORCH_VERSION}; {hint}, or build for {} (`make build TORCH={}`)",
+            release(&found),
+            minor(release(&found))
+        )));
+    }
+    Ok(())
+}
+
+/// `2.11` of `2.11.0`.
+fn minor(release: &str) -> &str {
+    release
+        .match_indices('.')
+        .nth(1)
+        .map_or(release, |(i, _)| &release[..i])
+}
+
+/// `LD_LIBRARY_PATH` for the worker when `E3PIPE_LIBTORCH` names the libtorch: its `lib/` first, so the loader takes
+/// it over the build's RUNPATH. `None` leaves the environment as it is.
+pub fn library_path() -> Option<OsString> {
+    let dir = std::env::var_os(ENV).filter(|d| !d.is_empty())?;
+    let mut path = Path::new(&dir).join("lib").into_os_string();
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|p| !p.is_empty()) {
+        path.push(":");
+        path.push(old);
+    }
+    Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn install(version: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+        std::fs::write(dir.path().join("lib/libtorch_cpu.so"), b"").unwrap();
+        std::fs::write(
+            dir.path().join("version.py"),
+            format!("from typing import Optional\n__version__ = '{version}'\ncuda: Optional[str] = '13.0'\n"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_release_this_build_was_made_for_passes_and_another_is_named() {
+        let same = install(&format!("{}+cu130", release(LIBTORCH_VERSION)));
+        check_dir(same.path(), true).unwrap();
+        let other = install("1.13.1+cpu");
+        let e = check_dir(other.path(), true).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let text = e.to_string();
+        assert!(text.contains("is libtorch 1.13.1+cpu"), "{text}");
+        assert!(text.contains(&format!("built for libtorch {LIBTORCH_VERSION}")), "{text}");
+        assert!(text.contains("make build TORCH=1.13"), "{text}");
+        let empty = tempfile::tempdir().unwrap();
+        let text = check_dir(empty.path(), false).unwrap_err().to_string();
+        assert!(text.contains("has no `lib/libtorch_cpu.so`") && text.contains(ENV), "{text}");
+    }
+
+    #[test]
+    fn releases_drop_the_local_tag() {
+        assert_eq!(release("2.11.0+cu130"), "2.11.0");
+        assert_eq!(minor("2.11.0"), "2.11");
+        assert_eq!(minor("3"), "3");
+    }
+}
