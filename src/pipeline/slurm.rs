@@ -29,8 +29,29 @@ use crate::pipeline::executor::Executor;
 use crate::pipeline::executor_config::SlurmConfig;
 use crate::pipeline::worker_process::{WorkerStatus, worker_path};
 
-/// The job script: it runs its arguments and nothing else.
-const SCRIPT: &str = "#!/bin/sh\n# Written by e3pipe: runs one task of a bench step's array.\nexec \"$1\" --array-task \"$2\"\n";
+/// The job script: it runs its arguments and nothing else. When `E3PIPE_LIBTORCH` names the node's libtorch (a
+/// bundle), the script checks that it is this build's release (the dynamic loader would fail on another, before the
+/// worker could say why) and puts it first on the library path.
+fn script() -> String {
+    let release = crate::models::libtorch::release(crate::bench::result::LIBTORCH_VERSION);
+    // A release is digits and dots (`2.11.0`): nothing for the shell to expand.
+    let release: String = release
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    format!(
+        "#!/bin/sh\n# Written by e3pipe: runs one task of a bench step's array.\n\
+if [ -n \"${{E3PIPE_LIBTORCH:-}}\" ]; then\n\
+  if ! grep -q \"^__version__ = '{release}\" \"$E3PIPE_LIBTORCH/version.py\" 2>/dev/null; then\n\
+    echo \"error: libtorch \\`$E3PIPE_LIBTORCH\\` (E3PIPE_LIBTORCH) is not libtorch {release}, which this e3pipe was built for\" >&2\n\
+    exit 2\n\
+  fi\n\
+  LD_LIBRARY_PATH=\"$E3PIPE_LIBTORCH/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\"\n\
+  export LD_LIBRARY_PATH\n\
+fi\n\
+exec \"$1\" --array-task \"$2\"\n"
+    )
+}
 
 pub struct Slurm {
     config: SlurmConfig,
@@ -150,7 +171,7 @@ impl Slurm {
             step: job.step.clone(),
             message,
         };
-        write_atomic(&dir.join("task.sh"), SCRIPT.as_bytes())?;
+        write_atomic(&dir.join("task.sh"), script().as_bytes())?;
         std::fs::set_permissions(
             dir.join("task.sh"),
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -510,6 +531,56 @@ fn unmeasured(job: &Job, hash: &str, reason: &str, task_id: &str) -> Finished {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_job_script_puts_a_matching_libtorch_first_and_refuses_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("task.sh");
+        std::fs::write(&task, script()).unwrap();
+        // Stands in for the worker: prints the library path and its arguments.
+        let probe = dir.path().join("probe.sh");
+        std::fs::write(&probe, "#!/bin/sh\necho \"$LD_LIBRARY_PATH $1 $2\"\n").unwrap();
+        std::fs::set_permissions(
+            &probe,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let run = |version: Option<&str>| {
+            let torch = dir.path().join("torch");
+            std::fs::create_dir_all(&torch).unwrap();
+            let mut cmd = std::process::Command::new("sh");
+            cmd.arg(&task)
+                .arg(&probe)
+                .arg("job.json")
+                .env("LD_LIBRARY_PATH", "/old");
+            match version {
+                Some(v) => {
+                    std::fs::write(torch.join("version.py"), format!("__version__ = '{v}+cu130'\n"))
+                        .unwrap();
+                    cmd.env(crate::models::libtorch::ENV, &torch);
+                }
+                None => {
+                    cmd.env_remove(crate::models::libtorch::ENV);
+                }
+            }
+            let out = cmd.output().unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+                torch,
+            )
+        };
+        let (code, out, _, _) = run(None);
+        assert_eq!((code, out.as_str()), (Some(0), "/old --array-task job.json"));
+        let ours = crate::models::libtorch::release(crate::bench::result::LIBTORCH_VERSION);
+        let (code, out, _, torch) = run(Some(ours));
+        assert_eq!(code, Some(0));
+        assert_eq!(out, format!("{}/lib:/old --array-task job.json", torch.display()));
+        let (code, out, err, _) = run(Some("1.13.1"));
+        assert_eq!((code, out.as_str()), (Some(2), ""));
+        assert!(err.contains(&format!("is not libtorch {ours}")), "{err}");
+    }
 
     #[test]
     fn displayed_commands_quote_what_a_shell_would_split() {

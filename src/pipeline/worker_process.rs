@@ -55,6 +55,10 @@ pub fn run_worker(job: &Job) -> Result<(Vec<Finished>, WorkerStatus)> {
             Ok(())
         });
     }
+    // The libtorch `E3PIPE_LIBTORCH` names (a bundle on a GPU node) before the build's own.
+    if let Some(path) = crate::models::libtorch::library_path() {
+        command.env("LD_LIBRARY_PATH", path);
+    }
     let mut child = command
         .envs(crate::output::child_env())
         // libtorch numbers GPUs as `nvidia-smi` does, so `cuda:N` is the GPU the cache key names.

@@ -16,10 +16,16 @@ static SHIM: OnceLock<Option<Shim>> = OnceLock::new();
 
 fn shim() -> Option<&'static Shim> {
     SHIM.get_or_init(|| {
-        let path = env!("E3PIPE_CUDA_SHIM");
-        if path.is_empty() {
-            return None;
-        }
+        // Beside the worker in a bundle, else where the build left it.
+        let beside = std::env::current_exe()
+            .ok()
+            .map(|exe| exe.with_file_name("libe3pipe_cuda_peak.so"))
+            .filter(|p| p.is_file());
+        let path = match &beside {
+            Some(p) => p.display().to_string(),
+            None if env!("E3PIPE_CUDA_SHIM").is_empty() => return None,
+            None => env!("E3PIPE_CUDA_SHIM").to_string(),
+        };
         let c_path = format!("{path}\0");
         // SAFETY: NUL-terminated strings; the library stays loaded for the life of the process, and the symbols
         // have the C signatures declared in peak_memory.cpp.

@@ -16,8 +16,9 @@ pub fn cuda_available() -> bool {
         if std::env::var_os("E3PIPE_NO_CUDA").is_some() {
             return false;
         }
-        let dir = env!("E3PIPE_LIBTORCH_LIB");
-        let path = format!("{dir}/libtorch_cuda.so\0");
+        // The libtorch in use: `E3PIPE_LIBTORCH` (a bundle on a node) or the one this build linked.
+        let dir = e3pipe::models::libtorch::dir().join("lib");
+        let path = format!("{}/libtorch_cuda.so\0", dir.display());
         // SAFETY: a NUL-terminated path; the handle is deliberately never closed (the backend registers itself
         // with libtorch for the life of the process).
         let handle =

@@ -209,6 +209,8 @@ fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> 
 pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     let (store, hashes, entries) = (ctx.store, ctx.hashes, ctx.entries);
     let model = &bench.model;
+    // The libtorch the worker will load must exist and be this build's release (exit 2 before anything runs).
+    crate::models::libtorch::check()?;
     let device = hardware::resolve(model.device).map_err(|message| Error::BadValue {
         path: model.file.clone(),
         field: "device".into(),
