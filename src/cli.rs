@@ -9,7 +9,8 @@ pub const DEFAULT_PIPELINE: &str = "pipelines/scaling.yaml";
 #[derive(Debug, Parser)]
 #[command(
     name = "e3pipe",
-    version,
+    // The libtorch release a build is for: a bundle for another release is refused at start-up.
+    version = concat!(env!("CARGO_PKG_VERSION"), " (libtorch ", env!("E3PIPE_LIBTORCH_VERSION"), ")"),
     about = "Measure how transformer inference latency grows with context length"
 )]
 pub struct Cli {

@@ -121,7 +121,7 @@ pub enum Error {
     Torch(String),
 
     /// The libtorch the worker would load is missing or not the one this build was made for.
-    #[error("libtorch `{}`: {message}", dir.display())]
+    #[error("libtorch{}: {message}", if dir.as_os_str().is_empty() { String::new() } else { format!(" `{}`", dir.display()) })]
     Libtorch { dir: PathBuf, message: String },
 
     #[error("step `{step}`: {message}")]

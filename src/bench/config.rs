@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "target_rel_ci",
     "max_runs",
     "max_duration_s",
+    "read_back",
 ];
 
 /// Upper bounds that keep a typo from meaning "measure for ever".
@@ -70,6 +71,11 @@ pub struct BenchParams {
     pub max_runs: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<f64>,
+    /// Diagnostic (`scripts/gpu_check.sh`): copy each timed output to the host before the clock stops, which cannot
+    /// finish before the work does. Equal times with and without it show the clock is read after the device
+    /// finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_back: bool,
 }
 
 impl BenchConfig {
@@ -242,6 +248,16 @@ impl BenchConfig {
             target_rel_ci,
             max_runs,
             max_duration_s,
+            read_back: match map.get("read_back") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(v) => {
+                    return Err(bad(
+                        "read_back",
+                        format!("expected true or false, got `{}`", show(v)),
+                    ));
+                }
+            },
         };
         if let Some(max) = max_runs {
             let min_runs = crate::bench::stats::MIN_RUNS_FOR_TARGET_LEVEL;

@@ -19,7 +19,7 @@ pub const METHOD_VERSION: u32 = 2;
 pub const METHOD_ID: &str = env!("E3PIPE_METHOD_ID");
 
 /// libtorch version of the wheel e3pipe was built against.
-pub const LIBTORCH_VERSION: &str = env!("E3PIPE_LIBTORCH_VERSION");
+pub use crate::models::libtorch::VERSION as LIBTORCH_VERSION;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -87,6 +87,7 @@ mod tests {
             target_rel_ci: target,
             max_runs: Some(20),
             max_duration_s: Some(60.0),
+            read_back: false,
         }
     }
 

@@ -36,6 +36,9 @@ pub struct PointKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<f64>,
     pub threads: usize,
+    /// The `read_back` diagnostic (left out when off, so other keys are unchanged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_back: bool,
     pub context_length: usize,
     /// Where it runs, as people read it: `cpu (AMD EPYC 7B13)`, `cuda:0 (NVIDIA H200)`.
     pub device: String,
@@ -81,6 +84,7 @@ impl PointKey {
             max_runs: params.target_rel_ci.and(params.max_runs),
             max_duration_s: params.target_rel_ci.and(params.max_duration_s),
             threads,
+            read_back: params.read_back,
             context_length,
             device,
             hardware,
@@ -228,6 +232,7 @@ mod tests {
             target_rel_ci: None,
             max_runs: None,
             max_duration_s: None,
+            read_back: false,
         };
         let config = ArchConfig::Gpt2(Gpt2Config {
             vocab_size: 50257,

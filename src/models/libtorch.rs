@@ -7,16 +7,38 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::bench::result::LIBTORCH_VERSION;
 use crate::error::{Error, Result};
+
+/// The libtorch this build was made for, as its `version.py` says (`2.13.0+cu130`); in every point's cache key.
+pub const VERSION: &str = env!("E3PIPE_LIBTORCH_VERSION");
+use VERSION as LIBTORCH_VERSION;
 
 /// Names the libtorch to load instead of the one the build linked.
 pub const ENV: &str = "E3PIPE_LIBTORCH";
 
-/// The libtorch install in use: `E3PIPE_LIBTORCH` when set, else the one this build was linked against.
+/// The file `make bundle` puts beside the binaries: a bundle carries no libtorch and links none (its RUNPATH is
+/// removed), so it takes the node's.
+pub const BUNDLE_MARKER: &str = "e3pipe-bundle.txt";
+
+fn bundled() -> bool {
+    std::env::current_exe()
+        .is_ok_and(|exe| exe.with_file_name(BUNDLE_MARKER).is_file())
+}
+
+/// The libtorch install whose `lib/` is on `LD_LIBRARY_PATH` (a node's usual set-up), if any.
+fn from_library_path() -> Option<PathBuf> {
+    let paths = std::env::var_os("LD_LIBRARY_PATH")?;
+    std::env::split_paths(&paths)
+        .find(|p| p.join("libtorch_cpu.so").is_file())
+        .and_then(|lib| lib.parent().map(Path::to_path_buf))
+}
+
+/// The libtorch install in use: `E3PIPE_LIBTORCH` when set; in a bundle, the one on `LD_LIBRARY_PATH`; else the
+/// one this build was linked against.
 pub fn dir() -> PathBuf {
     match std::env::var_os(ENV) {
         Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ if bundled() => from_library_path().unwrap_or_default(),
         _ => PathBuf::from(env!("E3PIPE_LIBTORCH_DIR")),
     }
 }
@@ -37,7 +59,17 @@ pub fn version_of(dir: &Path) -> Option<String> {
 
 /// Checks that the libtorch in use exists and is the release this build was made for; the error names both.
 pub fn check() -> Result<()> {
-    check_dir(&dir(), std::env::var_os(ENV).is_some_and(|d| !d.is_empty()))
+    let dir = dir();
+    if dir.as_os_str().is_empty() {
+        return Err(Error::Libtorch {
+            dir,
+            message: format!(
+                "this bundle carries no libtorch: set `{ENV}` to the `site-packages/torch` of a PyTorch {} install, or put its `lib/` on `LD_LIBRARY_PATH`",
+                release(LIBTORCH_VERSION)
+            ),
+        });
+    }
+    check_dir(&dir, std::env::var_os(ENV).is_some_and(|d| !d.is_empty()))
 }
 
 fn check_dir(dir: &Path, from_env: bool) -> Result<()> {

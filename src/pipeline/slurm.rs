@@ -33,7 +33,7 @@ use crate::pipeline::worker_process::{WorkerStatus, worker_path};
 /// bundle), the script checks that it is this build's release (the dynamic loader would fail on another, before the
 /// worker could say why) and puts it first on the library path.
 fn script() -> String {
-    let release = crate::models::libtorch::release(crate::bench::result::LIBTORCH_VERSION);
+    let release = crate::models::libtorch::release(crate::models::libtorch::VERSION);
     // A release is digits and dots (`2.11.0`): nothing for the shell to expand.
     let release: String = release
         .chars()

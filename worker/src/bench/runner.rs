@@ -63,6 +63,14 @@ struct Measured {
     runs: usize,
 }
 
+/// The `read_back` diagnostic: one element of `t` copied to the host, which waits for the work producing it.
+fn read_back(t: &Tensor) -> Result<()> {
+    let torch = |e: tch::TchError| Error::Torch(e.to_string());
+    let first = t.f_flatten(0, -1).and_then(|f| f.f_get(0)).map_err(torch)?;
+    first.f_double_value(&[]).map_err(torch)?;
+    Ok(())
+}
+
 fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
@@ -106,7 +114,10 @@ fn run_once(
     let start = Instant::now();
     match model.arch {
         Arch::Encoder => {
-            let _hidden = model.encode(ids, mask)?;
+            let hidden = model.encode(ids, mask)?;
+            if params.read_back {
+                read_back(&hidden)?;
+            }
             synchronize(device);
             let forward_ms = ms_since(start);
             if record {
@@ -123,6 +134,9 @@ fn run_once(
                 (next, state, None)
             } else {
                 let hidden = model.encode(ids, mask)?;
+                if params.read_back {
+                    read_back(&hidden)?;
+                }
                 synchronize(device);
                 let encoder_ms = ms_since(start);
                 let mut state = model.start_decoder(&hidden, mask, tokens as i64)?;
@@ -134,6 +148,9 @@ fn run_once(
                 let next = model.step(&start_ids, &mut state)?;
                 (next, state, Some(encoder_ms))
             };
+            if params.read_back {
+                read_back(&next)?;
+            }
             synchronize(device);
             let ttft_ms = ms_since(start);
             let mut step_ms = Vec::new();
@@ -514,6 +531,7 @@ mod tests {
             target_rel_ci: None,
             max_runs: None,
             max_duration_s: None,
+            read_back: false,
         };
         assert_eq!(warmup_runs(&native, &params), 0);
         assert_eq!(warmup_runs(&script, &params), TORCHSCRIPT_MIN_WARMUP_RUNS);
