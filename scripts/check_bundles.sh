@@ -61,6 +61,17 @@ for p in points:
 print(f"check_bundles: libtorch {release}: 9 points ok, each recording libtorch {p['libtorch_version']}")
 PY
   lap "libtorch $release bundle: quick pipeline from $dir"
+  if [ "$short" != 2.13 ] && command -v sbatch >/dev/null; then
+    # The Slurm executor from the bundle: each task's job script puts E3PIPE_LIBTORCH's lib/ on the library path.
+    E3PIPE_LIBTORCH="$lib" bin/e3pipe run pipelines/quick.yaml --executor slurm --force bench-bert > slurm.log 2>&1 \
+      || { cat slurm.log; fail "quick pipeline's BERT step on Slurm from the libtorch $release bundle"; }
+    python3 -c "
+import json
+pts = [m['point'] for m in json.load(open('latest/inference/minilm-random.json'))['metrics'].values()]
+assert len(pts) == 3 and all(p['executor'] == 'slurm' and p['libtorch_version'].startswith('$release') for p in pts), pts
+" || fail "Slurm points of the libtorch $release bundle"
+    lap "libtorch $release bundle: the BERT step again as a Slurm array"
+  fi
   if [ "$short" != 2.13 ]; then
     E3PIPE_LIBTORCH="$lib" scripts/gpu_check.sh --cpu-smoke > gpu_check.log 2>&1 || { cat gpu_check.log; fail "gpu_check.sh --cpu-smoke"; }
     grep -E '^(PASS|SKIP|INFO|FAIL)' gpu_check.log

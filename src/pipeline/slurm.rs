@@ -41,13 +41,13 @@ fn script() -> String {
         .collect();
     format!(
         "#!/bin/sh\n# Written by e3pipe: runs one task of a bench step's array.\n\
-if [ -n \"${{E3PIPE_LIBTORCH:-}}\" ]; then\n\
-  if ! grep -q \"^__version__ = '{release}\" \"$E3PIPE_LIBTORCH/version.py\" 2>/dev/null; then\n\
-    echo \"error: libtorch \\`$E3PIPE_LIBTORCH\\` (E3PIPE_LIBTORCH) is not libtorch {release}, which this e3pipe was built for\" >&2\n\
-    exit 2\n\
-  fi\n\
-  LD_LIBRARY_PATH=\"$E3PIPE_LIBTORCH/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\"\n\
-  export LD_LIBRARY_PATH\n\
+if [ -n \"${{E3PIPE_LIBTORCH:-}}\" ]; then\n  \
+if ! grep -q \"^__version__ = '{release}\" \"$E3PIPE_LIBTORCH/version.py\" 2>/dev/null; then\n    \
+echo \"error: libtorch \\`$E3PIPE_LIBTORCH\\` (E3PIPE_LIBTORCH) is not libtorch {release}, which this e3pipe was built for\" >&2\n    \
+exit 2\n  \
+fi\n  \
+LD_LIBRARY_PATH=\"$E3PIPE_LIBTORCH/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\"\n  \
+export LD_LIBRARY_PATH\n\
 fi\n\
 exec \"$1\" --array-task \"$2\"\n"
     )
