@@ -1,6 +1,6 @@
 //! Which libtorch the worker loads, and that it is the one this build was made for. A build links the libtorch it
 //! was built against (its RUNPATH); on a GPU node that install is usually absent, and `E3PIPE_LIBTORCH` names the
-//! node's own (`site-packages/torch` of its PyPI `torch`). libtorch keeps no ABI between releases and its sonames carry
+//! node's own (`site-packages/torch` of its `PyPI` `torch`). libtorch keeps no ABI between releases and its sonames carry
 //! no version, so a mismatch would fail inside the dynamic loader (`undefined symbol`) or later: it is checked here,
 //! from the install's `version.py`, before the worker starts.
 

@@ -39,8 +39,9 @@ pub struct Group {
 /// The `ok` rows with a positive, finite `point`, grouped by (results file, model, length), each group's front
 /// computed. The table's `pareto_front` column and the trade-off figure both come from here.
 pub fn groups(rows: &[Row], point: impl Fn(&Row) -> Option<(f64, f64)>) -> Vec<Group> {
-    let mut by_key: std::collections::BTreeMap<(&str, &str, Option<i64>), Vec<(usize, (f64, f64))>> =
-        std::collections::BTreeMap::new();
+    type Key<'r> = (&'r str, &'r str, Option<i64>);
+    type Members = Vec<(usize, (f64, f64))>;
+    let mut by_key: std::collections::BTreeMap<Key<'_>, Members> = std::collections::BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         let Some((l, t)) = point(r).filter(|_| r.status == "ok") else {
             continue;
