@@ -13,6 +13,18 @@ use crate::error::{Error, Result};
 pub const VERSION: &str = env!("E3PIPE_LIBTORCH_VERSION");
 use VERSION as LIBTORCH_VERSION;
 
+/// The releases e3pipe builds against (`torch-versions.txt`, one `<libtorch> <tch>` per line).
+const SUPPORTED: &str = include_str!("../../torch-versions.txt");
+
+/// The supported libtorch releases, the default first.
+pub fn supported() -> Vec<&'static str> {
+    SUPPORTED
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
 /// Names the libtorch to load instead of the one the build linked.
 pub const ENV: &str = "E3PIPE_LIBTORCH";
 
@@ -90,10 +102,20 @@ fn check_dir(dir: &Path, from_env: bool) -> Result<()> {
     }
     let found = version_of(dir).ok_or_else(|| bad(format!("has no readable `version.py`; {hint}")))?;
     if release(&found) != release(LIBTORCH_VERSION) {
+        let other = if supported().contains(&release(&found)) {
+            format!(
+                ", or use a build for {} (`make build TORCH={}`)",
+                release(&found),
+                minor(release(&found))
+            )
+        } else {
+            format!(
+                " (e3pipe builds for libtorch {} only)",
+                supported().join(", ")
+            )
+        };
         return Err(bad(format!(
-            "is libtorch {found}, but this e3pipe was built for libtorch {LIBTORCH_VERSION}; {hint}, or build for {} (`make build TORCH={}`)",
-            release(&found),
-            minor(release(&found))
+            "is libtorch {found}, but this e3pipe was built for libtorch {LIBTORCH_VERSION}; {hint}{other}"
         )));
     }
     Ok(())
@@ -145,7 +167,14 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("is libtorch 1.13.1+cpu"), "{text}");
         assert!(text.contains(&format!("built for libtorch {LIBTORCH_VERSION}")), "{text}");
-        assert!(text.contains("make build TORCH=1.13"), "{text}");
+        assert!(text.contains("builds for libtorch 2.13.0, 2.11.0 only"), "{text}");
+        // A supported release of another build: say which build takes it.
+        let other = supported()
+            .into_iter()
+            .find(|r| *r != release(LIBTORCH_VERSION))
+            .unwrap();
+        let text = check_dir(install(other).path(), true).unwrap_err().to_string();
+        assert!(text.contains(&format!("`make build TORCH={}`", minor(other))), "{text}");
         let empty = tempfile::tempdir().unwrap();
         let text = check_dir(empty.path(), false).unwrap_err().to_string();
         assert!(text.contains("has no `lib/libtorch_cpu.so`") && text.contains(ENV), "{text}");
