@@ -409,3 +409,37 @@ steps:
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(again.points(), (4 - cached, cached, 0, 0));
 }
+
+#[test]
+fn a_batch_sweep_runs_as_arrays_each_point_at_its_batch_size() {
+    ensure_slurm();
+    let p = Project::new();
+    p.write(
+        "configs/bench/encoder.yaml",
+        "name: b\narch: encoder\ncontext_lengths: [8, 16]\nbatch_sizes: [1, 3]\nnum_runs: 2\nwarmup_runs: 0\nthreads: 1\n",
+    );
+    p.write(
+        "pipelines/p.yaml",
+        "executor: {kind: slurm, points_per_task: 3, poll_interval_s: 0.5}\nsteps:\n  - {name: sl-batch, kind: bench, model: configs/model/bert.yaml, bench: configs/bench/encoder.yaml}\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (4, 0, 0, 0), "{}", r.all());
+    let doc = p.results("bert-tiny");
+    for (at, batch) in [("/metrics", 1), ("/batch_metrics/3", 3)] {
+        for length in [8u64, 16] {
+            let pt = &doc.pointer(&format!("{at}/{length}/point")).unwrap();
+            assert_eq!(pt["executor"], "slurm", "{pt:#}");
+            assert_eq!(
+                (pt["batch_size"].as_u64(), pt["input_tokens"].as_u64()),
+                (Some(batch), Some(length)),
+                "{pt:#}"
+            );
+        }
+    }
+    // 4 points, 3 a task: one array of 2 tasks; a rerun submits nothing.
+    assert!(r.stderr.contains("--array=0-1%16"), "{}", r.stderr);
+    let again = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(again.points(), (0, 4, 0, 0), "{}", again.all());
+    assert!(!again.stderr.contains("sbatch"), "{}", again.stderr);
+}
