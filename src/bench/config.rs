@@ -291,8 +291,17 @@ fn batch_sizes(
     let one = |key: &str, v: &Value| -> Result<usize> {
         match v.as_i64() {
             Some(n) if (1..=MAX_BATCH).contains(&n) => Ok(n as usize),
-            Some(n) => Err(bad(key, format!("batch sizes must be between 1 and {MAX_BATCH}, got {n}"))),
-            None => Err(bad(key, format!("`{}` is not an integer", crate::error::shorten(&show(v), 40)))),
+            Some(n) => Err(bad(
+                key,
+                format!("batch sizes must be between 1 and {MAX_BATCH}, got {n}"),
+            )),
+            None => Err(bad(
+                key,
+                format!(
+                    "`{}` is not an integer",
+                    crate::error::shorten(&show(v), 40)
+                ),
+            )),
         }
     };
     let mut sizes = match (map.get("batch_sizes"), map.get("batch_size")) {
@@ -304,7 +313,10 @@ fn batch_sizes(
         }
         (Some(Value::Sequence(seq)), None) => {
             if seq.is_empty() {
-                return Err(bad("batch_sizes", "is empty; list at least one batch size".into()));
+                return Err(bad(
+                    "batch_sizes",
+                    "is empty; list at least one batch size".into(),
+                ));
             }
             let mut sizes = Vec::with_capacity(seq.len());
             let mut seen = std::collections::HashSet::with_capacity(seq.len());
@@ -320,7 +332,10 @@ fn batch_sizes(
         (Some(v), _) if !v.is_null() => {
             return Err(bad(
                 "batch_sizes",
-                format!("expected a list like [1, 4, 16], got `{}`", crate::error::shorten(&show(v), 40)),
+                format!(
+                    "expected a list like [1, 4, 16], got `{}`",
+                    crate::error::shorten(&show(v), 40)
+                ),
             ));
         }
         (_, Some(Value::Null) | None) => vec![1],
@@ -343,17 +358,26 @@ mod tests {
     fn load(body: &str) -> Result<BenchConfig> {
         let dir = tempfile::tempdir().map_err(|e| Error::Report(e.to_string()))?;
         let file = dir.path().join("b.yaml");
-        std::fs::write(&file, format!("arch: encoder\ncontext_lengths: [8]\n{body}"))
-            .map_err(|e| Error::Report(e.to_string()))?;
+        std::fs::write(
+            &file,
+            format!("arch: encoder\ncontext_lengths: [8]\n{body}"),
+        )
+        .map_err(|e| Error::Report(e.to_string()))?;
         BenchConfig::load(&file)
     }
 
     #[test]
     fn batch_sizes_are_a_sorted_axis_or_the_seeds_one_batch_size() {
         let c = load("batch_sizes: [16, 1, 4]\n").unwrap();
-        assert_eq!((c.batch_sizes.as_slice(), c.params.batch_size), (&[1, 4, 16][..], 1));
+        assert_eq!(
+            (c.batch_sizes.as_slice(), c.params.batch_size),
+            (&[1, 4, 16][..], 1)
+        );
         let c = load("batch_size: 8\n").unwrap();
-        assert_eq!((c.batch_sizes.as_slice(), c.params.batch_size), (&[8][..], 8));
+        assert_eq!(
+            (c.batch_sizes.as_slice(), c.params.batch_size),
+            (&[8][..], 8)
+        );
         assert_eq!(load("").unwrap().batch_sizes, [1]);
     }
 
@@ -366,7 +390,10 @@ mod tests {
             ("batch_sizes: [2, 2]\n", "2 is listed twice"),
             ("batch_sizes: [1.5]\n", "not an integer"),
             ("batch_sizes: 4\n", "expected a list"),
-            ("batch_sizes: [99999999999999999]\n", "between 1 and 1099511627776"),
+            (
+                "batch_sizes: [99999999999999999]\n",
+                "between 1 and 1099511627776",
+            ),
             ("batch_size: 0\n", "between 1 and"),
             ("batch_size: 2\nbatch_sizes: [1, 2]\n", "not both"),
             ("batch_sizes: [1, x]\n", "`x` is not an integer"),

@@ -33,8 +33,7 @@ pub const ENV: &str = "E3PIPE_LIBTORCH";
 pub const BUNDLE_MARKER: &str = "e3pipe-bundle.txt";
 
 fn bundled() -> bool {
-    std::env::current_exe()
-        .is_ok_and(|exe| exe.with_file_name(BUNDLE_MARKER).is_file())
+    std::env::current_exe().is_ok_and(|exe| exe.with_file_name(BUNDLE_MARKER).is_file())
 }
 
 /// The libtorch install whose `lib/` is on `LD_LIBRARY_PATH` (a node's usual set-up), if any.
@@ -86,7 +85,10 @@ pub fn check() -> Result<()> {
 
 fn check_dir(dir: &Path, from_env: bool) -> Result<()> {
     let hint = if from_env {
-        format!("point `{ENV}` at the `site-packages/torch` of a PyTorch {} install", release(LIBTORCH_VERSION))
+        format!(
+            "point `{ENV}` at the `site-packages/torch` of a PyTorch {} install",
+            release(LIBTORCH_VERSION)
+        )
     } else {
         format!(
             "this build's libtorch is gone; set `{ENV}` to the `site-packages/torch` of a PyTorch {} install",
@@ -100,7 +102,8 @@ fn check_dir(dir: &Path, from_env: bool) -> Result<()> {
     if !dir.join("lib").join("libtorch_cpu.so").is_file() {
         return Err(bad(format!("has no `lib/libtorch_cpu.so`; {hint}")));
     }
-    let found = version_of(dir).ok_or_else(|| bad(format!("has no readable `version.py`; {hint}")))?;
+    let found =
+        version_of(dir).ok_or_else(|| bad(format!("has no readable `version.py`; {hint}")))?;
     if release(&found) != release(LIBTORCH_VERSION) {
         let other = if supported().contains(&release(&found)) {
             format!(
@@ -166,18 +169,32 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let text = e.to_string();
         assert!(text.contains("is libtorch 1.13.1+cpu"), "{text}");
-        assert!(text.contains(&format!("built for libtorch {LIBTORCH_VERSION}")), "{text}");
-        assert!(text.contains("builds for libtorch 2.13.0, 2.11.0 only"), "{text}");
+        assert!(
+            text.contains(&format!("built for libtorch {LIBTORCH_VERSION}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("builds for libtorch 2.13.0, 2.11.0 only"),
+            "{text}"
+        );
         // A supported release of another build: say which build takes it.
         let other = supported()
             .into_iter()
             .find(|r| *r != release(LIBTORCH_VERSION))
             .unwrap();
-        let text = check_dir(install(other).path(), true).unwrap_err().to_string();
-        assert!(text.contains(&format!("`make build TORCH={}`", minor(other))), "{text}");
+        let text = check_dir(install(other).path(), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains(&format!("`make build TORCH={}`", minor(other))),
+            "{text}"
+        );
         let empty = tempfile::tempdir().unwrap();
         let text = check_dir(empty.path(), false).unwrap_err().to_string();
-        assert!(text.contains("has no `lib/libtorch_cpu.so`") && text.contains(ENV), "{text}");
+        assert!(
+            text.contains("has no `lib/libtorch_cpu.so`") && text.contains(ENV),
+            "{text}"
+        );
     }
 
     #[test]

@@ -540,11 +540,8 @@ mod tests {
         // Stands in for the worker: prints the library path and its arguments.
         let probe = dir.path().join("probe.sh");
         std::fs::write(&probe, "#!/bin/sh\necho \"$LD_LIBRARY_PATH $1 $2\"\n").unwrap();
-        std::fs::set_permissions(
-            &probe,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         let run = |version: Option<&str>| {
             let torch = dir.path().join("torch");
             std::fs::create_dir_all(&torch).unwrap();
@@ -555,8 +552,11 @@ mod tests {
                 .env("LD_LIBRARY_PATH", "/old");
             match version {
                 Some(v) => {
-                    std::fs::write(torch.join("version.py"), format!("__version__ = '{v}+cu130'\n"))
-                        .unwrap();
+                    std::fs::write(
+                        torch.join("version.py"),
+                        format!("__version__ = '{v}+cu130'\n"),
+                    )
+                    .unwrap();
                     cmd.env(crate::models::libtorch::ENV, &torch);
                 }
                 None => {
@@ -572,11 +572,17 @@ mod tests {
             )
         };
         let (code, out, _, _) = run(None);
-        assert_eq!((code, out.as_str()), (Some(0), "/old --array-task job.json"));
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), "/old --array-task job.json")
+        );
         let ours = crate::models::libtorch::release(crate::bench::result::LIBTORCH_VERSION);
         let (code, out, _, torch) = run(Some(ours));
         assert_eq!(code, Some(0));
-        assert_eq!(out, format!("{}/lib:/old --array-task job.json", torch.display()));
+        assert_eq!(
+            out,
+            format!("{}/lib:/old --array-task job.json", torch.display())
+        );
         let (code, out, err, _) = run(Some("1.13.1"));
         assert_eq!((code, out.as_str()), (Some(2), ""));
         assert!(err.contains(&format!("is not libtorch {ours}")), "{err}");

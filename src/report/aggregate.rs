@@ -417,7 +417,10 @@ fn summary_frame(rows: &[Row], fits: &[Fit]) -> Result<DataFrame> {
         ),
         Column::new(
             "points_ok".into(),
-            curves.iter().map(|c| ok(c).len() as i64).collect::<Vec<_>>(),
+            curves
+                .iter()
+                .map(|c| ok(c).len() as i64)
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "points_infeasible".into(),

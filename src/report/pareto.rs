@@ -41,7 +41,8 @@ pub struct Group {
 pub fn groups(rows: &[Row], point: impl Fn(&Row) -> Option<(f64, f64)>) -> Vec<Group> {
     type Key<'r> = (&'r str, &'r str, Option<i64>);
     type Members = Vec<(usize, (f64, f64))>;
-    let mut by_key: std::collections::BTreeMap<Key<'_>, Members> = std::collections::BTreeMap::new();
+    let mut by_key: std::collections::BTreeMap<Key<'_>, Members> =
+        std::collections::BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         let Some((l, t)) = point(r).filter(|_| r.status == "ok") else {
             continue;

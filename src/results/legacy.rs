@@ -136,9 +136,12 @@ fn current(
                     return Err(format!("`batch_metrics` key `{batch}` is not a batch size"));
                 }
                 let Value::Object(lengths) = lengths else {
-                    return Err(format!("`batch_metrics.{batch}` is not an object of lengths"));
+                    return Err(format!(
+                        "`batch_metrics.{batch}` is not an object of lengths"
+                    ));
                 };
-                doc.batch_metrics.insert(batch.clone(), metrics_of(lengths)?);
+                doc.batch_metrics
+                    .insert(batch.clone(), metrics_of(lengths)?);
             }
         }
         Some(_) => return Err("`batch_metrics` is not an object".into()),
@@ -375,7 +378,10 @@ mod tests {
             extra: Map::new(),
         };
         let value = serde_json::to_value(&doc).unwrap();
-        assert_eq!(value["batch_metrics"]["4"]["16"], json!({"latency_ms": 4.5, "batch_size": 4}));
+        assert_eq!(
+            value["batch_metrics"]["4"]["16"],
+            json!({"latency_ms": 4.5, "batch_size": 4})
+        );
         // Unmeasured fields are left out, never null (the original reader compares them with numbers).
         assert_eq!(value["metrics"]["16"], json!({"latency_ms": 1.5}));
         let (back, layout) = read(&value, "f").unwrap();

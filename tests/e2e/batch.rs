@@ -232,7 +232,10 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
     let bert = p.results("bert-tiny");
     assert_eq!(bert["batch_metrics"]["3"]["48"]["point"]["batch_size"], 3);
     assert!(!r.all().contains("mixes points measured in"), "{}", r.all());
-    assert!(!p.read("figs/report.html").contains("mixes points measured in"));
+    assert!(
+        !p.read("figs/report.html")
+            .contains("mixes points measured in")
+    );
     assert_eq!(csv(&p, "inference_results.csv").len(), 14);
 
     // `compare` matches points on batch size too: each batch size's samples against the same batch size's.

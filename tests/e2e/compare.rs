@@ -151,7 +151,8 @@ fn identical_inputs_are_no_change_and_a_thirty_percent_slowdown_of_one_model_is_
     let md = p.run(&["compare", "base", "cand", "--format", "markdown"]);
     assert_eq!(md.code, 1);
     assert!(
-        md.stdout.contains("| model | arch | length | batch | metric |"),
+        md.stdout
+            .contains("| model | arch | length | batch | metric |"),
         "{}",
         md.stdout
     );

@@ -268,9 +268,8 @@ fn throughput_bars(rows: &[Row]) -> (Option<i64>, Vec<Bar>) {
         .filter_map(|r| r.context_length)
         .filter(|l| {
             curves.iter().all(|(m, _, b)| {
-                ok.iter().any(|r| {
-                    r.model == *m && r.batch_size == *b && r.context_length == Some(*l)
-                })
+                ok.iter()
+                    .any(|r| r.model == *m && r.batch_size == *b && r.context_length == Some(*l))
             })
         })
         .max();
@@ -456,7 +455,9 @@ fn tradeoff_panel<DB: DrawingBackend>(
         let style = palette.color(model).mix(0.5).stroke_width(1);
         match palette.dash(batch) {
             None => chart.draw_series(LineSeries::new(line, style))?,
-            Some((size, gap)) => chart.draw_series(DashedLineSeries::new(line, size, gap, style))?,
+            Some((size, gap)) => {
+                chart.draw_series(DashedLineSeries::new(line, size, gap, style))?
+            }
         };
     }
     for r in ok {

@@ -97,7 +97,12 @@ pub(super) fn batch_markers(palette: &Palette) -> Vec<Entry> {
     palette
         .batches()
         .iter()
-        .map(|&b| Entry::grey(&format!("batch {b}"), Glyph::Batch(palette.batch_marker(Some(b)))))
+        .map(|&b| {
+            Entry::grey(
+                &format!("batch {b}"),
+                Glyph::Batch(palette.batch_marker(Some(b))),
+            )
+        })
         .collect()
 }
 

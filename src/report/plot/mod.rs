@@ -11,8 +11,8 @@
 //! (`style`) shared by all.
 
 mod axes;
-mod facet;
 mod batch_tradeoff;
+mod facet;
 mod figures;
 mod hotspots;
 mod legend;
@@ -144,7 +144,14 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
 fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Result<Built> {
     style::register_font();
     let rows = read_table(table)?;
-    let [latency, ttft_tbt, performance, tradeoff, roofline_name, batch_name] = paths::FIGURES;
+    let [
+        latency,
+        ttft_tbt,
+        performance,
+        tradeoff,
+        roofline_name,
+        batch_name,
+    ] = paths::FIGURES;
     let many = facet::facets(&rows).len();
     let latency_svg = render(
         figs,

@@ -170,11 +170,15 @@ impl BatchMarker {
         let (x, y) = at;
         match self {
             BatchMarker::Circle => area.draw(&Circle::new(at, 7, style)),
-            BatchMarker::Square => area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], style)),
+            BatchMarker::Square => {
+                area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], style))
+            }
             BatchMarker::Triangle => area.draw(&TriangleMarker::new(at, 9, style)),
             BatchMarker::Cross => area.draw(&Cross::new(at, 7, color.stroke_width(3))),
             BatchMarker::Ring => area.draw(&Circle::new(at, 7, line)),
-            BatchMarker::HollowSquare => area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], line)),
+            BatchMarker::HollowSquare => {
+                area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], line))
+            }
         }
     }
 }

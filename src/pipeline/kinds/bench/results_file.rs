@@ -160,9 +160,15 @@ pub fn write(
         .and_then(|t| serde_json::from_slice(&t).ok());
     if previous.as_ref().is_some_and(|p| {
         // Everything but the experiment id: a rerun that took every point from the cache writes nothing.
-        ["schema_version", "metrics", "batch_metrics", "config", "peaks"]
-            .iter()
-            .all(|k| p.get(k) == probe.get(k))
+        [
+            "schema_version",
+            "metrics",
+            "batch_metrics",
+            "config",
+            "peaks",
+        ]
+        .iter()
+        .all(|k| p.get(k) == probe.get(k))
     }) {
         return Ok(None);
     }
