@@ -61,7 +61,12 @@ pub fn release(version: &str) -> &str {
 
 /// The version a libtorch install states in its `version.py`.
 pub fn version_of(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("version.py")).ok()?;
+    let file = dir.join("version.py");
+    // A plain file only: reading a FIFO or a device put there would block or never end.
+    if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let text = std::fs::read_to_string(file).ok()?;
     text.lines().find_map(|l| {
         l.strip_prefix("__version__ = ")
             .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
@@ -189,6 +194,16 @@ mod tests {
             text.contains(&format!("`make build TORCH={}`", minor(other))),
             "{text}"
         );
+        // A FIFO where `version.py` belongs is no version (reading it would block).
+        let fifo = install("2.13.0");
+        std::fs::remove_file(fifo.path().join("version.py")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(fifo.path().join("version.py"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let text = check_dir(fifo.path(), true).unwrap_err().to_string();
+        assert!(text.contains("no readable `version.py`"), "{text}");
         let empty = tempfile::tempdir().unwrap();
         let text = check_dir(empty.path(), false).unwrap_err().to_string();
         assert!(
