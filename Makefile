@@ -38,8 +38,8 @@ bundle: setup
 	TORCH=$(TORCH) scripts/bundle.sh
 
 # On a GPU node, from a checkout (from a bundle: scripts/gpu_check.sh there).
-gpu-check: build
-	scripts/gpu_check.sh
+gpu-check: setup
+	bin=$$(TORCH=$(TORCH) scripts/build.sh) && E3PIPE_BIN=$$bin/e3pipe scripts/gpu_check.sh
 
 # Python with transformers, for fixtures and the reference benchmark (full torch, ~2.7 GB).
 reference-env:

@@ -6,6 +6,9 @@
 #   scripts/build.sh                     the default (2.13): plain `cargo build`, binaries in target/debug
 #   TORCH=2.11 scripts/build.sh          binaries in target/torch-2.11/debug
 #   LIBTORCH=/opt/torch scripts/build.sh whatever that install is, if a supported tch matches it
+#   PORTABLE=1 scripts/build.sh          binaries for glibc 2.28 and GCC 8's libstdc++ (the torch wheel's own
+#                                        floor; scripts/portable/env.sh says how), in target/portable/… — what
+#                                        `make bundle` ships
 #
 # One code base: a non-default libtorch gets a generated manifest (target/torch-<v>/worker/Cargo.toml) that differs
 # from worker/Cargo.toml only in its tch/torch-sys versions, with the sources linked in, and its own target dir
@@ -32,9 +35,21 @@ tch=$(grep -v '^#' torch-versions.txt | awk -v v="$full" 'NF && $1 == v { print 
 [ -n "$tch" ] || { echo "error: \`$libtorch\` is libtorch ${full:-of unknown version}; no supported tch matches it (supported: $(supported))" >&2; exit 2; }
 export LIBTORCH="$libtorch"
 
+# `build <target dir>`: cargo build (in the current directory's workspace) into that dir; prints the binaries' dir.
+build() {
+  if [ "${PORTABLE:-0}" = 1 ]; then
+    # shellcheck source=portable/env.sh
+    source "$root/scripts/portable/env.sh"
+    CARGO_TARGET_DIR="$1/portable" cargo-zigbuild zigbuild --workspace --target "$PORTABLE_TARGET" >&2
+    echo "$1/portable/$triple/debug"
+  else
+    CARGO_TARGET_DIR="$1" cargo build --workspace >&2
+    echo "$1/debug"
+  fi
+}
+
 if [ "$full" = "$default_torch" ]; then
-  cargo build --workspace >&2
-  echo "$root/target/debug"
+  build "$root/target"
   exit 0
 fi
 
@@ -62,5 +77,5 @@ printf 'fn main() -> std::process::ExitCode {\n    e3pipe::run(<e3pipe::cli::Cli
 } > "$ws/Cargo.toml"
 # The default build's lock, so every other crate stays at the version tested; cargo re-resolves tch alone.
 [ -f "$ws/Cargo.lock" ] || cp Cargo.lock "$ws/Cargo.lock"
-(cd "$ws" && CARGO_TARGET_DIR="$dir" cargo build >&2)
-echo "$dir/debug"
+cd "$ws"
+build "$dir"

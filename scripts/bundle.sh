@@ -8,7 +8,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-bin=$(scripts/build.sh)
+# Portable binaries: they need no glibc newer than 2.28 and no libstdc++ newer than GCC 8's (scripts/portable).
+bin=$(PORTABLE=1 scripts/build.sh)
 # The release this build was made for, as the binary states it: `e3pipe 0.1.0 (libtorch 2.11.0+cu130)`.
 release=$("$bin/e3pipe" --version | sed -n 's/.*(libtorch \([0-9.]*\).*/\1/p')
 [ -n "$release" ] || { echo "error: \`$bin/e3pipe\` does not say its libtorch release" >&2; exit 1; }

@@ -35,6 +35,20 @@ for dir in "$work"/e3pipe-*; do
   other=""
   for full in $releases; do [ "${full%.*}" != "$short" ] && other=$(eval "echo \$lib_$(echo "${full%.*}" | tr . _)"); done
   cd "$dir"
+  # Every binary starts wherever the torch wheel does (manylinux_2_28): no glibc symbol newer than 2.28, no
+  # libstdc++ newer than GCC 8's (GLIBCXX_3.4.25, CXXABI_1.3.11), and no system library of its own.
+  for b in bin/*; do
+    [ "$(head -c4 "$b" | tail -c3)" = ELF ] || continue
+    newest() { objdump -T "$b" | grep -o "($1_[0-9.]*)" | tr -d '()' | sort -V -u | tail -1; }
+    for limit in GLIBC_2.28 GLIBCXX_3.4.25 CXXABI_1.3.11; do
+      prefix=${limit%_*}
+      have=$(newest "$prefix")
+      [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$have" "$limit" | sort -V | tail -1)" = "$limit" ] \
+        || fail "$b needs $have, newer than $limit (manylinux_2_28)"
+    done
+    echo "check_bundles: $(basename "$dir")/$b: newest $(newest GLIBC) $(newest GLIBCXX) $(newest CXXABI)"
+  done
+  if find . -name 'libstdc++*' -o -name 'libgcc_s*' -o -name 'libc.so*' | grep -q .; then fail "$dir ships a system library"; fi
   # The worker carries no path to this machine's libtorch.
   if readelf -d bin/e3pipe-worker | grep -qE 'RPATH|RUNPATH'; then fail "$dir/bin/e3pipe-worker keeps a RUNPATH"; fi
   # Without a libtorch, and with another release: exit 2, the versions named, nothing written.

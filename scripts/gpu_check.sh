@@ -12,7 +12,9 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 smoke=0
 [ "${1:-}" = "--cpu-smoke" ] && smoke=1
-if [ -x "$here/bin/e3pipe" ]; then e3pipe="$here/bin/e3pipe"; else e3pipe="$here/target/debug/e3pipe"; fi
+# E3PIPE_BIN: the binary to check (`make gpu-check TORCH=2.11` passes its build's).
+if [ -n "${E3PIPE_BIN:-}" ]; then e3pipe="$E3PIPE_BIN"
+elif [ -x "$here/bin/e3pipe" ]; then e3pipe="$here/bin/e3pipe"; else e3pipe="$here/target/debug/e3pipe"; fi
 [ -x "$e3pipe" ] || { echo "error: no e3pipe binary in \`$here/bin\` or \`$here/target/debug\`" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "error: python3 is needed to read the results" >&2; exit 2; }
 
@@ -30,21 +32,33 @@ if [ "$smoke" = 1 ]; then
       "$work/configs/model/$f.yaml"
   done
   sed -i -e 's/context_lengths: .*/context_lengths: [32, 64]/' -e 's/num_tokens: 16/num_tokens: 4/' \
-    -e 's/min_duration_s: 8/min_duration_s: 1/' "$work"/configs/bench/gpu_check_*.yaml
+    -e 's/min_duration_s: 8/min_duration_s: 1/' -e 's/batch_sizes: .*/batch_sizes: [1, 4]/' "$work"/configs/bench/gpu_check_*.yaml
+  sed -i -e 's/context_lengths: .*/context_lengths: [64]/' -e 's/batch_sizes: .*/batch_sizes: [4]/' \
+    "$work/configs/bench/gpu_check_encoder_readback.yaml"
   sed -i 's/context_lengths: .*/context_lengths: [128]/' "$work/configs/bench/gpu_check_busy.yaml"
 fi
 
 echo "gpu_check: $("$e3pipe" --version), work dir $work"
 start=$(date +%s)
+# What the bench steps will run on, as the points will record it (and the GPU the samplers below watch).
+"$e3pipe" identify --format json > "$work/identify.json"
+"$e3pipe" identify || true
+uuid=$(python3 -c 'import json,sys; g=json.load(open(sys.argv[1])).get("gpu") or {}; print(g.get("uuid", ""))' "$work/identify.json" 2>/dev/null)
+power="$work/gpu_power_idle.csv"
+if command -v nvidia-smi >/dev/null && [ "$smoke" = 0 ] && [ -n "$uuid" ]; then
+  # The measured GPU's idle power and its board limit, for the energy check's plausible range.
+  nvidia-smi -i "$uuid" --query-gpu=power.draw,power.limit --format=csv,noheader,nounits > "$power" 2>/dev/null
+fi
 "$e3pipe" run "$work/pipelines/gpu_check.yaml" --only bench-gpt2,bench-t5,bench-bert,bench-bert-readback,aggregate,plot
 rc=$?
 # The busy step in a run of its own, sampled: it ends right after its measured runs (no aggregate or plot after it),
 # so the last seconds of samples are the measured runs.
 util="$work/gpu_utilisation.csv"
 sampler=""
-if command -v nvidia-smi >/dev/null && [ "$smoke" = 0 ]; then
-  # GPU utilisation every 200 ms, with a timestamp.
-  nvidia-smi --query-gpu=timestamp,utilization.gpu --format=csv,noheader,nounits -lms 200 > "$util" 2>/dev/null &
+if command -v nvidia-smi >/dev/null && [ "$smoke" = 0 ] && [ "${uuid#GPU-}" != "$uuid" ]; then
+  # The measured GPU's utilisation every 200 ms, with a timestamp (by UUID: idle neighbours on the node must not
+  # count; a MIG slice has no utilisation of its own, and the check says SKIP).
+  nvidia-smi -i "$uuid" --query-gpu=timestamp,utilization.gpu --format=csv,noheader,nounits -lms 200 > "$util" 2>/dev/null &
   sampler=$!
 fi
 "$e3pipe" run "$work/pipelines/gpu_check.yaml" --only bench-t5-busy
@@ -53,23 +67,30 @@ busy_rc=$?
 [ "$busy_rc" -ne 0 ] && rc=$busy_rc
 echo "gpu_check: e3pipe exited $rc after $(( $(date +%s) - start )) s"
 
-python3 - "$work" "$smoke" "$util" <<'PY'
+python3 - "$work" "$smoke" "$util" "$power" <<'PY'
 import csv, datetime, glob, json, os, statistics, sys
-work, smoke, util = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
-docs = {}
+work, smoke, util, power = sys.argv[1], sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+docs = {}       # model -> length -> point at the smallest batch
+batched = {}    # (model, batch) -> length -> point
 for f in glob.glob(os.path.join(work, "latest", "inference", "*.json")):
     d = json.load(open(f))
     pts = {}
     for length, m in d.get("metrics", {}).items():
         if "point" in m:
             pts[int(length)] = m["point"]
+            batched.setdefault((d["model"], m["point"].get("batch_size", 1)), {})[int(length)] = m["point"]
+    for batch, by_length in d.get("batch_metrics", {}).items():
+        for length, m in by_length.items():
+            if "point" in m:
+                batched.setdefault((d["model"], int(batch)), {})[int(length)] = m["point"]
     docs[d["model"]] = pts
 verdicts = []
 def say(claim, verdict, detail):
     verdicts.append(verdict)
     print(f"{verdict:5} {claim}: {detail}")
-ok = [p for pts in docs.values() for p in pts.values() if p.get("status") == "ok"]
-bad = [(p["model"], p["context_length"], p["status"], p.get("reason")) for pts in docs.values() for p in pts.values() if p.get("status") not in ("ok", "infeasible")]
+every = [p for pts in batched.values() for p in pts.values()]
+ok = [p for p in every if p.get("status") == "ok"]
+bad = [(p["model"], p["context_length"], p.get("batch_size"), p["status"], p.get("reason")) for p in every if p.get("status") not in ("ok", "infeasible")]
 say("every point measured", "PASS" if ok and not bad else "FAIL", f"{len(ok)} ok" + (f"; not: {bad}" if bad else ""))
 fed = [p for p in ok if p.get("input_tokens") != p.get("context_length")]
 say("a point labelled L tokens fed L tokens", "PASS" if ok and not fed else "FAIL", f"{len(ok) - len(fed)} of {len(ok)}")
@@ -82,15 +103,18 @@ else:
     say("device is a GPU, named", "PASS" if gpu else "FAIL", ", ".join(devices))
     dt = sorted({p["dtype"] for p in ok})
     say("dtype auto -> fp16", "PASS" if dt == ["fp16"] else "FAIL", ", ".join(dt))
-# Synchronisation: the same BERT with its output copied to the host before the clock stops.
-plain, back = docs.get("bert-base", {}), docs.get("bert-base-readback", {})
+# Synchronisation: the same BERT with its output copied to the host before the clock stops, at the largest batch both
+# measured (64 × 512 tokens on a GPU: tens of milliseconds of work, which a clock read at launch would miss).
+common = sorted({b for m, b in batched if m == "bert-base"} & {b for m, b in batched if m == "bert-base-readback"})
+sync_batch = common[-1] if common else 1
+plain, back = batched.get(("bert-base", sync_batch), {}), batched.get(("bert-base-readback", sync_batch), {})
 ratios = []
 for length in sorted(set(plain) & set(back)):
     a = plain[length]["stats"].get("forward_pass_latency_ms", {}).get("median")
     b = back[length]["stats"].get("forward_pass_latency_ms", {}).get("median")
     if a and b:
         ratios.append((length, b / a))
-detail = ", ".join(f"{l}: x{r:.3f}" for l, r in ratios) or "no pairs"
+detail = ", ".join(f"{l} tokens × batch {sync_batch}: x{r:.3f}" for l, r in ratios) or "no pairs"
 if not ratios:
     say("clock read after the device finished", "FAIL", detail)
 elif smoke:
@@ -115,7 +139,23 @@ sources = sorted({p.get("energy_source", "") for p in ok})
 if smoke:
     say("energy", "SKIP", f"--cpu-smoke ({', '.join(sources)})")
 else:
-    say("energy", "PASS" if any(s.startswith("nvml") for s in sources) else "INFO", ", ".join(sources) + " (where NVML offers no energy counter, none is claimed)")
+    # Plausible only over a window of many counter updates (NVML's advances about every 100 ms): the busy T5 point
+    # (>= 8 s of measured runs); its average power must lie between the GPU's idle draw and its board limit.
+    busy = docs.get("t5-base-busy", {}).get(4096, {})
+    e = busy.get("energy") or {}
+    try:
+        idle_w, limit_w = [float(x) for x in open(power).read().split(",")[:2]]
+    except (OSError, ValueError):
+        idle_w, limit_w = None, None
+    window_s = busy.get("stats", {}).get("e2e_latency_ms", {}).get("median", 0) * busy.get("stats", {}).get("e2e_latency_ms", {}).get("n", 0) / 1e3
+    if not e:
+        say("energy", "INFO", ", ".join(sources) + " (no energy on the busy point: none is claimed)")
+    elif idle_w is None:
+        say("energy", "FAIL", f"{e.get('avg_power_w')} W, but the GPU's idle draw and limit could not be read")
+    else:
+        plausible = idle_w < e["avg_power_w"] <= limit_w * 1.05 and window_s >= 1.0
+        say("energy", "PASS" if plausible else "FAIL",
+            f"{e['avg_power_w']:.0f} W average over {window_s:.1f} s of T5 at 4096 tokens (idle {idle_w:.0f} W, limit {limit_w:.0f} W)")
 # Host work in the timed region: a T5 at 4096 tokens dominated by host time would leave the GPU idle.
 if smoke or not os.path.exists(util):
     say("timed region not dominated by host work", "SKIP", "--cpu-smoke" if smoke else "nvidia-smi not found")
@@ -140,6 +180,20 @@ else:
         say("timed region not dominated by host work", "FAIL", "no utilisation samples or no busy point")
 libs = sorted({p.get("libtorch_version", "") for p in ok})
 say("libtorch of the points", "INFO", ", ".join(libs))
+if smoke:
+    say("each point says what measured it", "SKIP", "--cpu-smoke (no GPU identity)")
+else:
+    missing = [(p["model"], p["context_length"]) for p in ok
+               if not (p.get("hardware", {}).get("driver") and (p.get("runtime") or {}).get("cuda_runtime"))]
+    r = (ok[0].get("runtime") or {}) if ok else {}
+    say("each point says what measured it", "PASS" if ok and not missing else "FAIL",
+        f"driver {ok[0].get('hardware', {}).get('driver') if ok else '?'}, CUDA runtime {r.get('cuda_runtime')}, cuDNN {r.get('cudnn')}"
+        + (f"; missing on {missing}" if missing else ""))
+    states = [p.get("gpu_state") for p in ok if p.get("gpu_state")]
+    clocks = sorted({s["end"].get("sm_clock_mhz") for s in states if s["end"].get("sm_clock_mhz")})
+    warned = sorted({w for p in ok for w in p.get("warnings", [])})
+    say("GPU state around each window", "INFO" if states else "FAIL",
+        f"{len(states)} of {len(ok)} points; SM clocks at window end {clocks[:1]}..{clocks[-1:]} MHz; warnings: {warned or 'none'}")
 sys.exit(1 if "FAIL" in verdicts else 0)
 PY
 status=$?

@@ -95,6 +95,15 @@ pub enum Command {
         #[arg(long, value_name = "REPEAT")]
         noise_from: Option<PathBuf>,
     },
+    /// What a bench step would measure on here: the device, the GPU (model, memory, compute capability, UUID,
+    /// MIG profile, driver, power limit), the CUDA runtime and cuDNN, the loaded libtorch, threads and the CPU.
+    Identify {
+        /// The model config's `device:` to resolve (`auto`, `cpu`, `cuda`, `cuda:N`).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long, value_enum, default_value_t = IdentifyFormat::Text)]
+        format: IdentifyFormat,
+    },
     /// Show the point cache; `--prune` removes entries no pipeline in `pipelines/` references.
     Cache {
         #[arg(default_value = DEFAULT_PIPELINE)]
@@ -108,6 +117,12 @@ pub enum Command {
 pub enum ExecutorArg {
     Local,
     Slurm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdentifyFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

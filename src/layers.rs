@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
 /// The stages inside `pipeline`, lowest first: a step kind knows nothing of the stages that call it.
 const PIPELINE_LAYERS: &[&[&str]] = &[
     &["dag", "worker_process", "executor_config"],
-    &["executor"],
+    &["probe", "executor"],
     &["slurm", "kind"],
     &["kinds"],
     &["spec"],

@@ -107,6 +107,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 cli::CompareFormat::Json => compare::render::Format::Json,
             },
         ),
+        Command::Identify { device, format } => {
+            commands::identify::run(&device, format).map(|()| ExitCode::SUCCESS)
+        }
         Command::Cache { pipeline, prune } => {
             commands::cache::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)
         }

@@ -27,6 +27,7 @@ const KEYS: &[&str] = &[
     "max_runs",
     "max_duration_s",
     "read_back",
+    "warmup_s",
 ];
 
 /// Upper bounds that keep a typo from meaning "measure for ever".
@@ -76,6 +77,21 @@ pub struct BenchParams {
     /// finished.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_back: bool,
+    /// Unmeasured running for at least this long before the first measured run, on top of `warmup_runs`; on
+    /// CUDA `DEFAULT_CUDA_WARMUP_S` when not given, so clocks have ramped up from idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_s: Option<f64>,
+}
+
+/// A GPU leaves its idle clocks within a fraction of a second of sustained work; one second of warm-up covers it.
+pub const DEFAULT_CUDA_WARMUP_S: f64 = 1.0;
+
+impl BenchParams {
+    /// The time-based warm-up on `cuda` (or not).
+    pub fn warmup_s_on(&self, cuda: bool) -> f64 {
+        self.warmup_s
+            .unwrap_or(if cuda { DEFAULT_CUDA_WARMUP_S } else { 0.0 })
+    }
 }
 
 impl BenchConfig {
@@ -212,6 +228,7 @@ impl BenchConfig {
         };
         let max_duration_s = seconds("max_duration_s", true)?;
         let min_duration_s = seconds("min_duration_s", false)?.unwrap_or(0.0);
+        let warmup_s = seconds("warmup_s", false)?;
         let max_runs = match map.get("max_runs") {
             None | Some(Value::Null) => None,
             Some(_) => Some(int("max_runs", None, 1)? as usize),
@@ -244,6 +261,7 @@ impl BenchConfig {
             num_runs: int("num_runs", Some(3), 1)? as usize,
             warmup_runs: int("warmup_runs", Some(1), 0)? as usize,
             min_duration_s,
+            warmup_s,
             threads,
             target_rel_ci,
             max_runs,

@@ -59,8 +59,11 @@ impl Peaks {
 /// NVIDIA's stated dense tensor-core peaks (fp16/bf16) and non-tensor fp32, and memory bandwidth, by the name
 /// `nvidia-smi` reports. fp32 matmuls in libtorch do not use TF32 unless asked, so fp32 gets the plain figure.
 const DATASHEETS: &[(&str, f64, f64, f64)] = &[
-    // (name contains, fp16/bf16 dense TFLOP/s, fp32 TFLOP/s, memory TB/s)
+    // (name contains, fp16/bf16 dense TFLOP/s, fp32 TFLOP/s, memory TB/s); the first match wins, so a board
+    // whose name contains another's (`H200 NVL` contains `H200`) comes first.
+    ("H200 NVL", 835.0, 60.0, 4.8),
     ("H200", 989.0, 67.0, 4.8),
+    ("H100 NVL", 835.0, 60.0, 3.9),
     ("H100 80GB HBM3", 989.0, 67.0, 3.35),
     ("H100 PCIe", 756.0, 51.0, 2.0),
     ("A100-SXM4-80GB", 312.0, 19.5, 2.039),
@@ -95,5 +98,13 @@ mod tests {
         let fp32 = datasheet("NVIDIA H200", "fp32").unwrap();
         assert!((fp32.matmul_flops_per_s - 67e12).abs() < 1.0);
         assert!(datasheet("AMD EPYC 7B13", "fp32").is_none());
+        // The PCIe H200 NVL (600 W) is not the SXM H200 (700 W).
+        let nvl = datasheet("NVIDIA H200 NVL", "fp16").unwrap();
+        assert_eq!(nvl.gpu, "H200 NVL");
+        assert!((nvl.matmul_flops_per_s - 835e12).abs() < 1.0);
+        assert_eq!(
+            datasheet("NVIDIA H100 NVL", "fp32").unwrap().gpu,
+            "H100 NVL"
+        );
     }
 }

@@ -8,6 +8,9 @@ use crate::bench::memory::MemorySource;
 use crate::bench::stats::Summary;
 use crate::bench::stopping::StopReason;
 use crate::models::config::Arch;
+use crate::models::gpu::GpuWindow;
+use crate::models::hardware::HardwareId;
+use crate::models::runtime::CudaRuntime;
 
 /// Version of the measurement method's meaning (what a field measures); bump it by hand when that changes.
 pub const METHOD_VERSION: u32 = 2;
@@ -101,6 +104,19 @@ pub struct PointResult {
     /// `<array job>_<task>` when measured by a Slurm array task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm_job_id: Option<String>,
+    /// What measured it: the hardware identity of its cache key (on a GPU: model, MIG profile, driver, power
+    /// limit, host CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware: Option<HardwareId>,
+    /// On a GPU: the CUDA runtime, cuDNN and kernel-changing settings it ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<CudaRuntime>,
+    /// On a GPU: clocks, throttle reasons, temperature and other processes around the measured window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_state: Option<GpuWindow>,
+    /// Conditions that make the point less trustworthy (`shared GPU`, throttled clocks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn local_executor() -> String {
@@ -253,7 +269,7 @@ impl Unmeasured<'_> {
             dtype: self.dtype.to_string(),
             device: self.device.clone(),
             threads: self.threads,
-            libtorch_version: LIBTORCH_VERSION.into(),
+            libtorch_version: crate::models::runtime::loaded_libtorch_version(),
             e3pipe_version: env!("CARGO_PKG_VERSION").into(),
             weights: self.weights.clone(),
             weights_bytes: 0,
@@ -279,6 +295,10 @@ impl Unmeasured<'_> {
             energy_source: String::new(),
             executor: local_executor(),
             slurm_job_id: None,
+            hardware: None,
+            runtime: None,
+            gpu_state: None,
+            warnings: Vec::new(),
         }
     }
 }

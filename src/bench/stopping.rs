@@ -88,6 +88,7 @@ mod tests {
             max_runs: Some(20),
             max_duration_s: Some(60.0),
             read_back: false,
+            warmup_s: None,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::bench::result::{METHOD_ID, METHOD_VERSION};
 use crate::models::WeightsId;
 use crate::models::config::{Arch, ArchConfig};
 use crate::models::hardware::HardwareId;
+use crate::models::runtime::CudaRuntime;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointKey {
@@ -36,6 +37,9 @@ pub struct PointKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<f64>,
     pub threads: usize,
+    /// The time-based warm-up, where there is one (on CUDA by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_s: Option<f64>,
     /// The `read_back` diagnostic (left out when off, so other keys are unchanged).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_back: bool,
@@ -44,7 +48,11 @@ pub struct PointKey {
     pub device: String,
     /// What of that hardware changes the kernels: CPU generation, ISA, logical CPUs; GPU model.
     pub hardware: HardwareId,
+    /// The loaded libtorch's own version (`2.11.0+cu128`), not the one the build was made against.
     pub libtorch: String,
+    /// On a GPU: the CUDA runtime, cuDNN and the settings that change kernels (allocator, TF32 overrides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<CudaRuntime>,
 }
 
 impl PointKey {
@@ -61,6 +69,7 @@ impl PointKey {
         device: String,
         hardware: HardwareId,
         libtorch: &str,
+        runtime: Option<CudaRuntime>,
     ) -> PointKey {
         PointKey {
             method_version: METHOD_VERSION,
@@ -84,11 +93,14 @@ impl PointKey {
             max_runs: params.target_rel_ci.and(params.max_runs),
             max_duration_s: params.target_rel_ci.and(params.max_duration_s),
             threads,
+            warmup_s: Some(params.warmup_s_on(matches!(hardware, HardwareId::Cuda { .. })))
+                .filter(|s| *s > 0.0),
             read_back: params.read_back,
             context_length,
             device,
             hardware,
             libtorch: libtorch.into(),
+            runtime,
         }
     }
 
@@ -233,6 +245,7 @@ mod tests {
             max_runs: None,
             max_duration_s: None,
             read_back: false,
+            warmup_s: None,
         };
         let config = ArchConfig::Gpt2(Gpt2Config {
             vocab_size: 50257,
@@ -258,8 +271,16 @@ mod tests {
                 name: "test".into(),
                 memory_total: "1 MiB".into(),
                 compute_capability: "9.0".into(),
+                mig_profile: None,
+                driver: "580.159.04".into(),
+                power_limit: "700.00 W".into(),
+                host_cpu: crate::models::hardware::HostCpu {
+                    model_name: "AMD EPYC 7B13".into(),
+                    family_model_stepping: "25/1/1".into(),
+                },
             },
             "2.13.0+cu130",
+            None,
         );
         // The build's own method identity changes with every edit of the measured code; pin one here.
         key.method = "0".repeat(64);
@@ -271,7 +292,7 @@ mod tests {
         // Changing this value is a deliberate change of the cache format: every cached point is recomputed.
         assert_eq!(
             key(50).hash(),
-            "571a56437c37502daa1a039cd81bd5b49a3f8c4039bfc4c74a4a2ede659fa3a0"
+            "68dd4abf3b175cad04a23577164c1a15d2a2e93d60b96579a26c3454c6f37bc7"
         );
     }
 

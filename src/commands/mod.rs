@@ -3,5 +3,6 @@
 pub mod cache;
 pub mod compare;
 pub mod graph;
+pub mod identify;
 pub mod peaks;
 pub mod run;

@@ -4,8 +4,10 @@
 
 pub mod config;
 pub mod files;
+pub mod gpu;
 pub mod hardware;
 pub mod libtorch;
+pub mod runtime;
 pub mod spec;
 pub mod work;
 

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod kind;
 pub mod kinds;
 pub mod plan;
+pub mod probe;
 pub mod slurm;
 pub mod spec;
 pub mod worker_process;

@@ -9,6 +9,7 @@ mod cache;
 mod compare;
 mod hostile;
 mod html_report;
+mod identity;
 mod measurement;
 mod memory;
 mod project;

@@ -34,6 +34,19 @@ pub fn run() -> ExitCode {
     e3pipe::output::init_from_env();
     e3pipe::interrupt::install_handler();
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "--identify") {
+        // What `e3pipe` asks before planning a GPU: the loaded libtorch and its CUDA, as one JSON line.
+        return match serde_json::to_string(&device::probe()) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                e3pipe::output::error_message(&format!("e3pipe-worker: {e}"));
+                ExitCode::from(1)
+            }
+        };
+    }
     if let [_, flag, job_file] = args.as_slice()
         && flag == "--array-task"
     {
@@ -110,10 +123,11 @@ fn array_task(job_file: &std::path::Path) -> Result<()> {
         message,
     })?;
     let described = e3pipe::models::hardware::describe(job.device);
+    let keyed = e3pipe::models::hardware::key_device(job.device);
     if let Some(point) = job
         .points
         .iter()
-        .find(|p| p.key.hardware != here || p.key.device != described)
+        .find(|p| p.key.hardware != here || p.key.device != keyed)
     {
         let reason = format!(
             "planned for `{}` but this node is `{described}`: plan on a machine like the compute nodes",
@@ -373,6 +387,12 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
         );
         result.weights.clone_from(&job.weights);
         result.run_id.clone_from(&job.run_id);
+        // What measured it, as its key names it.
+        result.hardware = Some(point.key.hardware.clone());
+        result.runtime.clone_from(&point.key.runtime);
+        for warning in &result.warnings {
+            progress.suspend(|| e3pipe::output::warn(&format!("point {label}: {warning}")));
+        }
         let outcome = if result.status == Status::Ok {
             store.put(&point.key, &result)?;
             Outcome::Computed

@@ -164,6 +164,22 @@ pub struct Window {
 impl Meter {
     /// The meter for a point on `device` (`gpu_uuid`: the GPU's UUID when on CUDA).
     pub fn for_device(device: tch::Device, gpu_uuid: Option<&str>) -> Meter {
+        Self::of(device, gpu_uuid)
+    }
+
+    /// The meter for a point on `device`, the GPU (or MIG slice) `gpu` when on CUDA. A MIG slice has none: NVML's
+    /// counter covers the whole GPU, whatever the other slices run.
+    pub fn for_gpu(device: tch::Device, gpu: Option<&e3pipe::models::gpu::Gpu>) -> Meter {
+        match gpu {
+            Some(g) if g.mig_profile.is_some() => Meter::None(format!(
+                "a MIG slice ({}): NVML's energy counter covers the whole GPU",
+                g.mig_profile.as_deref().unwrap_or_default()
+            )),
+            _ => Self::of(device, gpu.map(|g| g.uuid.as_str())),
+        }
+    }
+
+    fn of(device: tch::Device, gpu_uuid: Option<&str>) -> Meter {
         match (device, gpu_uuid) {
             (tch::Device::Cuda(_), Some(uuid)) => match Nvml::open(uuid) {
                 Ok(nvml) => Meter::Nvml(Arc::new(nvml)),

@@ -25,19 +25,18 @@ use crate::models::device::synchronize;
 use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
 use e3pipe::bench::memory::{self, MemorySource};
-use e3pipe::bench::result::{
-    Energy, LIBTORCH_VERSION, METHOD_ID, PointResult, Status, headline_metric,
-};
+use e3pipe::bench::result::{Energy, METHOD_ID, PointResult, Status, headline_metric};
 use e3pipe::bench::stats::summarize;
 use e3pipe::bench::stopping::should_stop;
 use e3pipe::error::{Error, Result};
 use e3pipe::models::config::{Arch, infeasibility};
-use e3pipe::models::hardware::{Device as Placement, describe, gpu_uuid as uuid_of};
+use e3pipe::models::gpu::{self, Gpu, GpuWindow};
+use e3pipe::models::hardware::{Device as Placement, describe, gpu_of};
 
-/// The UUID of the GPU a tensor device is, for NVML.
-fn gpu_uuid(device: tch::Device) -> Option<String> {
+/// The GPU (or MIG slice) a tensor device is, as `nvidia-smi` lists it.
+fn gpu_at(device: tch::Device) -> Option<Gpu> {
     match device {
-        tch::Device::Cuda(i) => uuid_of(Placement::Cuda(i)),
+        tch::Device::Cuda(i) => gpu_of(Placement::Cuda(i)),
         _ => None,
     }
 }
@@ -61,6 +60,8 @@ struct Measured {
     /// (joules, seconds) of the measured runs, where a meter measures.
     energy: Option<(f64, f64)>,
     runs: usize,
+    /// The GPU's state around the window (CUDA only).
+    state: Option<GpuWindow>,
 }
 
 /// The `read_back` diagnostic: one element of `t` copied to the host, which waits for the work producing it.
@@ -213,7 +214,7 @@ pub fn measure_point(
             _ => Placement::Cpu,
         }),
         threads: tch::get_num_threads().max(1) as usize,
-        libtorch_version: LIBTORCH_VERSION.into(),
+        libtorch_version: e3pipe::models::runtime::loaded_libtorch_version(),
         e3pipe_version: env!("CARGO_PKG_VERSION").into(),
         weights: String::new(),
         weights_bytes: model.weights_bytes,
@@ -231,6 +232,10 @@ pub fn measure_point(
         energy_source: String::new(),
         executor: "local".into(),
         slurm_job_id: None,
+        hardware: None,
+        runtime: None,
+        gpu_state: None,
+        warnings: Vec::new(),
     };
     let finish = |mut r: PointResult| {
         r.wall_s = started.elapsed().as_secs_f64();
@@ -311,7 +316,9 @@ pub fn measure_point(
         _ => None,
     };
     // Trims the heap before resetting the high-water mark, so a longer point before this one does not count.
-    let meter = energy::Meter::for_device(model.device, gpu_uuid(model.device).as_deref());
+    let gpu = gpu_at(model.device);
+    let meter = energy::Meter::for_gpu(model.device, gpu.as_ref());
+    let warmup_s = params.warmup_s_on(cuda_index.is_some());
     result.energy_source = meter.source();
     let rss_reset = memory::reset_peak();
     let cuda_measured = cuda_index.is_some_and(cuda_memory::reset_peak);
@@ -321,6 +328,16 @@ pub fn measure_point(
         for _ in 0..warmups {
             run_once(model, &ids, mask, params, &mut samples, false)?;
         }
+        // On a GPU, clocks ramp up from idle over a fraction of a second: keep running until they have.
+        let warming = Instant::now();
+        while warming.elapsed().as_secs_f64() < warmup_s {
+            if e3pipe::interrupt::interrupted() {
+                return Err(Error::Interrupted);
+            }
+            run_once(model, &ids, mask, params, &mut samples, false)?;
+        }
+        // The GPU's state just before and just after the window (`nvidia-smi` runs outside it, never during).
+        let state_start = gpu.as_ref().and_then(|g| gpu::sample(&g.parent_uuid));
         let measuring = Instant::now();
         let window = meter.start();
         let mut runs = 0;
@@ -335,11 +352,21 @@ pub fn measure_point(
                 measuring.elapsed().as_secs_f64(),
                 summary.as_ref(),
             ) {
+                let energy = meter.stop(window);
+                let state = gpu.as_ref().and_then(|g| {
+                    let end = gpu::sample(&g.parent_uuid)?;
+                    Some(GpuWindow {
+                        start: state_start.clone().unwrap_or_default(),
+                        end,
+                        other_processes: gpu::others_on(&g.parent_uuid),
+                    })
+                });
                 return Ok(Measured {
                     samples,
                     stopped_by: reason,
-                    energy: meter.stop(window),
+                    energy,
                     runs,
+                    state,
                 });
             }
             if e3pipe::interrupt::interrupted() {
@@ -377,7 +404,12 @@ pub fn measure_point(
             stopped_by,
             energy: used,
             runs,
+            state,
         }) => {
+            if let Some(state) = &state {
+                result.warnings = state.warnings();
+            }
+            result.gpu_state = state;
             result.stopped_by = Some(stopped_by);
             // Generators per generated token, encoders per input token.
             let tokens = if model.arch.generates() {
@@ -405,7 +437,12 @@ pub fn measure_point(
 pub fn failed(mut result: PointResult, e: &Error) -> PointResult {
     let message = e.to_string();
     let lower = message.to_lowercase();
-    result.status = if lower.contains("out of memory") || lower.contains("can't allocate") {
+    // cuBLAS reports a failed workspace allocation as `CUBLAS_STATUS_ALLOC_FAILED`, cuDNN as
+    // `CUDNN_STATUS_ALLOC_FAILED`: memory, not a bug.
+    result.status = if lower.contains("out of memory")
+        || lower.contains("can't allocate")
+        || lower.contains("status_alloc_failed")
+    {
         Status::Oom
     } else {
         Status::Error
@@ -480,6 +517,43 @@ mod tests {
     }
 
     #[test]
+    fn allocation_failures_of_cuda_libraries_are_oom_points() {
+        let record = || {
+            e3pipe::bench::result::Unmeasured {
+                model: "m",
+                arch: Arch::Decoder,
+                params: &BenchParams {
+                    num_tokens: 2,
+                    batch_size: 1,
+                    num_runs: 1,
+                    warmup_runs: 0,
+                    min_duration_s: 0.0,
+                    threads: None,
+                    target_rel_ci: None,
+                    max_runs: None,
+                    max_duration_s: None,
+                    read_back: false,
+                    warmup_s: None,
+                },
+                dtype: "fp16",
+                device: "cuda:0 (test)".into(),
+                threads: 1,
+                weights: String::new(),
+                run_id: "r",
+            }
+            .result(512, Status::Error, "")
+        };
+        let cublas = Error::Torch(
+            "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`".into(),
+        );
+        assert_eq!(failed(record(), &cublas).status, Status::Oom);
+        let other = Error::Torch(
+            "CUDA error: CUBLAS_STATUS_EXECUTION_FAILED when calling `cublasGemmEx`".into(),
+        );
+        assert_eq!(failed(record(), &other).status, Status::Error);
+    }
+
+    #[test]
     fn libtorch_panics_read_as_one_line() {
         let raw = r#"called `Result::unwrap()` on an `Err` value: Torch("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried to allocate 256000000000000 bytes. Error code 12 (Cannot allocate memory)\nframe #0: c10::ThrowEnforceNotMet(char const*, int, char const*, std::string const&, void const*) + 0x68 (0x7f in libc10.so)")"#;
         let clean = clean_torch_message(raw);
@@ -532,6 +606,7 @@ mod tests {
             max_runs: None,
             max_duration_s: None,
             read_back: false,
+            warmup_s: None,
         };
         assert_eq!(warmup_runs(&native, &params), 0);
         assert_eq!(warmup_runs(&script, &params), TORCHSCRIPT_MIN_WARMUP_RUNS);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::bench::config::BenchParams;
 use crate::bench::peaks::Peaks;
-use crate::bench::result::{LIBTORCH_VERSION, PointResult, Status};
+use crate::bench::result::{PointResult, Status};
 use crate::cache::key::{KeyTemplate, PointKey, changed_fields};
 use crate::cache::peaks::{self as cache_peaks, PeaksKey};
 use crate::cache::settled::Settled;
@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::file_hash::FileHashes;
 use crate::models::config::{ArchConfig, BuiltinTokenizer, infeasibility};
 use crate::models::hardware::Device;
+use crate::models::runtime::{CudaRuntime, loaded_libtorch_version};
 use crate::models::spec::ModelSource;
 use crate::models::{DType, WeightsId, files, hardware, resolve_dtype, weights_id};
 use crate::pipeline::kind::{PlanContext, Planned, RunContext};
@@ -211,11 +212,14 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     let model = &bench.model;
     // The libtorch the worker will load must exist and be this build's release (exit 2 before anything runs).
     crate::models::libtorch::check()?;
-    let device = hardware::resolve(model.device).map_err(|message| Error::BadValue {
-        path: model.file.clone(),
-        field: "device".into(),
-        message,
-    })?;
+    let device =
+        hardware::resolve(model.device, &crate::pipeline::probe::probe).map_err(|message| {
+            Error::BadValue {
+                path: model.file.clone(),
+                field: "device".into(),
+                message,
+            }
+        })?;
     let dtype = resolve_dtype(model.dtype, device);
     if device == Device::Cpu && dtype == DType::Fp16 {
         crate::output::warn(&format!(
@@ -247,7 +251,21 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     }
     let weights = weights_id(model, hashes)?;
     let tokenizer = tokenizer_identity(bench, hashes)?;
-    let device_name = hardware::describe(device);
+    // A GPU key names the model, not the index (identical GPUs share points), and the CUDA stack the worker loads.
+    let device_name = hardware::key_device(device);
+    let runtime = match device {
+        Device::Cuda(_) => Some(CudaRuntime::of(&crate::pipeline::probe::probe().map_err(
+            |message| Error::BadValue {
+                path: model.file.clone(),
+                field: "device".into(),
+                message,
+            },
+        )?)),
+        Device::Cpu => None,
+    };
+    let libtorch = loaded_libtorch_version();
+    // GPU kernels do not depend on the host's intra-op threads (one thread launches them): not in a GPU key.
+    let key_threads = if device == Device::Cpu { threads } else { 0 };
     let hardware_id = hardware::identify(device).map_err(|message| Error::BadValue {
         path: model.file.clone(),
         field: "device".into(),
@@ -269,11 +287,12 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
                 tokenizer.clone(),
                 dtype.name(),
                 &params,
-                threads,
+                key_threads,
                 0,
                 device_name.clone(),
                 hardware_id.clone(),
-                LIBTORCH_VERSION,
+                &libtorch,
+                runtime.clone(),
             );
             (batch_size, key.template())
         })
@@ -284,8 +303,8 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
             device_name,
             hardware_id,
             dtype.name(),
-            threads,
-            LIBTORCH_VERSION,
+            key_threads,
+            &libtorch,
         )
     });
     let peaks = peaks_key
