@@ -39,7 +39,7 @@ for dir in "$work"/e3pipe-*; do
   # libstdc++ newer than GCC 8's (GLIBCXX_3.4.25, CXXABI_1.3.11), and no system library of its own.
   for b in bin/*; do
     [ "$(head -c4 "$b" | tail -c3)" = ELF ] || continue
-    newest() { objdump -T "$b" | grep -o "($1_[0-9.]*)" | tr -d '()' | sort -V -u | tail -1; }
+    newest() { objdump -T "$b" | { grep -o "($1_[0-9.]*)" || true; } | tr -d '()' | sort -V -u | tail -1; }
     for limit in GLIBC_2.28 GLIBCXX_3.4.25 CXXABI_1.3.11; do
       prefix=${limit%_*}
       have=$(newest "$prefix")
