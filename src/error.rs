@@ -127,6 +127,10 @@ pub enum Error {
     #[error("step `{step}`: {message}")]
     Step { step: String, message: String },
 
+    /// A scheduler refused the step's jobs as configured (`sbatch --test-only`): nothing was submitted.
+    #[error("step `{step}`: {message}")]
+    Refused { step: String, message: String },
+
     #[error("{0}")]
     Report(String),
 
@@ -159,7 +163,8 @@ impl Error {
             | Error::Tokenizer { .. }
             | Error::MissingInput { .. }
             | Error::Libtorch { .. }
-            | Error::Usage(_) => 2,
+            | Error::Usage(_)
+            | Error::Refused { .. } => 2,
             Error::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 2,
             _ => 1,
         }

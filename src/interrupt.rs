@@ -1,5 +1,6 @@
 //! Ctrl-C: the first stops work after the current measured run (finished points stay cached), a second exits the
-//! orchestrator at once. Shared by the orchestrator and the measuring worker.
+//! orchestrator at once. Shared by the orchestrator and the measuring worker. SIGTERM is the same request: what a
+//! batch system sends at a time limit (`salloc`, `sbatch`), and what `kill` sends by default.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,10 +16,9 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 pub fn install_handler() {
     // SAFETY: the handler only touches an atomic and calls `_exit`, both async-signal-safe.
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_interrupt as *const () as libc::sighandler_t,
-        );
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            libc::signal(signal, on_interrupt as *const () as libc::sighandler_t);
+        }
     }
 }
 

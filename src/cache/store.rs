@@ -88,6 +88,22 @@ impl Store {
         write_json(&self.entry_path(&hash), &entry)
     }
 
+    /// The hashes of the entries present, from one listing of the directory (no entry is read).
+    pub fn hashes(&self) -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(self.points_dir())
+            .map(|d| {
+                d.filter_map(std::result::Result::ok)
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(".json"))
+                            .map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Every readable entry, for staleness explanations and `e3pipe cache`.
     pub fn entries(&self) -> Vec<(PathBuf, Option<Entry>)> {
         let Ok(dir) = std::fs::read_dir(self.points_dir()) else {

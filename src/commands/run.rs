@@ -11,6 +11,7 @@ use crate::output;
 use crate::pipeline;
 use crate::pipeline::executor::{Executor, Local};
 use crate::pipeline::executor_config::{ExecutorConfig, ExecutorKind};
+use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
 use crate::pipeline::plan::Force;
 use crate::pipeline::slurm::Slurm;
 use crate::pipeline::spec::Pipeline;
@@ -102,6 +103,22 @@ pub fn run(
     if dry_run {
         output::result(plan.render(executor.as_ref()).trim_end_matches('\n'));
         return Ok(ExitCode::SUCCESS);
+    }
+    // A site's refusal (an unknown partition or account, a time over its limit) before anything is written.
+    if let ExecutorConfig::Slurm(s) = &config {
+        let slurm = Slurm::new(s.clone());
+        for step in &plan.steps {
+            let Some(bench) = step.work.as_any().downcast_ref::<BenchPlan>() else {
+                continue;
+            };
+            let work = bench
+                .points
+                .iter()
+                .any(|p| !matches!(p.state, PointState::Cached | PointState::Infeasible(_)));
+            if work {
+                slurm.preflight(&bench.step, bench.device, bench.threads)?;
+            }
+        }
     }
     interrupt::install_handler();
     let outcome = pipeline::execute::execute(&plan, executor.as_ref())?;

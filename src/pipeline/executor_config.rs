@@ -19,6 +19,9 @@ const KEYS: &[&str] = &[
     "points_per_task",
     "sbatch_args",
     "poll_interval_s",
+    "account",
+    "mem",
+    "gpus",
 ];
 
 /// `sbatch` options e3pipe sets itself: an `sbatch_args` entry setting one would break the run.
@@ -33,8 +36,12 @@ const OWN_OPTIONS: &[&str] = &[
     "--wrap",
     "--job-name",
     "-J",
+    "--open-mode",
+    "--export",
 ];
 
+// One value per run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExecutorConfig {
     Local,
@@ -48,6 +55,12 @@ pub struct SlurmConfig {
     /// Defaults to the bench step's threads.
     pub cpus_per_task: Option<usize>,
     pub time: Option<String>,
+    /// `--account`: the allocation charged (many clusters refuse jobs without one).
+    pub account: Option<String>,
+    /// `--mem` per task (`16G`); CUDA steps get `DEFAULT_CUDA_MEM` when not given, CPU steps the cluster's default.
+    pub mem: Option<String>,
+    /// GPUs per task as `--gres=gpu:<gpus>` (`1`, `h200:1`); CUDA steps get one when neither this nor `gres` is given.
+    pub gpus: Option<String>,
     /// At most this many tasks of an array run at once (`%N`).
     pub max_parallel: usize,
     pub points_per_task: usize,
@@ -65,6 +78,9 @@ impl Default for SlurmConfig {
             gres: None,
             cpus_per_task: None,
             time: None,
+            account: None,
+            mem: None,
+            gpus: None,
             max_parallel: 16,
             points_per_task: 4,
             sbatch_args: Vec::new(),
@@ -92,6 +108,22 @@ fn text(file: &Path, key: &str, v: &Value) -> Result<String> {
         return Err(bad("expected one line of text, at most 200 characters"));
     }
     Ok(s.to_string())
+}
+
+/// One Slurm name (an account, a GPU type): letters, digits, `-`, `_`, `.`, `:`.
+fn slurm_word(file: &Path, key: &str, v: &Value) -> Result<String> {
+    let s = text(file, key, v)?;
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        Ok(s)
+    } else {
+        Err(Error::BadValue {
+            path: file.into(),
+            field: format!("executor: {key}"),
+            message: format!("`{s}`: expected letters, digits, `-`, `_`, `.` or `:`"),
+        })
+    }
 }
 
 fn count(file: &Path, key: &str, v: &Value, max: u64) -> Result<usize> {
@@ -187,6 +219,42 @@ fn slurm(file: &Path, map: &Mapping) -> Result<SlurmConfig> {
                 }
                 config.time = Some(t);
             }
+            "account" => config.account = Some(slurm_word(file, key, value)?),
+            "mem" => {
+                let m = text(file, key, value)?;
+                let digits = m.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+                if digits.is_empty()
+                    || !digits.chars().all(|c| c.is_ascii_digit())
+                    || digits.starts_with('0')
+                {
+                    return Err(Error::BadValue {
+                        path: file.into(),
+                        field: "executor: mem".into(),
+                        message: format!(
+                            "`{m}` is not a Slurm memory size (a positive number with an optional K, M, G or T: `16G`)"
+                        ),
+                    });
+                }
+                config.mem = Some(m);
+            }
+            "gpus" => {
+                // `1`, or `<type>:<count>` (`h200:1`), as the number in `--gres=gpu:…`.
+                let g = match value {
+                    Value::Number(_) => count(file, key, value, 64)?.to_string(),
+                    _ => slurm_word(file, key, value)?,
+                };
+                let (kind, n) = g.rsplit_once(':').unwrap_or(("", g.as_str()));
+                if n.parse::<u32>().map_or(true, |n| n == 0 || n > 64) || kind.contains(':') {
+                    return Err(Error::BadValue {
+                        path: file.into(),
+                        field: "executor: gpus".into(),
+                        message: format!(
+                            "`{g}`: expected a count from 1 to 64, or `<type>:<count>` (`h200:1`)"
+                        ),
+                    });
+                }
+                config.gpus = Some(g);
+            }
             "cpus_per_task" => config.cpus_per_task = Some(count(file, key, value, 4096)?),
             "max_parallel" => config.max_parallel = count(file, key, value, 100_000)?,
             "points_per_task" => config.points_per_task = count(file, key, value, 100_000)?,
@@ -253,6 +321,19 @@ mod tests {
             (Some(8), 2, 3)
         );
         assert_eq!(s.sbatch_args, ["--qos=high"]);
+        let ExecutorConfig::Slurm(s) =
+            read("{kind: slurm, account: proj-42, mem: 32G, gpus: \"h200:2\"}").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (s.account.as_deref(), s.mem.as_deref(), s.gpus.as_deref()),
+            (Some("proj-42"), Some("32G"), Some("h200:2"))
+        );
+        let ExecutorConfig::Slurm(s) = read("{kind: slurm, gpus: 1}").unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.gpus.as_deref(), Some("1"));
         for (bad, says) in [
             ("{kind: slurm, partiton: gpu}", "did you mean `partition`?"),
             ("{kind: slrum}", "did you mean `slurm`?"),
@@ -271,6 +352,17 @@ mod tests {
                 "sets `--output` itself",
             ),
             ("{kind: slurm, partition: \"a\\nb\"}", "one line"),
+            ("{kind: slurm, mem: 16GB}", "not a Slurm memory size"),
+            ("{kind: slurm, mem: \"-1G\"}", "not a Slurm memory size"),
+            ("{kind: slurm, mem: 0}", "expected text"),
+            ("{kind: slurm, gpus: 0}", "from 1 to 64"),
+            ("{kind: slurm, gpus: \"h200:0\"}", "a count from 1 to 64"),
+            ("{kind: slurm, gpus: \"a:b:1\"}", "a count from 1 to 64"),
+            ("{kind: slurm, account: \"proj 1\"}", "expected letters"),
+            (
+                "{kind: slurm, sbatch_args: [\"--open-mode=truncate\"]}",
+                "sets `--open-mode` itself",
+            ),
             ("{kind: local, partition: gpu}", "only `kind: slurm`"),
         ] {
             let err = read(bad).unwrap_err();

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::interrupt::INTERRUPTED;
 use crate::job::{Finished, Job, Outcome};
-use crate::models::hardware::{CUDA_ORDER_ENV, describe};
+use crate::models::hardware::{CUDA_ORDER_ENV, Device as Placement, describe};
 use crate::output;
 use crate::paths::sanitize;
 use crate::pipeline::executor::Executor;
@@ -31,7 +31,8 @@ use crate::pipeline::worker_process::{WorkerStatus, worker_path};
 
 /// The job script: it runs its arguments and nothing else. When `E3PIPE_LIBTORCH` names the node's libtorch (a
 /// bundle), the script checks that it is this build's release (the dynamic loader would fail on another, before the
-/// worker could say why) and puts it first on the library path.
+/// worker could say why) and puts it first on the library path. A `CUDA_VISIBLE_DEVICES` that Slurm did not set
+/// (`--export=ALL` carries the submitting shell's) is dropped: it would send every task to the same GPU.
 fn script() -> String {
     let release = crate::models::libtorch::release(crate::models::libtorch::VERSION);
     // A release is digits and dots (`2.11.0`): nothing for the shell to expand.
@@ -49,6 +50,7 @@ fi\n  \
 LD_LIBRARY_PATH=\"$E3PIPE_LIBTORCH/lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\"\n  \
 export LD_LIBRARY_PATH\n\
 fi\n\
+if [ -z \"${{SLURM_JOB_GPUS:-}}${{SLURM_STEP_GPUS:-}}\" ]; then unset CUDA_VISIBLE_DEVICES; fi\n\
 exec \"$1\" --array-task \"$2\"\n"
     )
 }
@@ -123,7 +125,43 @@ impl Slurm {
         points.div_ceil(self.config.points_per_task).max(1)
     }
 
-    /// The `sbatch` arguments for an array of `tasks` tasks of `job` (its files in `dir`).
+    /// The resources every task of `job` asks for: CPUs, memory, GPUs, partition, account, time limit, and the
+    /// user's own `sbatch_args` last (sbatch takes the last of a repeated option).
+    fn resource_args(&self, cuda: bool, threads: usize) -> Vec<String> {
+        let c = &self.config;
+        let cpus = c
+            .cpus_per_task
+            .unwrap_or(if cuda { CUDA_DEFAULT_CPUS } else { threads });
+        let mut args = vec![
+            format!("--cpus-per-task={cpus}"),
+            format!("--export=ALL,{}={}", CUDA_ORDER_ENV.0, CUDA_ORDER_ENV.1),
+        ];
+        if let Some(p) = &c.partition {
+            args.push(format!("--partition={p}"));
+        }
+        if let Some(a) = &c.account {
+            args.push(format!("--account={a}"));
+        }
+        // A CUDA step owns one GPU per task unless told otherwise; `--gpus-per-task` needs `--ntasks`, `--gres` not.
+        match (&c.gres, &c.gpus) {
+            (Some(g), _) => args.push(format!("--gres={g}")),
+            (None, Some(n)) => args.push(format!("--gres=gpu:{n}")),
+            (None, None) if cuda => args.push("--gres=gpu:1".into()),
+            (None, None) => {}
+        }
+        match &c.mem {
+            Some(m) => args.push(format!("--mem={m}")),
+            None if cuda => args.push(format!("--mem={CUDA_DEFAULT_MEM}")),
+            None => {}
+        }
+        if let Some(t) = &c.time {
+            args.push(format!("--time={t}"));
+        }
+        args.extend(c.sbatch_args.iter().cloned());
+        args
+    }
+
+    /// The `sbatch` arguments for an array of `tasks` tasks of `job` (its files in `dir`, its worker `worker`).
     fn sbatch_args(
         &self,
         job: &Job,
@@ -131,8 +169,8 @@ impl Slurm {
         index: usize,
         dir: &Path,
         job_file: &Path,
-    ) -> Result<Vec<String>> {
-        let c = &self.config;
+        worker: &Path,
+    ) -> Vec<String> {
         let log = |stream: &str| {
             dir.join(format!("array{index}_task%a.{stream}"))
                 .display()
@@ -140,27 +178,34 @@ impl Slurm {
         };
         let mut args = vec![
             "--parsable".to_string(),
-            format!("--array=0-{}%{}", tasks - 1, c.max_parallel),
+            format!("--array=0-{}%{}", tasks - 1, self.config.max_parallel),
             format!("--job-name=e3pipe-{}", sanitize(&job.step)),
             format!("--output={}", log("out")),
             format!("--error={}", log("err")),
-            format!("--cpus-per-task={}", c.cpus_per_task.unwrap_or(job.threads)),
-            format!("--export=ALL,{}={}", CUDA_ORDER_ENV.0, CUDA_ORDER_ENV.1),
+            // A requeued task appends to its logs instead of truncating the lines already read.
+            "--open-mode=append".to_string(),
         ];
-        if let Some(p) = &c.partition {
-            args.push(format!("--partition={p}"));
-        }
-        if let Some(g) = &c.gres {
-            args.push(format!("--gres={g}"));
-        }
-        if let Some(t) = &c.time {
-            args.push(format!("--time={t}"));
-        }
-        args.extend(c.sbatch_args.iter().cloned());
+        args.extend(self.resource_args(matches!(job.device, Placement::Cuda(_)), job.threads));
         args.push(dir.join("task.sh").display().to_string());
-        args.push(worker_path()?.display().to_string());
+        args.push(worker.display().to_string());
         args.push(job_file.display().to_string());
-        Ok(args)
+        args
+    }
+
+    /// `sbatch --test-only` with the tasks' resources: the site's own refusal (an unknown partition or account, a
+    /// time over the limit, GPUs the partition lacks) before anything is written or submitted.
+    pub fn preflight(&self, step: &str, device: Placement, threads: usize) -> Result<()> {
+        let mut args = vec!["--test-only".to_string(), "--array=0-0".to_string()];
+        args.extend(self.resource_args(matches!(device, Placement::Cuda(_)), threads));
+        args.push("--wrap=true".into());
+        run("sbatch", &args)
+            .map(|_| ())
+            .map_err(|why| Error::Refused {
+                step: step.to_string(),
+                message: format!(
+                    "Slurm refuses its jobs: {why}; fix the pipeline's `executor:` block"
+                ),
+            })
     }
 
     fn submit(&self, job: &Job, dir: &Path) -> Result<Vec<Array>> {
@@ -180,7 +225,8 @@ impl Slurm {
             path: dir.join("task.sh"),
             source,
         })?;
-        let mut arrays = Vec::new();
+        let worker = copy_worker(dir)?;
+        let mut arrays: Vec<Array> = Vec::new();
         for (index, first_task) in (0..tasks_total).step_by(per_array).enumerate() {
             let tasks = per_array.min(tasks_total - first_task);
             let points: Vec<_> = job
@@ -197,27 +243,37 @@ impl Slurm {
                 ..job.clone()
             };
             let job_file = dir.join(format!("array{index}.json"));
-            crate::fsio::write_json(&job_file, &array_job)?;
-            let args = self.sbatch_args(job, tasks, index, dir, &job_file)?;
-            output::progress(&format!(
-                "  sbatch {}",
-                args.iter()
-                    .map(|a| shell_quote(a))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ));
-            let out = run("sbatch", &args).map_err(step_error)?;
-            let id = out.trim().split(';').next().unwrap_or_default().to_string();
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-                return Err(step_error(format!(
-                    "`sbatch` printed no job id: `{}`",
-                    out.trim()
-                )));
-            }
+            let submitted = crate::fsio::write_json(&job_file, &array_job).and_then(|()| {
+                let args = self.sbatch_args(job, tasks, index, dir, &job_file, &worker);
+                output::progress(&format!(
+                    "  sbatch {}",
+                    args.iter()
+                        .map(|a| shell_quote(a))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+                let out = run("sbatch", &args).map_err(step_error)?;
+                let id = out.trim().split(';').next().unwrap_or_default().to_string();
+                if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(step_error(format!(
+                        "`sbatch` printed no job id: `{}`",
+                        out.trim()
+                    )));
+                }
+                Ok(id)
+            });
+            let id = match submitted {
+                Ok(id) => id,
+                Err(e) => {
+                    // Nothing half-submitted is left running: the arrays already in the queue go too.
+                    cancel(&arrays);
+                    return Err(e);
+                }
+            };
             output::progress(&format!(
                 "  submitted Slurm array {id}: {tasks} task(s) of up to {per_task} point(s)"
             ));
-            arrays.push(Array {
+            let array = Array {
                 id,
                 dir: dir.to_path_buf(),
                 index,
@@ -225,13 +281,153 @@ impl Slurm {
                     .chunks(per_task)
                     .map(|c| c.iter().map(|p| p.hash.clone()).collect())
                     .collect(),
-            });
+            };
+            record(&job.root, &array);
+            arrays.push(array);
         }
         Ok(arrays)
     }
 }
 
-/// Task states `squeue` lists while a task may still write points.
+/// CPUs per task of a CUDA step when the pipeline names none: the host side of GPU inference is one launching
+/// thread plus the tokenizer and I/O.
+const CUDA_DEFAULT_CPUS: usize = 4;
+/// Memory per task of a CUDA step when the pipeline names none: libtorch's CUDA libraries alone map several GB,
+/// and weights pass through host memory on their way to the GPU.
+const CUDA_DEFAULT_MEM: &str = "32G";
+
+/// Copies the worker (and the GPU peak-memory shim beside it, if any) into the run's directory on the shared
+/// filesystem, so rebuilding e3pipe while tasks queue cannot change or remove what they run.
+fn copy_worker(dir: &Path) -> Result<PathBuf> {
+    let worker = worker_path()?;
+    let run_dir = dir.parent().unwrap_or(dir);
+    let copy = run_dir.join("e3pipe-worker");
+    if !copy.is_file() {
+        let tmp = run_dir.join(".e3pipe-worker.partial");
+        std::fs::copy(&worker, &tmp)
+            .and_then(|_| std::fs::rename(&tmp, &copy))
+            .map_err(|source| Error::Write {
+                path: copy.clone(),
+                source,
+            })?;
+        let shim = worker.with_file_name("libe3pipe_cuda_peak.so");
+        if shim.is_file() {
+            let _ = std::fs::copy(&shim, run_dir.join("libe3pipe_cuda_peak.so"));
+        }
+        // A bundle's worker finds its libtorch by the marker beside it.
+        let marker = worker.with_file_name(crate::models::libtorch::BUNDLE_MARKER);
+        if marker.is_file() {
+            let _ = std::fs::copy(
+                &marker,
+                run_dir.join(crate::models::libtorch::BUNDLE_MARKER),
+            );
+        }
+    }
+    Ok(copy)
+}
+
+fn cancel(arrays: &[Array]) {
+    if arrays.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = arrays.iter().map(|a| a.id.clone()).collect();
+    let _ = run("scancel", &ids);
+    output::warn(&format!("cancelled Slurm array(s) {}", ids.join(", ")));
+    for a in arrays {
+        let _ = std::fs::remove_file(inflight_file(&a.dir, &a.id));
+    }
+}
+
+/// Where a submitted array is recorded while it may still run, so that a later run waits for its points instead
+/// of submitting them again: `cache/slurm/inflight/<array id>.json`.
+fn inflight_dir(cache_slurm: &Path) -> PathBuf {
+    cache_slurm.join("inflight")
+}
+
+fn inflight_file(array_dir: &Path, id: &str) -> PathBuf {
+    // `<cache>/slurm/<run>/<step>` -> `<cache>/slurm/inflight/<id>.json`
+    let slurm = array_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(array_dir);
+    inflight_dir(slurm).join(format!("{id}.json"))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    id: String,
+    dir: PathBuf,
+    index: usize,
+    tasks: Vec<Vec<String>>,
+}
+
+fn record(_root: &Path, array: &Array) {
+    let r = Record {
+        id: array.id.clone(),
+        dir: array.dir.clone(),
+        index: array.index,
+        tasks: array.tasks.clone(),
+    };
+    let path = inflight_file(&array.dir, &array.id);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    if let Err(e) = crate::fsio::write_json(&path, &r) {
+        output::warn(&format!(
+            "could not record Slurm array {} as in flight ({e}); a rerun before it ends may submit its points again",
+            array.id
+        ));
+    }
+}
+
+/// Arrays an earlier run submitted that are still in the queue and hold some of `hashes`: waited for, not
+/// submitted again. Records of arrays that have left the queue are removed. `None` when `squeue` cannot answer
+/// (then nothing is adopted, and nothing is removed).
+fn in_flight(root: &Path, hashes: &BTreeSet<String>) -> Vec<Array> {
+    let dir = inflight_dir(&root.join(crate::paths::CACHE_DIR).join("slurm"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let records: Vec<(PathBuf, Record)> = entries
+        .filter_map(std::result::Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let r = serde_json::from_slice::<Record>(&crate::fsio::read_own(&p).ok()?).ok()?;
+            Some((p, r))
+        })
+        .collect();
+    if records.is_empty() {
+        return Vec::new();
+    }
+    let arrays: Vec<Array> = records
+        .iter()
+        .map(|(_, r)| Array {
+            id: r.id.clone(),
+            dir: r.dir.clone(),
+            index: r.index,
+            tasks: r.tasks.clone(),
+        })
+        .collect();
+    let Ok(listed) = squeue(&arrays) else {
+        return Vec::new();
+    };
+    let mut adopted = Vec::new();
+    for ((path, _), array) in records.iter().zip(arrays) {
+        let alive = listed
+            .iter()
+            .any(|(id, (state, _))| id.starts_with(&format!("{}_", array.id)) && active(state));
+        if !alive {
+            let _ = std::fs::remove_file(path);
+        } else if array.tasks.iter().flatten().any(|h| hashes.contains(h)) {
+            adopted.push(array);
+        }
+    }
+    adopted
+}
+
+/// Task states `squeue` lists while a task may still write points, or be started again (preempted, requeued,
+/// held for a special exit, stopped).
 fn active(state: &str) -> bool {
     matches!(
         state,
@@ -240,13 +436,18 @@ fn active(state: &str) -> bool {
             | "CONFIGURING"
             | "COMPLETING"
             | "SUSPENDED"
-            | "REQUEUED"
             | "RESIZING"
-    )
+            | "PREEMPTED"
+            | "SPECIAL_EXIT"
+            | "STOPPED"
+            | "SIGNALING"
+            | "STAGE_OUT"
+    ) || state.starts_with("REQUEUE")
 }
 
-/// `<array>_<task>` -> state, for every task `squeue` lists of `arrays`.
-fn squeue(arrays: &[Array]) -> std::result::Result<BTreeMap<String, String>, String> {
+/// `<array>_<task>` -> (state, reason), for every task `squeue` lists of `arrays`. A failed call is an error,
+/// never an empty queue.
+fn squeue(arrays: &[Array]) -> std::result::Result<BTreeMap<String, (String, String)>, String> {
     let ids: Vec<&str> = arrays.iter().map(|a| a.id.as_str()).collect();
     let text = run(
         "squeue",
@@ -256,14 +457,58 @@ fn squeue(arrays: &[Array]) -> std::result::Result<BTreeMap<String, String>, Str
             "-j".into(),
             ids.join(","),
             "-o".into(),
-            "%i %T".into(),
+            "%i %T %r".into(),
         ],
     )?;
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .map(|(id, state)| (id.to_string(), state.trim().to_string()))
-        .collect())
+    Ok(parse_squeue(&text))
+}
+
+fn parse_squeue(text: &str) -> BTreeMap<String, (String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let id = f.next()?;
+            let state = f.next()?;
+            let reason = f.collect::<Vec<_>>().join(" ");
+            Some((id.to_string(), (state.to_string(), reason)))
+        })
+        .collect()
+}
+
+/// One line on what the arrays are doing: `array 41: 3 pending (Resources), 2 running, 1 done`.
+fn progress_line(arrays: &[Array], listed: &BTreeMap<String, (String, String)>) -> String {
+    arrays
+        .iter()
+        .map(|a| {
+            let prefix = format!("{}_", a.id);
+            let (mut pending, mut running) = (0, 0);
+            let mut reasons = BTreeSet::new();
+            for (id, (state, reason)) in listed {
+                if !id.starts_with(&prefix) {
+                    continue;
+                }
+                if state == "PENDING" {
+                    pending += 1;
+                    if !reason.is_empty() && reason != "None" {
+                        reasons.insert(reason.trim_matches(|c| c == '(' || c == ')').to_string());
+                    }
+                } else if active(state) {
+                    running += 1;
+                }
+            }
+            let done = a.tasks.len().saturating_sub(pending + running);
+            let why = if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.into_iter().collect::<Vec<_>>().join(", "))
+            };
+            format!(
+                "array {}: {pending} pending{why}, {running} running, {done} done",
+                a.id
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Task states from accounting, or `None` where accounting is disabled.
@@ -289,9 +534,20 @@ fn sacct(array: &Array) -> Option<BTreeMap<String, String>> {
     (!states.is_empty()).then_some(states)
 }
 
-/// Reads the finished-point lines a task wrote to its output since `offset`.
+/// Reads the finished-point lines a task wrote to its output since `offset`; only opens the file when it has
+/// grown (one `stat` per poll on a shared filesystem). A log shorter than what was read (a requeued task's, on a
+/// cluster that truncates) is read again from the start: lines already seen are dropped by the caller.
 fn read_finished(path: &Path, offset: &mut u64) -> Vec<Finished> {
     use std::io::{Seek, SeekFrom};
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return Vec::new();
+    };
+    if len < *offset {
+        *offset = 0;
+    }
+    if len == *offset {
+        return Vec::new();
+    }
     let Ok(mut file) = std::fs::File::open(path) else {
         return Vec::new();
     };
@@ -354,16 +610,48 @@ impl Executor for Slurm {
                 std::process::id()
             ))
             .join(sanitize(&job.step));
-        let arrays = self.submit(job, &dir)?;
-        let ids: Vec<&str> = arrays.iter().map(|a| a.id.as_str()).collect();
+        let wanted: BTreeSet<String> = job.points.iter().map(|p| p.hash.clone()).collect();
+        // Points an earlier run's arrays are still measuring are waited for, not submitted again.
+        let adopted = in_flight(&job.root, &wanted);
+        let in_flight_hashes: BTreeSet<&String> = adopted
+            .iter()
+            .flat_map(|a| a.tasks.iter().flatten())
+            .collect();
+        let to_submit = Job {
+            points: job
+                .points
+                .iter()
+                .filter(|p| !in_flight_hashes.contains(&p.hash))
+                .cloned()
+                .collect(),
+            ..job.clone()
+        };
+        if !adopted.is_empty() {
+            output::progress(&format!(
+                "  slurm: {} point(s) are still being measured by array(s) {} of an earlier run: waiting for them",
+                job.points.len() - to_submit.points.len(),
+                adopted
+                    .iter()
+                    .map(|a| a.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut arrays = Vec::new();
+        if !to_submit.points.is_empty() || (adopted.is_empty() && job.peaks.is_some()) {
+            arrays = self.submit(&to_submit, &dir)?;
+        }
+        let own: Vec<String> = arrays.iter().map(|a| a.id.clone()).collect();
+        arrays.extend(adopted);
+        let ids: Vec<String> = arrays.iter().map(|a| a.id.clone()).collect();
         if !self.config.wait {
             return Ok(WorkerStatus::Submitted(format!(
-                "submitted Slurm array(s) {}; run `e3pipe run` again once they finish to collect the points",
+                "Slurm array(s) {} measuring; run `e3pipe run` again once they finish to collect the points",
                 ids.join(", ")
             )));
         }
         let store = Store::new(&job.root);
-        let mut pending: BTreeSet<String> = job.points.iter().map(|p| p.hash.clone()).collect();
+        let mut pending: BTreeSet<String> = wanted;
         // A forced point's old entry is in the cache already: only the task's own report says it was measured again.
         let forced: BTreeSet<String> = job
             .points
@@ -373,31 +661,53 @@ impl Executor for Slurm {
             .collect();
         let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
         let mut squeue_calls = 0usize;
+        let mut squeue_failures = 0usize;
         let mut sacct_calls = 0usize;
         let mut last_poll: Option<Instant> = None;
+        let mut last_logs: Option<Instant> = None;
+        let mut last_line = String::new();
+        // Successful listings in a row without an array: it has ended after two (one may be a controller hiccup).
+        let mut absent: BTreeMap<String, usize> = BTreeMap::new();
         let mut ended: BTreeSet<String> = BTreeSet::new();
         let poll = Duration::from_secs_f64(self.config.poll_interval_s);
+        // The tasks' logs are checked (by size) every second, or at the poll interval when that is shorter.
+        let log_interval = poll.min(Duration::from_secs(1));
+        let drain = |pending: &mut BTreeSet<String>,
+                     offsets: &mut BTreeMap<PathBuf, u64>,
+                     log: PathBuf,
+                     finished: &mut dyn FnMut(Finished)| {
+            let offset = offsets.entry(log.clone()).or_insert(0);
+            for f in read_finished(&log, offset) {
+                if pending.remove(&f.hash) {
+                    finished(f);
+                }
+            }
+        };
         loop {
-            // Points as they land: the tasks' output lines (failures included), then the cache.
-            for array in &arrays {
-                for task in 0..array.tasks.len() {
-                    let log = array.log(task, "out");
-                    let offset = offsets.entry(log.clone()).or_insert(0);
-                    for f in read_finished(&log, offset) {
-                        if pending.remove(&f.hash) {
-                            finished(f);
-                        }
+            let poll_due = last_poll.is_none_or(|t| t.elapsed() >= poll);
+            if last_logs.is_none_or(|t| t.elapsed() >= log_interval) {
+                last_logs = Some(Instant::now());
+                // Points as they land: the tasks' output lines (failures included).
+                for array in &arrays {
+                    for task in 0..array.tasks.len() {
+                        drain(&mut pending, &mut offsets, array.log(task, "out"), finished);
                     }
                 }
             }
-            for hash in pending.difference(&forced).cloned().collect::<Vec<_>>() {
-                if let Lookup::Hit(entry) = store.get(&hash) {
-                    pending.remove(&hash);
-                    finished(Finished {
-                        hash,
-                        outcome: Outcome::Computed,
-                        result: entry.result,
-                    });
+            if poll_due {
+                // And the cache, listed once per poll (a point whose task's log is lost still counts).
+                let present = store.hashes();
+                for hash in pending.difference(&forced).cloned().collect::<Vec<_>>() {
+                    if present.contains(&hash)
+                        && let Lookup::Hit(entry) = store.get(&hash)
+                    {
+                        pending.remove(&hash);
+                        finished(Finished {
+                            hash,
+                            outcome: Outcome::Computed,
+                            result: entry.result,
+                        });
+                    }
                 }
             }
             let arrays_done = arrays.iter().all(|a| ended.contains(&a.id));
@@ -410,36 +720,72 @@ impl Executor for Slurm {
                 break;
             }
             if INTERRUPTED.load(Ordering::SeqCst) {
-                let _ = run(
-                    "scancel",
-                    &ids.iter().map(|s| (*s).to_string()).collect::<Vec<_>>(),
-                );
+                // This run's own arrays; an earlier run's keep running for whoever waits for them.
+                let mine: Vec<&Array> = arrays.iter().filter(|a| own.contains(&a.id)).collect();
+                let _ = run("scancel", &own);
+                for a in &mine {
+                    let _ = std::fs::remove_file(inflight_file(&a.dir, &a.id));
+                }
                 output::outcome(&format!(
                     "cancelled Slurm array(s) {}; finished points are cached, {} point(s) were not measured",
-                    ids.join(", "),
+                    own.join(", "),
                     pending.len()
                 ));
                 return Ok(WorkerStatus::Interrupted);
             }
-            if last_poll.is_none_or(|t| t.elapsed() >= poll) {
+            if poll_due {
                 last_poll = Some(Instant::now());
                 squeue_calls += 1;
-                let listed = squeue(&arrays).unwrap_or_default();
+                let listed = match squeue(&arrays) {
+                    Ok(listed) => {
+                        squeue_failures = 0;
+                        listed
+                    }
+                    Err(why) => {
+                        // A busy controller ("Socket timed out"): skip this poll, never read it as an empty queue.
+                        squeue_failures += 1;
+                        if squeue_failures.is_multiple_of(3) {
+                            output::warn(&format!(
+                                "`squeue` failed {squeue_failures} times in a row ({why}); still waiting"
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                };
+                let line = progress_line(&arrays, &listed);
+                if line != last_line {
+                    output::progress(&format!(
+                        "  slurm: {line} [{:.0} s]",
+                        started.elapsed().as_secs_f64()
+                    ));
+                    last_line = line;
+                }
                 for array in &arrays {
-                    let alive = listed.iter().any(|(id, state)| {
+                    let alive = listed.iter().any(|(id, (state, _))| {
                         id.starts_with(&format!("{}_", array.id)) && active(state)
                     });
-                    if alive || ended.contains(&array.id) {
+                    if alive {
+                        absent.remove(&array.id);
+                        continue;
+                    }
+                    if ended.contains(&array.id) {
+                        continue;
+                    }
+                    let seen_gone = absent.entry(array.id.clone()).or_insert(0);
+                    *seen_gone += 1;
+                    if *seen_gone < 2 {
                         continue;
                     }
                     ended.insert(array.id.clone());
+                    let _ = std::fs::remove_file(inflight_file(&array.dir, &array.id));
                     // The array left the queue: read what the tasks wrote once more, then fail what is missing.
-                    let missing: Vec<(usize, &String)> = array
+                    let missing: Vec<(usize, String)> = array
                         .tasks
                         .iter()
                         .enumerate()
-                        .flat_map(|(t, hashes)| hashes.iter().map(move |h| (t, h)))
-                        .filter(|(_, h)| pending.contains(*h))
+                        .flat_map(|(t, hashes)| hashes.iter().map(move |h| (t, h.clone())))
+                        .filter(|(_, h)| pending.contains(h))
                         .collect();
                     if missing.is_empty() {
                         continue;
@@ -447,20 +793,14 @@ impl Executor for Slurm {
                     sacct_calls += 1;
                     let states = sacct(array);
                     for (task, hash) in missing {
-                        let log = array.log(task, "out");
-                        let offset = offsets.entry(log.clone()).or_insert(0);
-                        for f in read_finished(&log, offset) {
-                            if pending.remove(&f.hash) {
-                                finished(f);
-                            }
-                        }
-                        if !pending.contains(hash) {
+                        drain(&mut pending, &mut offsets, array.log(task, "out"), finished);
+                        if !pending.contains(&hash) {
                             continue;
                         }
-                        if !forced.contains(hash)
-                            && let Lookup::Hit(entry) = store.get(hash)
+                        if !forced.contains(&hash)
+                            && let Lookup::Hit(entry) = store.get(&hash)
                         {
-                            pending.remove(hash);
+                            pending.remove(&hash);
                             finished(Finished {
                                 hash: hash.clone(),
                                 outcome: Outcome::Computed,
@@ -472,21 +812,25 @@ impl Executor for Slurm {
                         let state = states
                             .as_ref()
                             .and_then(|s| s.get(&task_id).cloned())
-                            .or_else(|| listed.get(&task_id).cloned())
+                            .or_else(|| listed.get(&task_id).map(|(s, _)| s.clone()))
                             .unwrap_or_else(|| "left the queue (no accounting to say how)".into());
                         let reason = format!(
                             "Slurm task {task_id} ended ({state}) without measuring this point; its log: `{}`",
                             array.log(task, "err").display()
                         );
-                        pending.remove(hash);
-                        finished(unmeasured(job, hash, &reason, &task_id));
+                        pending.remove(&hash);
+                        finished(unmeasured(job, &hash, &reason, &task_id));
                     }
                 }
-                if arrays_done && pending.is_empty() {
+                if arrays.iter().all(|a| ended.contains(&a.id)) && pending.is_empty() {
                     break;
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        // Every point of these arrays is in: nothing is left for a later run to wait for.
+        for a in &arrays {
+            let _ = std::fs::remove_file(inflight_file(&a.dir, &a.id));
         }
         output::progress(&format!(
             "  slurm: {} task(s) in {} array(s) done in {:.1} s; {squeue_calls} squeue and {sacct_calls} sacct call(s)",
@@ -597,6 +941,109 @@ mod tests {
     }
 
     #[test]
+    fn a_cuda_step_asks_for_a_gpu_memory_and_a_few_cpus_and_the_user_wins() {
+        let s = Slurm::new(SlurmConfig::default());
+        let cuda = s.resource_args(true, 64);
+        for want in ["--gres=gpu:1", "--mem=32G", "--cpus-per-task=4"] {
+            assert!(cuda.contains(&want.to_string()), "{cuda:?}");
+        }
+        // A CPU step keeps the cluster's memory default and asks for no GPU.
+        let cpu = s.resource_args(false, 8);
+        assert!(cpu.contains(&"--cpus-per-task=8".to_string()), "{cpu:?}");
+        assert!(
+            !cpu.iter()
+                .any(|a| a.starts_with("--gres") || a.starts_with("--mem")),
+            "{cpu:?}"
+        );
+        let s = Slurm::new(SlurmConfig {
+            gpus: Some("h200:2".into()),
+            mem: Some("64G".into()),
+            account: Some("proj".into()),
+            sbatch_args: vec!["--qos=high".into()],
+            ..SlurmConfig::default()
+        });
+        let args = s.resource_args(true, 1);
+        for want in ["--gres=gpu:h200:2", "--mem=64G", "--account=proj"] {
+            assert!(args.contains(&want.to_string()), "{args:?}");
+        }
+        assert_eq!(args.last().map(String::as_str), Some("--qos=high"));
+    }
+
+    #[test]
+    fn a_cuda_visible_devices_slurm_did_not_set_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("task.sh");
+        std::fs::write(&task, script()).unwrap();
+        let probe = dir.path().join("probe.sh");
+        std::fs::write(
+            &probe,
+            "#!/bin/sh\necho \"[${CUDA_VISIBLE_DEVICES-unset}]\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&probe, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let run = |slurm_gpus: Option<&str>| {
+            let mut cmd = std::process::Command::new("sh");
+            cmd.arg(&task)
+                .arg(&probe)
+                .arg("job.json")
+                .env("CUDA_VISIBLE_DEVICES", "3");
+            cmd.env_remove(crate::models::libtorch::ENV)
+                .env_remove("SLURM_STEP_GPUS");
+            match slurm_gpus {
+                Some(g) => cmd.env("SLURM_JOB_GPUS", g),
+                None => cmd.env_remove("SLURM_JOB_GPUS"),
+            };
+            String::from_utf8_lossy(&cmd.output().unwrap().stdout)
+                .trim()
+                .to_string()
+        };
+        assert_eq!(run(None), "[unset]");
+        assert_eq!(run(Some("1")), "[3]");
+    }
+
+    #[test]
+    fn squeue_lines_give_state_and_reason_and_requeued_tasks_are_alive() {
+        let listed = parse_squeue(
+            "41_0 PENDING (Resources)\n41_1 RUNNING None\n41_2 PENDING (Priority)\n41_3 REQUEUE_HOLD (JobHeldAdmin)\n",
+        );
+        assert_eq!(
+            listed["41_0"],
+            ("PENDING".to_string(), "(Resources)".to_string())
+        );
+        for state in [
+            "PREEMPTED",
+            "REQUEUE_FED",
+            "REQUEUE_HOLD",
+            "SPECIAL_EXIT",
+            "STOPPED",
+            "PENDING",
+        ] {
+            assert!(active(state), "{state}");
+        }
+        for state in [
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TIMEOUT",
+            "OUT_OF_MEMORY",
+            "NODE_FAIL",
+        ] {
+            assert!(!active(state), "{state}");
+        }
+        let array = Array {
+            id: "41".into(),
+            dir: PathBuf::new(),
+            index: 0,
+            tasks: vec![vec![]; 5],
+        };
+        assert_eq!(
+            progress_line(&[array], &listed),
+            "array 41: 2 pending (Priority, Resources), 2 running, 1 done"
+        );
+    }
+
+    #[test]
     fn tasks_are_chunks_of_points() {
         let s = Slurm::new(SlurmConfig {
             points_per_task: 4,
@@ -619,5 +1066,10 @@ mod tests {
         assert!(read_finished(&log, &mut offset).is_empty());
         assert_eq!(offset, 6);
         assert!(read_finished(&dir.path().join("none"), &mut offset).is_empty());
+        // A log truncated below what was read (a requeued task) is read again from its start.
+        std::fs::write(&log, "x\n").unwrap();
+        let mut offset = 6;
+        assert!(read_finished(&log, &mut offset).is_empty());
+        assert_eq!(offset, 2);
     }
 }

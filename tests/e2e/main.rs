@@ -6,6 +6,7 @@
 mod batch;
 mod bench;
 mod cache;
+mod cluster;
 mod compare;
 mod hostile;
 mod html_report;
