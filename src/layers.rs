@@ -22,6 +22,7 @@ const PIPELINE_LAYERS: &[&[&str]] = &[
     &["dag", "worker_process", "executor_config"],
     &["probe", "executor"],
     &["slurm", "kind"],
+    &["slurm_identity"],
     &["kinds"],
     &["spec"],
     &["graph"],

@@ -4,70 +4,12 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
-
 use crate::cli::IdentifyFormat;
 use crate::error::{Error, Result};
-use crate::models::gpu::Gpu;
-use crate::models::hardware::{self, CpuIdentity, Device};
-use crate::models::runtime::{CudaRuntime, Probe};
+use crate::models::identity::{Identity, here};
+use crate::models::runtime::Probe;
 use crate::models::spec::parse_device;
 use crate::pipeline::probe::probe;
-
-/// The report, as `--format json` prints it.
-#[derive(Debug, Serialize)]
-pub struct Identity {
-    /// `cuda:0 (NVIDIA H200)` or `cpu (…)`; `null` when the requested device cannot be used (`device_error`).
-    pub device: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_error: Option<String>,
-    pub libtorch_version: String,
-    pub libtorch_dir: String,
-    /// The version this build was made against (the release must match the loaded one).
-    pub libtorch_build: String,
-    pub cuda_loaded: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cuda_error: Option<String>,
-    pub cuda_device_count: usize,
-    /// The CUDA runtime and cuDNN the loaded libraries provide (libtorch's CPU library links the CUDA runtime too).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cuda_runtime: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cudnn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gpu: Option<GpuReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<CudaRuntime>,
-    /// Intra-op threads a bench config without `threads:` gets.
-    pub threads: usize,
-    pub cpu: CpuIdentity,
-}
-
-#[derive(Debug, Serialize)]
-pub struct GpuReport {
-    pub name: String,
-    pub uuid: String,
-    pub memory_total: String,
-    pub compute_capability: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mig_profile: Option<String>,
-    pub driver: String,
-    pub power_limit: String,
-}
-
-impl From<Gpu> for GpuReport {
-    fn from(g: Gpu) -> GpuReport {
-        GpuReport {
-            name: g.name,
-            uuid: g.uuid,
-            memory_total: g.memory_total,
-            compute_capability: g.compute_cap,
-            mig_profile: g.mig_profile,
-            driver: g.driver,
-            power_limit: g.power_limit,
-        }
-    }
-}
 
 pub fn run(device: &str, format: IdentifyFormat) -> Result<()> {
     let choice = parse_device(device).ok_or_else(|| {
@@ -80,30 +22,7 @@ pub fn run(device: &str, format: IdentifyFormat) -> Result<()> {
         dir: crate::models::libtorch::dir(),
         message,
     })?;
-    let resolved = hardware::resolve(choice, &|| Ok(probed.clone()));
-    let identity = Identity {
-        device: resolved.as_ref().ok().map(|d| hardware::describe(*d)),
-        device_error: resolved.as_ref().err().cloned(),
-        libtorch_version: probed.libtorch_version.clone(),
-        libtorch_dir: probed.libtorch_dir.clone(),
-        libtorch_build: crate::models::libtorch::VERSION.to_string(),
-        cuda_loaded: probed.cuda_loaded,
-        cuda_error: probed.cuda_error.clone(),
-        cuda_device_count: probed.device_count,
-        cuda_runtime: probed.cuda_runtime.clone(),
-        cudnn: probed.cudnn.clone(),
-        gpu: resolved
-            .as_ref()
-            .ok()
-            .and_then(|d| hardware::gpu_of(*d))
-            .map(GpuReport::from),
-        runtime: match resolved {
-            Ok(Device::Cuda(_)) => Some(CudaRuntime::of(&probed)),
-            _ => None,
-        },
-        threads: hardware::default_threads(),
-        cpu: hardware::host_cpu().clone(),
-    };
+    let identity = here(choice, &probed);
     match format {
         IdentifyFormat::Json => println!(
             "{}",

@@ -14,6 +14,7 @@ use crate::pipeline::executor_config::{ExecutorConfig, ExecutorKind};
 use crate::pipeline::kinds::bench::plan::{BenchPlan, PointState};
 use crate::pipeline::plan::Force;
 use crate::pipeline::slurm::Slurm;
+use crate::pipeline::slurm_identity;
 use crate::pipeline::spec::Pipeline;
 
 /// `--executor` and `--no-wait` as given.
@@ -98,7 +99,34 @@ pub fn run(
         ExecutorConfig::Local => Box::new(Local),
         ExecutorConfig::Slurm(s) => Box::new(Slurm::new(s.clone())),
     };
-    let plan = pipeline::plan::plan(&pipeline, only, &force)?;
+    // A Slurm run is planned from a compute node's identity (a probe job, cached for an hour); `--dry-run` only
+    // reads a cached answer and submits nothing.
+    let remote = |choice, step: &str| -> Result<Option<crate::models::identity::Identity>> {
+        let ExecutorConfig::Slurm(s) = &config else {
+            return Ok(None);
+        };
+        if !s.plan_on_node {
+            return Ok(None);
+        }
+        if dry_run {
+            let Some((identity, age_s)) = slurm_identity::cached(&pipeline.root, s, choice) else {
+                output::progress(&format!(
+                    "  step `{step}`: no compute node has been asked yet: planned here; `e3pipe run` asks one first"
+                ));
+                return Ok(None);
+            };
+            output::progress(&format!(
+                "  step `{step}`: planned for {} as a compute node said {} min ago",
+                identity.device.as_deref().unwrap_or("?"),
+                age_s / 60
+            ));
+            return Ok(Some(identity));
+        }
+        // A probe job waiting in the queue is cancelled on Ctrl-C or SIGTERM.
+        interrupt::install_handler();
+        slurm_identity::on_node(&pipeline.root, s, choice, step).map(Some)
+    };
+    let plan = pipeline::plan::plan_with(&pipeline, only, &force, Some(&remote))?;
     pipeline::plan::check_inputs(&pipeline, only)?;
     if dry_run {
         output::result(plan.render(executor.as_ref()).trim_end_matches('\n'));

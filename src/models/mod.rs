@@ -6,6 +6,7 @@ pub mod config;
 pub mod files;
 pub mod gpu;
 pub mod hardware;
+pub mod identity;
 pub mod libtorch;
 pub mod runtime;
 pub mod spec;

@@ -22,6 +22,8 @@ const KEYS: &[&str] = &[
     "account",
     "mem",
     "gpus",
+    "plan_on",
+    "probe_timeout_s",
 ];
 
 /// `sbatch` options e3pipe sets itself: an `sbatch_args` entry setting one would break the run.
@@ -69,6 +71,10 @@ pub struct SlurmConfig {
     pub poll_interval_s: f64,
     /// `--no-wait`: submit and return.
     pub wait: bool,
+    /// Plan points from a compute node's identity (a probe job), or from this machine's (`plan_on: here`).
+    pub plan_on_node: bool,
+    /// How long a probe job may wait in the queue before the run gives up on it.
+    pub probe_timeout_s: f64,
 }
 
 impl Default for SlurmConfig {
@@ -86,6 +92,8 @@ impl Default for SlurmConfig {
             sbatch_args: Vec::new(),
             poll_interval_s: 30.0,
             wait: true,
+            plan_on_node: true,
+            probe_timeout_s: 600.0,
         }
     }
 }
@@ -258,6 +266,29 @@ fn slurm(file: &Path, map: &Mapping) -> Result<SlurmConfig> {
             "cpus_per_task" => config.cpus_per_task = Some(count(file, key, value, 4096)?),
             "max_parallel" => config.max_parallel = count(file, key, value, 100_000)?,
             "points_per_task" => config.points_per_task = count(file, key, value, 100_000)?,
+            "plan_on" => {
+                config.plan_on_node = match value.as_str() {
+                    Some("node") => true,
+                    Some("here") => false,
+                    _ => {
+                        return Err(Error::BadValue {
+                            path: file.into(),
+                            field: "executor: plan_on".into(),
+                            message: "expected `node` (a probe job asks a compute node, the default) or `here`".into(),
+                        });
+                    }
+                };
+            }
+            "probe_timeout_s" => {
+                config.probe_timeout_s = value
+                    .as_f64()
+                    .filter(|s| (1.0..=86_400.0).contains(s))
+                    .ok_or_else(|| Error::BadValue {
+                        path: file.into(),
+                        field: "executor: probe_timeout_s".into(),
+                        message: "expected seconds from 1 to 86400".into(),
+                    })?;
+            }
             "poll_interval_s" => {
                 config.poll_interval_s = value
                     .as_f64()
@@ -353,6 +384,8 @@ mod tests {
             ),
             ("{kind: slurm, partition: \"a\\nb\"}", "one line"),
             ("{kind: slurm, mem: 16GB}", "not a Slurm memory size"),
+            ("{kind: slurm, plan_on: login}", "expected `node`"),
+            ("{kind: slurm, probe_timeout_s: 0}", "from 1 to 86400"),
             ("{kind: slurm, mem: \"-1G\"}", "not a Slurm memory size"),
             ("{kind: slurm, mem: 0}", "expected text"),
             ("{kind: slurm, gpus: 0}", "from 1 to 64"),

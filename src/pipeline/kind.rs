@@ -174,7 +174,17 @@ pub struct PlanContext<'a> {
     /// Every cache entry, parsed only if some point misses the cache (to explain what changed).
     pub entries: &'a OnceCell<Vec<(PathBuf, Option<Entry>)>>,
     pub hashes: &'a FileHashes,
+    /// Where bench points run when that is not this machine: a compute node's identity for a device setting
+    /// (`None`: plan here). See `slurm_identity`.
+    pub remote: Option<&'a Remote<'a>>,
 }
+
+/// A compute node's identity for a model's `device:` setting, asked by step name; `Ok(None)`: plan here.
+pub type Remote<'a> = dyn Fn(
+        crate::models::spec::DeviceChoice,
+        &str,
+    ) -> crate::error::Result<Option<crate::models::identity::Identity>>
+    + 'a;
 
 /// What [`Planned::run`] sees.
 pub struct RunContext<'a> {

@@ -11,5 +11,6 @@ pub mod kinds;
 pub mod plan;
 pub mod probe;
 pub mod slurm;
+pub mod slurm_identity;
 pub mod spec;
 pub mod worker_process;

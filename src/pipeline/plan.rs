@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::file_hash::FileHashes;
 use crate::pipeline::executor::Executor;
 use crate::pipeline::graph;
-use crate::pipeline::kind::{Kind, PlanContext, Planned};
+use crate::pipeline::kind::{Kind, PlanContext, Planned, Remote};
 use crate::pipeline::spec::Pipeline;
 
 /// One step's planned work.
@@ -44,6 +44,16 @@ impl Force {
 }
 
 pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan> {
+    plan_with(pipeline, only, force, None)
+}
+
+/// `plan`, with bench points keyed by `remote`'s identities where it gives one (a Slurm run's compute nodes).
+pub fn plan_with(
+    pipeline: &Pipeline,
+    only: &[String],
+    force: &Force,
+    remote: Option<&Remote<'_>>,
+) -> Result<Plan> {
     let selected = graph::select(pipeline, only)?;
     for forced in &force.steps {
         if pipeline.step(forced).is_none() {
@@ -76,6 +86,7 @@ pub fn plan(pipeline: &Pipeline, only: &[String], force: &Force) -> Result<Plan>
             store: &store,
             entries: &entries,
             hashes: &hashes,
+            remote,
         };
         steps.push(PlannedStep {
             name: step.name.clone(),

@@ -161,6 +161,21 @@ impl Slurm {
         args
     }
 
+    /// What a probe job asks for (`slurm_identity`): the tasks' request, one CPU for a CPU step unless the
+    /// pipeline names a count.
+    pub fn probe_request(&self, cuda: bool) -> Vec<String> {
+        // When it may start is the tasks' business (a hold, a start time, a dependency), not the probe's.
+        self.resource_args(cuda, 1)
+            .into_iter()
+            .filter(|a| {
+                !(a == "--hold"
+                    || a == "-H"
+                    || a.starts_with("--begin")
+                    || a.starts_with("--dependency"))
+            })
+            .collect()
+    }
+
     /// The `sbatch` arguments for an array of `tasks` tasks of `job` (its files in `dir`, its worker `worker`).
     fn sbatch_args(
         &self,
@@ -195,19 +210,27 @@ impl Slurm {
     /// `sbatch --test-only` with the tasks' resources: the site's own refusal (an unknown partition or account, a
     /// time over the limit, GPUs the partition lacks) before anything is written or submitted.
     pub fn preflight(&self, step: &str, device: Placement, threads: usize) -> Result<()> {
-        let mut args = vec!["--test-only".to_string(), "--array=0-0".to_string()];
-        args.extend(self.resource_args(matches!(device, Placement::Cuda(_)), threads));
-        args.push("--wrap=true".into());
-        run("sbatch", &args)
-            .map(|_| ())
-            .map_err(|why| Error::Refused {
-                step: step.to_string(),
-                message: format!(
-                    "Slurm refuses its jobs: {why}; fix the pipeline's `executor:` block"
-                ),
-            })
+        test_only(
+            step,
+            &self.resource_args(matches!(device, Placement::Cuda(_)), threads),
+        )
     }
+}
 
+/// `sbatch --test-only` with `request`: Slurm's own refusal, as an error that names `step`.
+pub fn test_only(step: &str, request: &[String]) -> Result<()> {
+    let mut args = vec!["--test-only".to_string(), "--array=0-0".to_string()];
+    args.extend(request.iter().cloned());
+    args.push("--wrap=true".into());
+    run("sbatch", &args)
+        .map(|_| ())
+        .map_err(|why| Error::Refused {
+            step: step.to_string(),
+            message: format!("Slurm refuses its jobs: {why}; fix the pipeline's `executor:` block"),
+        })
+}
+
+impl Slurm {
     fn submit(&self, job: &Job, dir: &Path) -> Result<Vec<Array>> {
         let per_task = self.config.points_per_task;
         let tasks_total = self.tasks_for(job.points.len());

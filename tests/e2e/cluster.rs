@@ -154,7 +154,7 @@ fn a_failed_second_submission_cancels_the_first_array() {
             ),
             (
                 "sbatch",
-                r#"case "$*" in *--test-only*) exec "$REAL" "$@";; esac
+                r#"case "$*" in *--test-only*|*e3pipe-probe*) exec "$REAL" "$@";; esac
 n=$(cat "$STATE/sbatch.calls" 2>/dev/null || echo 0); n=$((n + 1)); echo $n > "$STATE/sbatch.calls"
 if [ "$n" = 2 ]; then echo "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation" >&2; exit 1; fi
 # The first array holds its task for a while so that it is still queued when the second fails.
@@ -298,4 +298,99 @@ fn without_flock_two_runs_at_once_still_compute_each_point_once() {
         .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn points_are_planned_from_what_a_compute_node_says_not_the_login_node() {
+    ensure_slurm();
+    // The nodes differ from where `e3pipe run` starts: here every job runs with libtorch's CPU kernels capped at
+    // AVX2 (`ATEN_CPU_CAPABILITY`), set by the site's `sbatch` (a stand-in in front of the real one), which the
+    // submitting shell does not have.
+    let executor = "executor: {kind: slurm, points_per_task: 2, poll_interval_s: 0.3}\n";
+    let p = project("cl-probe", "[8, 16]", executor);
+    let bin = stand_ins(
+        &p,
+        &[("sbatch", r#"ATEN_CPU_CAPABILITY=avx2 exec "$REAL" "$@""#)],
+    );
+    let run = |args: &[&str]| {
+        let mut cmd = p.command(args);
+        with_path(&mut cmd, &bin);
+        to_run(cmd.output().unwrap())
+    };
+    let dry = run(&["run", "--dry-run", "pipelines/p.yaml"]);
+    assert!(
+        dry.stderr.contains("no compute node has been asked yet"),
+        "{}",
+        dry.all()
+    );
+    let r = run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (2, 0, 0, 0), "{}", r.all());
+    assert_eq!(r.stderr.matches("a probe job").count(), 1, "{}", r.stderr);
+    for entry in p.cache_entries() {
+        let e: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(entry).unwrap()).unwrap();
+        assert_eq!(e["key"]["hardware.aten_cpu_capability"], "avx2", "{e:#}");
+    }
+    // The answer is cached: a rerun and a dry run ask no node.
+    let dry = run(&["run", "--dry-run", "pipelines/p.yaml"]);
+    assert!(
+        dry.stderr.contains("as a compute node said 0 min ago"),
+        "{}",
+        dry.all()
+    );
+    assert!(dry.stdout.contains("cached"), "{}", dry.all());
+    let again = run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(again.points(), (0, 2, 0, 0), "{}", again.all());
+    assert!(!again.stderr.contains("a probe job"), "{}", again.stderr);
+    // Planned on the login node instead, the keys name hardware the nodes are not: the tasks refuse to measure.
+    let here = project(
+        "cl-here",
+        "[8]",
+        "executor: {kind: slurm, plan_on: here, poll_interval_s: 0.3}\n",
+    );
+    let mut cmd = here.command(&["run", "pipelines/p.yaml"]);
+    with_path(&mut cmd, &bin);
+    let r = to_run(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all().contains("plan on a machine like the compute nodes"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn nodes_that_cannot_see_the_project_are_named_as_the_cause() {
+    ensure_slurm();
+    let p = project(
+        "cl-unseen",
+        "[8]",
+        "executor: {kind: slurm, poll_interval_s: 0.3}\n",
+    );
+    // The node cannot read what the login side wrote: the probe's token is gone before the job runs.
+    let bin = stand_ins(
+        &p,
+        &[(
+            "sbatch",
+            r#"for a in "$@"; do case "$a" in */token) rm -f "$a";; esac; done
+exec "$REAL" "$@""#,
+        )],
+    );
+    let mut cmd = p.command(&["run", "pipelines/p.yaml"]);
+    with_path(&mut cmd, &bin);
+    let started = Instant::now();
+    let r = to_run(cmd.output().unwrap());
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("do not see this project's files"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a probe without an answer fails within seconds"
+    );
+    assert!(p.cache_entries().is_empty());
+    assert_eq!(tasks_named("e3pipe-cl-unseen"), 0);
 }

@@ -212,14 +212,28 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     let model = &bench.model;
     // The libtorch the worker will load must exist and be this build's release (exit 2 before anything runs).
     crate::models::libtorch::check()?;
-    let device =
-        hardware::resolve(model.device, &crate::pipeline::probe::probe).map_err(|message| {
-            Error::BadValue {
-                path: model.file.clone(),
-                field: "device".into(),
-                message,
-            }
-        })?;
+    let bad_device = |message: String| Error::BadValue {
+        path: model.file.clone(),
+        field: "device".into(),
+        message,
+    };
+    // A Slurm run's points are keyed by what a compute node said it would run on.
+    let remote = match ctx.remote {
+        Some(ask) => ask(model.device, ctx.step)?,
+        None => None,
+    };
+    let device = match &remote {
+        Some(id) => id.placement.ok_or_else(|| {
+            bad_device(
+                id.device_error
+                    .clone()
+                    .unwrap_or_else(|| "the compute node named no device".into()),
+            )
+        })?,
+        None => {
+            hardware::resolve(model.device, &crate::pipeline::probe::probe).map_err(bad_device)?
+        }
+    };
     let dtype = resolve_dtype(model.dtype, device);
     if device == Device::Cpu && dtype == DType::Fp16 {
         crate::output::warn(&format!(
@@ -228,7 +242,12 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
         ));
     }
     let params: &BenchParams = &bench.bench.params;
-    let threads = params.threads.unwrap_or_else(hardware::default_threads);
+    // One thread per logical CPU of the machine that measures: a compute node's, when planned from one.
+    let threads = params.threads.unwrap_or_else(|| {
+        remote
+            .as_ref()
+            .map_or_else(hardware::default_threads, |id| id.cpu.logical_cpus.max(1))
+    });
     if let ModelSource::HfDir { dir } | ModelSource::TorchScript { file: dir } = &model.source
         && !dir.exists()
     {
@@ -252,25 +271,31 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     let weights = weights_id(model, hashes)?;
     let tokenizer = tokenizer_identity(bench, hashes)?;
     // A GPU key names the model, not the index (identical GPUs share points), and the CUDA stack the worker loads.
-    let device_name = hardware::key_device(device);
-    let runtime = match device {
-        Device::Cuda(_) => Some(CudaRuntime::of(&crate::pipeline::probe::probe().map_err(
-            |message| Error::BadValue {
-                path: model.file.clone(),
-                field: "device".into(),
-                message,
+    let (device_name, runtime, libtorch, hardware_id) = match &remote {
+        Some(id) => (
+            id.key_device
+                .clone()
+                .unwrap_or_else(|| hardware::key_device(device)),
+            id.runtime.clone(),
+            id.libtorch_version.clone(),
+            id.hardware
+                .clone()
+                .ok_or_else(|| bad_device("the compute node gave no hardware identity".into()))?,
+        ),
+        None => (
+            hardware::key_device(device),
+            match device {
+                Device::Cuda(_) => Some(CudaRuntime::of(
+                    &crate::pipeline::probe::probe().map_err(bad_device)?,
+                )),
+                Device::Cpu => None,
             },
-        )?)),
-        Device::Cpu => None,
+            loaded_libtorch_version(),
+            hardware::identify(device).map_err(bad_device)?,
+        ),
     };
-    let libtorch = loaded_libtorch_version();
     // GPU kernels do not depend on the host's intra-op threads (one thread launches them): not in a GPU key.
     let key_threads = if device == Device::Cpu { threads } else { 0 };
-    let hardware_id = hardware::identify(device).map_err(|message| Error::BadValue {
-        path: model.file.clone(),
-        field: "device".into(),
-        message,
-    })?;
     let templates: Vec<(usize, KeyTemplate)> = bench
         .bench
         .batch_sizes
