@@ -326,9 +326,13 @@ fn copy_worker(dir: &Path) -> Result<PathBuf> {
     let run_dir = dir.parent().unwrap_or(dir);
     let copy = run_dir.join("e3pipe-worker");
     if !copy.is_file() {
+        // A hard link where the cache shares the build's filesystem (a rebuild replaces the file, not the inode);
+        // a copy elsewhere.
         let tmp = run_dir.join(".e3pipe-worker.partial");
-        std::fs::copy(&worker, &tmp)
-            .and_then(|_| std::fs::rename(&tmp, &copy))
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::hard_link(&worker, &tmp)
+            .or_else(|_| std::fs::copy(&worker, &tmp).map(|_| ()))
+            .and_then(|()| std::fs::rename(&tmp, &copy))
             .map_err(|source| Error::Write {
                 path: copy.clone(),
                 source,
@@ -623,15 +627,20 @@ impl Executor for Slurm {
 
     fn measure(&self, job: &Job, finished: &mut dyn FnMut(Finished)) -> Result<WorkerStatus> {
         let started = Instant::now();
+        // One directory per run (its worker copy is shared by its steps), one below it per step.
+        static RUN_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let run_dir = RUN_DIR.get_or_init(|| {
+            format!(
+                "{}-{}",
+                crate::clock::file_name_time(),
+                std::process::id()
+            )
+        });
         let dir = job
             .root
             .join(crate::paths::CACHE_DIR)
             .join("slurm")
-            .join(format!(
-                "{}-{}",
-                crate::clock::file_name_time(),
-                std::process::id()
-            ))
+            .join(run_dir)
             .join(sanitize(&job.step));
         let wanted: BTreeSet<String> = job.points.iter().map(|p| p.hash.clone()).collect();
         // Points an earlier run's arrays are still measuring are waited for, not submitted again.
