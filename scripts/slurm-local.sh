@@ -46,8 +46,17 @@ start() {
     if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
         su -s /bin/sh munge -c /usr/sbin/munged
     fi
+    # Dummy GPU devices for Slurm's gres plugin (character devices with NVIDIA's major number; nothing opens them).
+    for i in 0 1; do
+        [ -e /dev/nvidia$i ] || mknod /dev/nvidia$i c 195 $i
+    done
+    cat >/etc/slurm/gres.conf <<EOF
+AutoDetect=off
+NodeName=$host Name=gpu Type=h200 File=/dev/nvidia[0-1]
+EOF
     cat >"$CONF" <<EOF
 ClusterName=e3pipe-local
+GresTypes=gpu
 SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
@@ -66,7 +75,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 MaxArraySize=1001
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:h200:2 State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
     slurmctld

@@ -244,10 +244,15 @@ pub fn identify(device: Device) -> Result<HardwareId, String> {
     match device {
         Device::Cpu => Ok(HardwareId::Cpu(cpu_identity().clone())),
         Device::Cuda(i) => {
-            let listed = gpus().map_err(|why| format!("cannot identify `cuda:{i}`: {why}"))?;
+            // Which GPUs this process was given is half of the answer when one cannot be identified.
+            let given = std::env::var("CUDA_VISIBLE_DEVICES")
+                .map(|v| format!(" (CUDA_VISIBLE_DEVICES={v})"))
+                .unwrap_or_default();
+            let listed =
+                gpus().map_err(|why| format!("cannot identify `cuda:{i}`{given}: {why}"))?;
             match listed.get(i) {
                 Some(Ok(gpu)) => Ok(gpu_identity(gpu, cpu_identity())),
-                Some(Err(why)) => Err(format!("cannot identify `cuda:{i}`: {why}")),
+                Some(Err(why)) => Err(format!("cannot identify `cuda:{i}`{given}: {why}")),
                 None => Err(format!(
                     "cannot identify `cuda:{i}`: `nvidia-smi` lists {} visible GPU(s); check that `CUDA_VISIBLE_DEVICES` names the GPU",
                     listed.len()

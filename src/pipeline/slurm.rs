@@ -128,6 +128,16 @@ impl Slurm {
     /// The resources every task of `job` asks for: CPUs, memory, GPUs, partition, account, time limit, and the
     /// user's own `sbatch_args` last (sbatch takes the last of a repeated option).
     fn resource_args(&self, cuda: bool, threads: usize) -> Vec<String> {
+        self.resource_args_typed(cuda, threads, None)
+    }
+
+    /// `resource_args`, asking for GPUs of `gpu_type` (a gres type of the partition) when one is given.
+    fn resource_args_typed(
+        &self,
+        cuda: bool,
+        threads: usize,
+        gpu_type: Option<&str>,
+    ) -> Vec<String> {
         let c = &self.config;
         let cpus = c
             .cpus_per_task
@@ -146,7 +156,10 @@ impl Slurm {
         match (&c.gres, &c.gpus) {
             (Some(g), _) => args.push(format!("--gres={g}")),
             (None, Some(n)) => args.push(format!("--gres=gpu:{n}")),
-            (None, None) if cuda => args.push("--gres=gpu:1".into()),
+            (None, None) if cuda => args.push(match gpu_type {
+                Some(t) => format!("--gres=gpu:{t}:1"),
+                None => "--gres=gpu:1".into(),
+            }),
             (None, None) => {}
         }
         match &c.mem {
@@ -159,6 +172,36 @@ impl Slurm {
         }
         args.extend(c.sbatch_args.iter().cloned());
         args
+    }
+
+    /// On a partition with several GPU types (`sinfo`'s gres), the type of the GPU the points were planned for, so
+    /// that no task lands on another model (it would refuse to measure). `None` with one type or none known; a
+    /// warning when no type matches the planned GPU's name.
+    fn planned_gpu_type(&self, job: &Job) -> Option<String> {
+        if self.config.gres.is_some() || self.config.gpus.is_some() {
+            return None;
+        }
+        let crate::models::hardware::HardwareId::Cuda { name, .. } =
+            &job.points.first()?.key.hardware
+        else {
+            return None;
+        };
+        let mut args = vec!["-h".to_string(), "-o".to_string(), "%G".to_string()];
+        if let Some(p) = &self.config.partition {
+            args.push(format!("--partition={p}"));
+        }
+        let types = gres_types(&run("sinfo", &args).ok()?);
+        if types.len() < 2 {
+            return None;
+        }
+        let found = matching_type(&types, name);
+        if found.is_none() {
+            output::warn(&format!(
+                "the partition has GPU types {} and none matches the planned `{name}`; set `gpus: <type>:1` in the executor block",
+                types.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        found
     }
 
     /// What a probe job asks for (`slurm_identity`): the tasks' request, one CPU for a CPU step unless the
@@ -200,7 +243,13 @@ impl Slurm {
             // A requeued task appends to its logs instead of truncating the lines already read.
             "--open-mode=append".to_string(),
         ];
-        args.extend(self.resource_args(matches!(job.device, Placement::Cuda(_)), job.threads));
+        let cuda = matches!(job.device, Placement::Cuda(_));
+        let gpu_type = if cuda {
+            self.planned_gpu_type(job)
+        } else {
+            None
+        };
+        args.extend(self.resource_args_typed(cuda, job.threads, gpu_type.as_deref()));
         args.push(dir.join("task.sh").display().to_string());
         args.push(worker.display().to_string());
         args.push(job_file.display().to_string());
@@ -215,6 +264,45 @@ impl Slurm {
             &self.resource_args(matches!(device, Placement::Cuda(_)), threads),
         )
     }
+}
+
+/// The GPU gres types of `sinfo -o %G` lines: `gpu:h200:8(S:0-1),gpu:a100:4` -> {a100, h200}.
+fn gres_types(sinfo: &str) -> BTreeSet<String> {
+    sinfo
+        .lines()
+        .flat_map(|l| l.split(','))
+        .filter_map(|g| {
+            let mut parts = g.trim().split(':');
+            (parts.next()? == "gpu").then_some(())?;
+            let kind = parts.next()?;
+            // `gpu:4` has no type.
+            (parts.next().is_some() && !kind.chars().all(|c| c.is_ascii_digit()))
+                .then(|| kind.to_string())
+        })
+        .collect()
+}
+
+/// The gres type that names the GPU `name` (`h200` or `nvidia_h200` for `NVIDIA H200`), compared on letters and
+/// digits; the longest match (`h100_nvl` over `h100` for `NVIDIA H100 NVL`). `h200` does not match an H200 NVL when
+/// `h200_nvl` is a type too.
+fn matching_type(types: &BTreeSet<String>, name: &str) -> Option<String> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let gpu = squash(name);
+    let tail = gpu.strip_prefix("nvidia").unwrap_or(&gpu).to_string();
+    types
+        .iter()
+        .filter(|t| {
+            let t = squash(t);
+            let t = t.strip_prefix("nvidia").unwrap_or(&t).to_string();
+            !t.is_empty() && tail.starts_with(&t)
+        })
+        .max_by_key(|t| t.len())
+        .cloned()
 }
 
 /// `sbatch --test-only` with `request`: Slurm's own refusal, as an error that names `step`.
@@ -629,13 +717,8 @@ impl Executor for Slurm {
         let started = Instant::now();
         // One directory per run (its worker copy is shared by its steps), one below it per step.
         static RUN_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let run_dir = RUN_DIR.get_or_init(|| {
-            format!(
-                "{}-{}",
-                crate::clock::file_name_time(),
-                std::process::id()
-            )
-        });
+        let run_dir = RUN_DIR
+            .get_or_init(|| format!("{}-{}", crate::clock::file_name_time(), std::process::id()));
         let dir = job
             .root
             .join(crate::paths::CACHE_DIR)
@@ -1072,6 +1155,39 @@ mod tests {
         assert_eq!(
             progress_line(&[array], &listed),
             "array 41: 2 pending (Priority, Resources), 2 running, 1 done"
+        );
+    }
+
+    #[test]
+    fn a_partition_with_several_gpu_types_gets_the_planned_one() {
+        let types = gres_types("gpu:h200:8(S:0-1),gpu:a100:4\ngpu:h100_nvl:2\ngpu:4\n(null)\n");
+        assert_eq!(
+            types.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["a100", "h100_nvl", "h200"]
+        );
+        assert_eq!(
+            matching_type(&types, "NVIDIA H200").as_deref(),
+            Some("h200")
+        );
+        assert_eq!(
+            matching_type(&types, "NVIDIA A100-SXM4-80GB").as_deref(),
+            Some("a100")
+        );
+        assert_eq!(
+            matching_type(&types, "NVIDIA H100 NVL").as_deref(),
+            Some("h100_nvl")
+        );
+        assert_eq!(matching_type(&types, "Tesla T4"), None);
+        // Sites with AutoDetect=nvml name types after the full model.
+        let auto = gres_types("gpu:nvidia_h100_80gb_hbm3:4,gpu:nvidia_a100-sxm4-80gb:4");
+        assert_eq!(
+            matching_type(&auto, "NVIDIA H100 80GB HBM3").as_deref(),
+            Some("nvidia_h100_80gb_hbm3")
+        );
+        let s = Slurm::new(SlurmConfig::default());
+        assert!(
+            s.resource_args_typed(true, 1, Some("h200"))
+                .contains(&"--gres=gpu:h200:1".to_string())
         );
     }
 

@@ -394,3 +394,117 @@ exec "$REAL" "$@""#,
     assert!(p.cache_entries().is_empty());
     assert_eq!(tasks_named("e3pipe-cl-unseen"), 0);
 }
+
+#[test]
+fn a_cuda_step_gets_one_gpu_per_task_and_not_the_submitting_shells() {
+    ensure_slurm();
+    // The local cluster offers `gpu:h200:2` over dummy devices. A compute node's probe answer says `cuda:0` is an
+    // H200 (what `e3pipe identify` prints on a real node; here a stand-in answers for it, since no GPU is behind
+    // the devices). The tasks then find no GPU to measure on and fail cleanly, each saying which GPU it was given.
+    let p = project(
+        "cl-gpu",
+        "[8, 16]",
+        "executor: {kind: slurm, mem: 1G, cpus_per_task: 1, points_per_task: 1, max_parallel: 2, poll_interval_s: 0.3}\n",
+    );
+    p.write(
+        "configs/model/bert.yaml",
+        &format!("{}device: cuda\n", crate::project::BERT_TINY),
+    );
+    let here = p.run(&["identify", "--format", "json"]);
+    let mut id: serde_json::Value = serde_json::from_str(&here.stdout).unwrap();
+    let cpu = id["cpu"].clone();
+    id["device"] = "cuda:0 (NVIDIA H200)".into();
+    id["placement"] = serde_json::json!({"cuda": 0});
+    id["key_device"] = "cuda (NVIDIA H200)".into();
+    id["hardware"] = serde_json::json!({
+        "kind": "cuda", "name": "NVIDIA H200", "memory_total": "143771 MiB", "compute_capability": "9.0",
+        "driver": "580.159.04", "power_limit": "700.00 W",
+        "host_cpu": {"model_name": cpu["model_name"], "family_model_stepping": cpu["family_model_stepping"]}
+    });
+    id["runtime"] = serde_json::json!({"cuda_runtime": "12.8", "cudnn": "9.10.2"});
+    p.write("node-identity.json", &id.to_string());
+    p.write(
+        "fake-identify.sh",
+        &format!(
+            "#!/bin/sh\ncat '{}'\n",
+            p.path("node-identity.json").display()
+        ),
+    );
+    std::fs::set_permissions(
+        p.path("fake-identify.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let bin = stand_ins(
+        &p,
+        &[(
+            "sbatch",
+            &format!(
+                r#"case "$*" in *e3pipe-probe*) ;; *) exec "$REAL" "$@";; esac
+n=0; for a in "$@"; do n=$((n + 1)); done
+i=0; for a in "$@"; do i=$((i + 1)); if [ "$a" = "{exe}" ]; then set -- "$@" "{fake}"; else set -- "$@" "$a"; fi; done
+shift $n
+exec "$REAL" "$@""#,
+                exe = env!("CARGO_BIN_EXE_e3pipe"),
+                fake = p.path("fake-identify.sh").display()
+            ),
+        )],
+    );
+    let mut cmd = p.command(&["run", "pipelines/p.yaml"]);
+    with_path(&mut cmd, &bin);
+    // The submitting shell's own GPU choice must not reach the tasks.
+    cmd.env("CUDA_VISIBLE_DEVICES", "7")
+        .env_remove("E3PIPE_NO_CUDA");
+    let r = to_run(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(r.points(), (0, 0, 2, 0), "{}", r.all());
+    let submitted: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("sbatch "))
+        .collect();
+    assert!(!submitted.is_empty());
+    for line in &submitted {
+        assert!(
+            line.contains(" --gres=gpu:1 ") && line.contains(" --mem=1G "),
+            "{line}"
+        );
+    }
+    // Each task was given one GPU by Slurm (0 or 1), never the shell's 7.
+    let logs: Vec<String> = walk(&p.path("cache/slurm"))
+        .into_iter()
+        .filter(|f| {
+            f.extension().is_some_and(|x| x == "err") && f.to_string_lossy().contains("array")
+        })
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    let mut given: Vec<&str> = logs
+        .iter()
+        .map(|l| {
+            l.split("CUDA_VISIBLE_DEVICES=")
+                .nth(1)
+                .and_then(|rest| rest.split(')').next())
+                .unwrap_or_else(|| panic!("{l}"))
+        })
+        .collect();
+    given.sort_unstable();
+    assert!(given.iter().all(|g| *g == "0" || *g == "1"), "{given:?}");
+    assert!(
+        logs.iter().all(|l| l.contains("cannot identify `cuda:0`")),
+        "{logs:?}"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
