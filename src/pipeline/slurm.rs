@@ -714,9 +714,9 @@ impl Executor for Slurm {
     }
 
     fn measure(&self, job: &Job, finished: &mut dyn FnMut(Finished)) -> Result<WorkerStatus> {
-        let started = Instant::now();
         // One directory per run (its worker copy is shared by its steps), one below it per step.
         static RUN_DIR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let started = Instant::now();
         let run_dir = RUN_DIR
             .get_or_init(|| format!("{}-{}", crate::clock::file_name_time(), std::process::id()));
         let dir = job
