@@ -1,13 +1,18 @@
 //! The work a point does, counted from the architecture (never measured), so a latency can be read against the
-//! machine's limits: matmul FLOPs (2 per multiply-add) and the bytes an unfused implementation moves.
+//! machine's limits: matmul FLOPs (2 per multiply-add) and the bytes the kernels move.
 //!
-//! Counted exactly as the native models in `worker/src/models/` run them:
+//! Counted as the native models in `worker/src/models/` run them:
 //! - every matmul `x[m×k] · w[k×n]` costs `2·m·k·n` FLOPs and moves `(m·k + k·n + m·n)` elements: its inputs read
-//!   once and its output written once. Weights, the KV cache (the `k`/`v` operands of attention) and the attention
-//!   scores (`L×L` per head, which dominate long prefills) are all operands of matmuls, so all are counted;
+//!   once and its output written once. Weights and activations are operands of matmuls, so both are counted;
+//! - attention runs as one fused kernel (`scaled_dot_product_attention`, see `ATTENTION_PATH`): per head it reads
+//!   `q`, `k`, `v` and writes its output, and the score matrix never leaves the kernel, so it moves no bytes. Its
+//!   FLOPs are `4·dh` per score entry (`q·kᵀ` and `p·v`); a **causal** prefill's kernel skips the blocks above the
+//!   diagonal, so it computes about `L(L+1)/2` entries per head, not `L²` (the exact count is block-granular:
+//!   a little more on the diagonal blocks; `torch.utils.flop_counter` counts the full `L²`, so the cross-check
+//!   below subtracts the masked half). Bidirectional attention (BERT, T5's encoder) computes all `L²`;
+//! - T5's relative-position bias (`H×L×L`) is an input of its attention kernel: its bytes count;
 //! - biases, norms and embedding rows are read once (their bytes count, their few FLOPs do not); softmax, GELU and
 //!   residual additions are not counted: they are element-wise and small next to the matmuls;
-//! - attention over `L` keys computes the full `L×L` scores (the causal mask is applied to them), as the models do;
 //! - the headline phase is what `latency_ms` times: the prefill and the first token (GPT-2: the LM head on the last
 //!   position only), the encoder plus the cross-attention keys/values and the first decoder step (T5), one forward
 //!   (BERT, no pooler). A decode step is the average of the `num_tokens - 1` timed steps (attention over `t` keys is
@@ -69,12 +74,6 @@ impl Counter {
         self.work.weight_bytes += k * n * self.elem;
     }
 
-    /// `batch` products `a[m×k] · b[k×n]` of activations (attention scores and values).
-    fn product(&mut self, batch: f64, m: f64, k: f64, n: f64) {
-        self.work.flops += 2.0 * batch * m * k * n;
-        self.work.bytes += batch * (m * k + k * n + m * n) * self.elem;
-    }
-
     /// Parameters read without a matmul: biases, norm weights, embedding rows.
     fn params(&mut self, count: f64) {
         self.work.bytes += count * self.elem;
@@ -85,7 +84,29 @@ impl Counter {
     fn written(&mut self, count: f64) {
         self.work.bytes += count * self.elem;
     }
+
+    /// Fused attention of `queries` query rows over `keys` keys, head size `dh`, in `heads` (batch × heads)
+    /// independent heads; `causal`: query `i` of the last `queries` positions sees `keys - queries + i + 1` keys.
+    fn attention(&mut self, heads: f64, queries: f64, keys: f64, dh: f64, causal: bool) {
+        let entries = score_entries(queries, keys, causal);
+        self.work.flops += heads * 4.0 * entries * dh;
+        // q and the output, k and v: the scores stay inside the kernel.
+        self.work.bytes += heads * (2.0 * queries * dh + 2.0 * keys * dh) * self.elem;
+    }
 }
+
+/// The score entries a fused attention kernel computes per head: `queries × keys`, or under a causal mask
+/// `Σᵢ (keys − queries + i + 1)` = `queries·(keys − queries) + queries·(queries + 1)/2` (`L(L+1)/2` for a prefill).
+pub fn score_entries(queries: f64, keys: f64, causal: bool) -> f64 {
+    if causal {
+        queries * (keys - queries) + queries * (queries + 1.0) / 2.0
+    } else {
+        queries * keys
+    }
+}
+
+/// How every native model's attention runs, for the record: one fused kernel, causal in GPT-2's prefill.
+pub const ATTENTION_PATH: &str = "fused scaled_dot_product_attention (causal prefill: ~L(L+1)/2 scores per head; no score-matrix bytes)";
 
 /// The work of one point of `config` at `context_length` with `num_tokens` generated, batch `batch`, `dtype_bytes`
 /// per element.
@@ -128,8 +149,8 @@ fn gpt2_block(c: &Gpt2Config, n: &mut Counter, m: f64, queries: f64, keys: f64, 
     n.linear(m, d, 3.0 * d); // c_attn
     n.params(3.0 * d);
     n.written(2.0 * m * d); // k, v into the cache
-    n.product(b * h, queries, dh, keys); // q · kᵀ
-    n.product(b * h, queries, keys, dh); // p · v
+    // A prefill (several queries) attends causally; a step's one query sees every cached key.
+    n.attention(b * h, queries, keys, dh, queries > 1.0);
     n.linear(m, d, d); // attn c_proj
     n.params(d);
     n.params(2.0 * d); // ln_2
@@ -175,8 +196,7 @@ fn bert_forward(c: &BertConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
             n.linear(m, d, d); // query, key, value
             n.params(d);
         }
-        n.product(b * h, l, d / h, l);
-        n.product(b * h, l, l, d / h);
+        n.attention(b * h, l, l, d / h, false);
         n.linear(m, d, d); // attention output
         n.params(3.0 * d); // its bias and LayerNorm
         n.linear(m, d, ff);
@@ -215,9 +235,8 @@ fn t5_first_token(c: &T5Config, l: f64, b: f64, dtype_bytes: usize) -> Work {
         for _ in 0..3 {
             n.linear(m, d, inner); // q, k, v
         }
-        n.written(b * h * l * l); // the position bias added to the scores
-        n.product(b * h, l, dkv, l);
-        n.product(b * h, l, l, dkv);
+        n.written(b * h * l * l); // the position bias, an input of the attention kernel
+        n.attention(b * h, l, l, dkv, false);
         n.linear(m, inner, d); // o
         t5_ffn(c, &mut n, m);
     }
@@ -248,13 +267,11 @@ fn t5_decoder_step(c: &T5Config, keys: f64, l: f64, b: f64, dtype_bytes: usize) 
             n.linear(b, d, inner);
         }
         n.written(2.0 * b * inner);
-        n.product(b * h, 1.0, dkv, keys);
-        n.product(b * h, 1.0, keys, dkv);
+        n.attention(b * h, 1.0, keys, dkv, false);
         n.linear(b, inner, d);
         n.params(d);
         n.linear(b, d, inner); // cross q
-        n.product(b * h, 1.0, dkv, l);
-        n.product(b * h, 1.0, l, dkv);
+        n.attention(b * h, 1.0, l, dkv, false);
         n.linear(b, inner, d);
         t5_ffn(c, &mut n, b);
     }
@@ -312,6 +329,40 @@ mod tests {
         let matrices = 12.0 * (4.0 * d * d + 2.0 * d * 3072.0);
         assert!(w.headline.weight_bytes > matrices * 4.0);
         assert!(close(w.headline.weight_bytes, matrices * 4.0, 0.02));
+    }
+
+    #[test]
+    fn a_causal_prefill_computes_half_the_scores_and_fused_attention_moves_no_score_bytes() {
+        // By hand: 4 queries over 4 keys, causal: 1 + 2 + 3 + 4 = 10 entries; a step's query over 7 keys: 7; a
+        // causal chunk of 2 queries after 5 cached keys: 6 + 7 = 13.
+        assert_eq!(score_entries(4.0, 4.0, true), 10.0);
+        assert_eq!(score_entries(4.0, 4.0, false), 16.0);
+        assert_eq!(score_entries(1.0, 7.0, true), 7.0);
+        assert_eq!(score_entries(2.0, 7.0, true), 13.0);
+        // gpt2-medium at 960 tokens: attention FLOPs are 24 layers × 16 heads × 4·dh × L(L+1)/2.
+        let (l, d, layers) = (960.0f64, 1024.0f64, 24.0);
+        let w = point_work(&gpt2_medium(), 960, 1, 1, 2).headline;
+        let matrices = layers * 24.0 * l * d * d + 2.0 * d * 50257.0;
+        let attention = layers * 4.0 * d * l * (l + 1.0) / 2.0;
+        assert!(
+            close(w.flops, matrices + attention, 1e-12),
+            "{} vs {}",
+            w.flops,
+            matrices + attention
+        );
+        // Counting the full L² would add 7.2 % here.
+        let full = layers * 4.0 * d * l * l;
+        assert!(
+            close((matrices + full) / w.flops, 1.0724, 0.001),
+            "{}",
+            (matrices + full) / w.flops
+        );
+        // No L×L score bytes: fp16 gpt2-medium at 960 tokens is far more compute-heavy than an unfused count says.
+        assert!(w.intensity() > 350.0, "{}", w.intensity());
+        // Without score bytes, BERT's bytes grow linearly in L (an unfused count has an L² term): equal steps.
+        let bytes = |l: usize| point_work(&bert_base(), l, 0, 1, 4).headline.bytes;
+        assert_eq!(bytes(256) - bytes(128), bytes(384) - bytes(256));
+        // Its bidirectional attention still computes every score (see the hand count above).
     }
 
     #[test]
@@ -410,7 +461,17 @@ mod tests {
             let tokens = c["num_tokens"].as_u64().unwrap() as usize;
             let w = point_work(&config, length, tokens, 1, 4);
             let name = c["name"].as_str().unwrap();
-            let torch = c["headline_flops"].as_f64().unwrap();
+            let mut torch = c["headline_flops"].as_f64().unwrap();
+            // The counter charges a causal prefill's masked half; the kernel skips it.
+            if let ArchConfig::Gpt2(g) = &config {
+                let l = length as f64;
+                let masked = l * l - score_entries(l, l, true);
+                torch -= g.n_layer as f64
+                    * g.n_head as f64
+                    * 4.0
+                    * masked
+                    * (g.n_embd / g.n_head) as f64;
+            }
             assert!(
                 close(w.headline.flops, torch, 1e-9),
                 "{name}@{length}: {} vs {torch}",

@@ -101,7 +101,15 @@ fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> ResultsDocument {
                     .config
                     .as_ref()
                     .and_then(|c| serde_json::to_value(c).ok()),
-                extra: Map::new(),
+                // How the roofline fields count attention (native models only; TorchScript's work is not counted).
+                extra: if model.config.is_some() {
+                    Map::from_iter([(
+                        "attention".to_string(),
+                        Value::from(crate::models::work::ATTENTION_PATH),
+                    )])
+                } else {
+                    Map::new()
+                },
             },
             bench: BenchRecord {
                 name: Some(bench.name.clone()),
