@@ -60,7 +60,7 @@ def main() -> int:
             for mode, extra in modes:
                 out = subprocess.run([str(args.e3pipe), "compare", str(a), str(b), "--format", "json",
                                       "--threshold", str(args.threshold), *extra], capture_output=True, text=True)
-                if out.returncode not in (0, 1):
+                if out.returncode not in (0, 1, 3):
                     print(out.stderr, file=sys.stderr)
                     return 2
                 report = json.loads(out.stdout)

@@ -65,7 +65,8 @@ pub enum Command {
         force: bool,
     },
     /// Did inference get slower? Compares two runs' points (project directories, results directories or results
-    /// files): exit 0 when nothing is slower, 1 when something is, 2 for invalid input.
+    /// files): exit 0 when nothing is slower and everything could be told, 1 when something is slower, 3 when
+    /// nothing is but some rows are inconclusive (too few runs to tell), 2 for invalid input.
     Compare {
         baseline: PathBuf,
         candidate: PathBuf,
@@ -90,6 +91,10 @@ pub enum Command {
         /// generated tokens or measuring code (refused by default).
         #[arg(long)]
         allow_different_hardware: bool,
+        /// Compare points measured by different measuring code (two builds on one machine: the usual CI gate),
+        /// still refusing other hardware, dtype, threads or generated tokens.
+        #[arg(long)]
+        allow_different_code: bool,
         /// A second run of the baseline, made the same way: the spread of its ratios to the baseline measures the
         /// run-to-run noise, and changes within it are not called.
         #[arg(long, value_name = "REPEAT")]

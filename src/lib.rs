@@ -82,6 +82,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             correction,
             format,
             allow_different_hardware,
+            allow_different_code,
             noise_from,
         } => commands::compare::run(
             &baseline,
@@ -100,6 +101,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     cli::CorrectionArg::Bh => compare::significance::Correction::Bh,
                 },
                 allow_different: allow_different_hardware,
+                allow_different_code,
             },
             match format {
                 cli::CompareFormat::Table => compare::render::Format::Table,

@@ -28,6 +28,9 @@ fn check(options: &Options) -> Result<()> {
     Ok(())
 }
 
+/// The exit code when nothing is slower but some rows are inconclusive.
+pub const INCONCLUSIVE_EXIT: u8 = 3;
+
 pub fn run(
     baseline: &Path,
     candidate: &Path,
@@ -83,17 +86,41 @@ pub fn run(
             a.label, b.label
         )));
     }
-    if !result.differences.is_empty() && !options.allow_different {
+    // Different measuring code is what a build-to-build comparison is for; it has its own switch, which relaxes
+    // nothing else.
+    let (code, conditions): (Vec<&String>, Vec<&String>) = result
+        .differences
+        .iter()
+        .partition(|d| d.starts_with(crate::compare::CODE));
+    let refused: Vec<&String> = code
+        .into_iter()
+        .filter(|_| !(options.allow_different_code || options.allow_different))
+        .chain(conditions.into_iter().filter(|_| !options.allow_different))
+        .collect();
+    if !refused.is_empty() {
+        let only_code = refused.iter().all(|d| d.starts_with(crate::compare::CODE));
         return Err(Error::Usage(format!(
-            "`{}` and `{}` were measured under different conditions ({}); their times are not comparable. Compare anyway with `--allow-different-hardware`",
+            "`{}` and `{}` were measured under different conditions ({}); their times are not comparable. Compare anyway with {}",
             a.label,
             b.label,
-            result.differences.join("; ")
+            refused
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            if only_code {
+                "`--allow-different-code` (two builds on the same machine)"
+            } else {
+                "`--allow-different-hardware`"
+            }
         )));
     }
     output::result(render(&result, format).trim_end());
+    // 1: something is slower; 3: nothing is, but some rows could not be told (too few runs for the test).
     Ok(if result.count(Verdict::Slower) > 0 {
         ExitCode::from(1)
+    } else if result.count(Verdict::Inconclusive) > 0 {
+        ExitCode::from(INCONCLUSIVE_EXIT)
     } else {
         ExitCode::SUCCESS
     })

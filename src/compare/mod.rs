@@ -37,7 +37,10 @@ pub struct Options {
     pub threshold: f64,
     pub alpha: f64,
     pub correction: Correction,
+    /// Compare points measured on different hardware, dtype, threads or generated tokens.
     pub allow_different: bool,
+    /// Compare points measured by different measuring code (build-to-build comparisons), nothing else relaxed.
+    pub allow_different_code: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -46,6 +49,8 @@ pub enum Verdict {
     Slower,
     Faster,
     NoChange,
+    /// Tested, but with so few runs a side that no p-value could reach alpha after correction: not "no change".
+    Inconclusive,
     /// No raw samples on a side (the original tool's files), or fewer than two.
     NotTested,
 }
@@ -56,6 +61,7 @@ impl Verdict {
             Verdict::Slower => "slower",
             Verdict::Faster => "faster",
             Verdict::NoChange => "no change",
+            Verdict::Inconclusive => "inconclusive",
             Verdict::NotTested => "not tested",
         }
     }
@@ -127,6 +133,9 @@ impl Comparison {
     }
 }
 
+/// The condition `--allow-different-code` relaxes.
+pub const CODE: &str = "measuring code (method)";
+
 /// What must be equal for two points' times to be compared, by name.
 fn conditions(p: &Point) -> Vec<(&'static str, String)> {
     let Some(r) = &p.record else {
@@ -137,7 +146,7 @@ fn conditions(p: &Point) -> Vec<(&'static str, String)> {
         ("dtype", r.dtype.clone()),
         ("threads", r.threads.to_string()),
         ("num_tokens", r.num_tokens.to_string()),
-        ("measuring code (method)", short(&r.method)),
+        (CODE, short(&r.method)),
     ]
 }
 
@@ -343,10 +352,20 @@ pub fn compare(
         }
         (None, options.threshold)
     };
+    // The smallest p-value a row's run counts allow, after the correction's factor for its best case.
+    let factor = match options.correction {
+        Correction::Holm => tested.len() as f64,
+        Correction::Bh => 1.0,
+    };
     for (&i, q) in tested.iter().zip(adjusted) {
         let row = &mut rows[i];
         row.p_adjusted = Some(q);
         row.verdict = verdict(row, q, options.alpha, band);
+        if row.verdict == Verdict::NoChange
+            && smallest_p(row.baseline_n, row.candidate_n) * factor > options.alpha
+        {
+            row.verdict = Verdict::Inconclusive;
+        }
     }
     // Say when no row could ever have been called a change: too few runs for the number of tests.
     if let Some(best) = tested

@@ -115,10 +115,11 @@ fn cells(r: &Compared) -> [String; 11] {
 pub fn summary(c: &Comparison) -> String {
     let tested = c.rows.iter().filter(|r| r.p_value.is_some()).count();
     format!(
-        "{} slower, {} faster, {} no change, {} not tested; noise band ±{:.1} %, alpha {}, {} over {tested} tests (slower/faster: corrected Mann–Whitney p ≤ alpha and the whole bootstrap interval of the ratio beyond the band)",
+        "{} slower, {} faster, {} no change, {} inconclusive, {} not tested; noise band ±{:.1} %, alpha {}, {} over {tested} tests (slower/faster: corrected Mann–Whitney p ≤ alpha and the whole bootstrap interval of the ratio beyond the band)",
         c.count(Verdict::Slower),
         c.count(Verdict::Faster),
         c.count(Verdict::NoChange),
+        c.count(Verdict::Inconclusive),
         c.count(Verdict::NotTested),
         c.noise_band * 100.0,
         c.alpha,
@@ -265,6 +266,7 @@ pub fn json(c: &Comparison) -> String {
         "slower": c.count(Verdict::Slower),
         "faster": c.count(Verdict::Faster),
         "no_change": c.count(Verdict::NoChange),
+        "inconclusive": c.count(Verdict::Inconclusive),
         "not_tested": c.count(Verdict::NotTested),
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()

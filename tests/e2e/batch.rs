@@ -240,7 +240,8 @@ fn a_two_by_two_sweep_measures_four_points_per_model_and_a_new_batch_size_only_i
 
     // `compare` matches points on batch size too: each batch size's samples against the same batch size's.
     let c = p.run(&["compare", "before", ".", "--format", "json"]);
-    assert_eq!(c.code, 0, "{}", c.all());
+    // Too few runs a side to tell anything: inconclusive, exit 3.
+    assert_eq!(c.code, 3, "{}", c.all());
     let json: serde_json::Value = serde_json::from_str(&c.stdout).unwrap();
     let rows = json["rows"].as_array().unwrap();
     let bert: Vec<(u64, u64)> = rows

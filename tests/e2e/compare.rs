@@ -238,12 +238,15 @@ fn an_aa_pair_of_real_runs_raises_no_alarm_and_says_what_it_could_detect() {
     let p = measured(3);
     measure(&p, "again");
     let r = p.run(&["compare", "base", "again"]);
-    assert_eq!(r.code, 0, "{}", r.all());
+    // Nothing slower, but nothing could be told either: exit 3, not a reassuring 0.
+    assert_eq!(r.code, 3, "{}", r.all());
     assert!(
-        r.stdout.contains("0 slower, 0 faster, 14 no change"),
+        r.stdout
+            .contains("0 slower, 0 faster, 0 no change, 14 inconclusive"),
         "{}",
         r.stdout
     );
+    assert!(!r.stdout.contains("no change\n"), "{}", r.stdout);
     // With 3 runs a side no change is detectable at all, and the comparison says so rather than implying safety.
     assert!(
         r.stdout
@@ -307,11 +310,55 @@ fn inputs_that_are_not_results_are_refused_with_exit_2() {
     let old = std::fs::read_to_string(&history[0]).unwrap();
     p.write("results/inference_scaling_19990101_000000.json", &old);
     let r = p.run(&["compare", "results", "base"]);
-    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.code, 3, "3 runs a side are inconclusive: {}", r.all());
     assert!(r.stdout.contains("holds 2 results of"), "{}", r.stdout);
     // One results file against a project directory: both sides read.
     let (code, one) = json(&p, &["base", "base/latest/inference/bert-tiny.json"]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 3);
+    assert_eq!(one["summary"]["inconclusive"], 2, "{one:#}");
     assert_eq!(one["rows"].as_array().unwrap().len(), 2);
     assert_eq!(one["only_baseline"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn another_build_is_compared_with_allow_different_code_and_other_hardware_still_refused() {
+    let p = measured(3);
+    measure(&p, "again");
+    // The candidate as another build of the measuring code would have left it.
+    for f in ["bert-tiny", "gpt2-tiny"] {
+        let path = format!("again/latest/inference/{f}.json");
+        let text = p.read(&path).replace(
+            &serde_json::from_str::<Value>(&p.read(&path)).unwrap()["metrics"]["32"]["point"]["method"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        );
+        p.write(&path, &text);
+    }
+    let refused = p.run(&["compare", "base", "again"]);
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(
+        refused.stderr.contains("`--allow-different-code`"),
+        "{}",
+        refused.stderr
+    );
+    let r = p.run(&["compare", "base", "again", "--allow-different-code"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    // Code allowed, hardware not: another device is still refused, naming the hardware switch.
+    for f in ["bert-tiny", "gpt2-tiny"] {
+        let path = format!("again/latest/inference/{f}.json");
+        let text = p
+            .read(&path)
+            .replace("\"device\":\"cpu (", "\"device\":\"cpu (Another ");
+        let text = text.replace("\"device\": \"cpu (", "\"device\": \"cpu (Another ");
+        p.write(&path, &text);
+    }
+    let other = p.run(&["compare", "base", "again", "--allow-different-code"]);
+    assert_eq!(other.code, 2, "{}", other.all());
+    assert!(
+        other.stderr.contains("`--allow-different-hardware`"),
+        "{}",
+        other.stderr
+    );
 }
