@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::project::{Project, bench_yaml, to_run};
+use crate::project::{Project, bench_yaml, to_run, walk};
 
 fn ensure_slurm() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/slurm-local.sh");
@@ -494,17 +494,4 @@ exec "$REAL" "$@""#,
         logs.iter().all(|l| l.contains("cannot identify `cuda:0`")),
         "{logs:?}"
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

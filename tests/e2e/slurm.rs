@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::project::{BERT_TINY, GPT2_TINY, Project, bench_yaml, to_run};
+use crate::project::{BERT_TINY, GPT2_TINY, Project, bench_yaml, to_run, walk};
 
 fn ensure_slurm() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/slurm-local.sh");
@@ -348,19 +348,6 @@ fn a_node_that_is_not_the_planned_hardware_measures_nothing() {
     }
     let cached = std::fs::read_dir(p.path("cache/points")).map_or(0, Iterator::count);
     assert_eq!(cached, 0, "a mismatch must never be cached");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]

@@ -523,25 +523,30 @@ mod tests {
             .join(name)
     }
 
+    /// One measured run, no warm-up, `num_tokens` generated.
+    fn one_run(num_tokens: usize) -> BenchParams {
+        BenchParams {
+            num_tokens,
+            batch_size: 1,
+            num_runs: 1,
+            warmup_runs: 0,
+            min_duration_s: 0.0,
+            threads: None,
+            target_rel_ci: None,
+            max_runs: None,
+            max_duration_s: None,
+            read_back: false,
+            warmup_s: None,
+        }
+    }
+
     #[test]
     fn allocation_failures_of_cuda_libraries_are_oom_points() {
         let record = || {
             e3pipe::bench::result::Unmeasured {
                 model: "m",
                 arch: Arch::Decoder,
-                params: &BenchParams {
-                    num_tokens: 2,
-                    batch_size: 1,
-                    num_runs: 1,
-                    warmup_runs: 0,
-                    min_duration_s: 0.0,
-                    threads: None,
-                    target_rel_ci: None,
-                    max_runs: None,
-                    max_duration_s: None,
-                    read_back: false,
-                    warmup_s: None,
-                },
+                params: &one_run(2),
                 dtype: "fp16",
                 device: "cuda:0 (test)".into(),
                 threads: 1,
@@ -602,19 +607,7 @@ mod tests {
         .unwrap();
         let mask = input_mask(&script, 2, 16).unwrap();
         assert_eq!(mask.size(), [2, 16]);
-        let params = BenchParams {
-            num_tokens: 0,
-            batch_size: 1,
-            num_runs: 1,
-            warmup_runs: 0,
-            min_duration_s: 0.0,
-            threads: None,
-            target_rel_ci: None,
-            max_runs: None,
-            max_duration_s: None,
-            read_back: false,
-            warmup_s: None,
-        };
+        let params = one_run(0);
         assert_eq!(warmup_runs(&native, &params), 0);
         assert_eq!(warmup_runs(&script, &params), TORCHSCRIPT_MIN_WARMUP_RUNS);
     }
