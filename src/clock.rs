@@ -9,3 +9,10 @@ pub fn now_rfc3339() -> String {
 pub fn file_name_time() -> String {
     chrono::Utc::now().format("%Y%m%d_%H%M%S").to_string()
 }
+
+/// This `e3pipe` process's run: its start time and pid, recorded with every point it measures and with the roof
+/// it measured them against.
+pub fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{} pid {}", now_rfc3339(), std::process::id()))
+}

@@ -14,6 +14,25 @@ use crate::models::work::PointWork;
 /// A point reaching less than this fraction of its roof is called overhead-bound.
 pub const OVERHEAD_BELOW: f64 = 0.2;
 
+/// A roof whose best run exceeds its median run by more than this factor (matmul or bandwidth) was measured on a
+/// busy machine: it is not used (a point read against it would show a fraction of an unknown roof).
+pub const ROOF_MAX_SPREAD: f64 = 1.5;
+
+/// How far a roof's best run is above its median: 1.0 for perfectly repeatable runs.
+pub fn spread(peaks: &Peaks) -> f64 {
+    let ratio = |best: f64, median: f64| {
+        if median > 0.0 {
+            best / median
+        } else {
+            f64::INFINITY
+        }
+    };
+    ratio(peaks.matmul_flops_per_s, peaks.matmul_median_flops_per_s).max(ratio(
+        peaks.memory_bytes_per_s,
+        peaks.memory_median_bytes_per_s,
+    ))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Bound {
@@ -64,7 +83,11 @@ pub fn analyse(
     decode_step_ms: Option<f64>,
     peaks: &Peaks,
 ) -> Option<Roofline> {
-    if headline_ms <= 0.0 || peaks.matmul_flops_per_s <= 0.0 || peaks.memory_bytes_per_s <= 0.0 {
+    if headline_ms <= 0.0
+        || peaks.matmul_flops_per_s <= 0.0
+        || peaks.memory_bytes_per_s <= 0.0
+        || spread(peaks) > ROOF_MAX_SPREAD
+    {
         return None;
     }
     let seconds = headline_ms / 1e3;
@@ -187,5 +210,25 @@ mod tests {
             r.summary()
                 .starts_with("above the measured roof (mfu 200 %)")
         );
+    }
+
+    #[test]
+    fn a_roof_whose_runs_disagree_is_not_used() {
+        // The busy machine of the issue: a best matmul run of 1.7 GFLOP/s over a median of 0.48 (3.5×).
+        let busy = Peaks {
+            matmul_flops_per_s: 1.7e9,
+            matmul_median_flops_per_s: 0.48e9,
+            ..peaks()
+        };
+        assert!((spread(&busy) - 1.7 / 0.48).abs() < 1e-12);
+        assert!(analyse(&work(1e10, 1e9), 125.0, None, &busy).is_none());
+        // Bandwidth too; and a roof whose runs agree within 1.5× is used.
+        let slow_stream = Peaks {
+            memory_median_bytes_per_s: 0.5e10,
+            ..peaks()
+        };
+        assert!(analyse(&work(1e10, 1e9), 125.0, None, &slow_stream).is_none());
+        assert!((spread(&peaks()) - 1.0 / 0.9).abs() < 1e-12);
+        assert!(analyse(&work(1e10, 1e9), 125.0, None, &peaks()).is_some());
     }
 }

@@ -1,6 +1,7 @@
-//! Measured machine peaks, cached once per (device, hardware, dtype, threads, libtorch, measuring code) under
-//! `cache/peaks/<blake3>.json`, like a point: every bench step on that machine and `e3pipe peaks` share them, and
-//! a different machine or build measures its own.
+//! Measured machine roofs, one per (run, device, hardware, dtype, threads, libtorch, measuring code) under
+//! `cache/peaks/<blake3>.json`. A roof belongs to the run that measured it: a point's latency is only ever divided
+//! by the roof measured in its own run (this shared machine's speed drifts up to 2× between sessions, so a roof from
+//! another day says little about a point of today). The bench steps of one run share its roof.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,9 @@ pub struct PeaksKey {
     pub dtype: String,
     pub threads: usize,
     pub libtorch: String,
+    /// The run that measured (or will measure) it (`clock::run_id`).
+    #[serde(default)]
+    pub run_id: String,
 }
 
 impl PeaksKey {
@@ -37,6 +41,16 @@ impl PeaksKey {
             dtype: dtype.into(),
             threads,
             libtorch: libtorch.into(),
+            run_id: crate::clock::run_id().into(),
+        }
+    }
+
+    /// The same roof as measured by the run `run_id`.
+    #[must_use]
+    pub fn of_run(&self, run_id: &str) -> PeaksKey {
+        PeaksKey {
+            run_id: run_id.into(),
+            ..self.clone()
         }
     }
 

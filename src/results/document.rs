@@ -249,6 +249,9 @@ pub struct RoofMetrics {
     pub peak_tflops: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_gbps: Option<f64>,
+    /// The run whose roof these were read against: always the point's own (`run_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roof_run_id: Option<String>,
 }
 
 impl RoofMetrics {
@@ -267,6 +270,7 @@ impl RoofMetrics {
             decode_bw_util: r.decode_bw_util,
             peak_tflops: Some(r.peak_tflops),
             peak_gbps: Some(r.peak_gbps),
+            roof_run_id: None,
         }
     }
 }
@@ -322,7 +326,12 @@ impl LengthMetrics {
             input_tokens: Some(p.input_tokens as u64),
             batch_size: Some(p.batch_size as u64),
             cache_key: Some(cache_key.into()),
-            roof: roof.map(RoofMetrics::of).unwrap_or_default(),
+            roof: roof
+                .map(|r| RoofMetrics {
+                    roof_run_id: Some(p.run_id.clone()).filter(|id| !id.is_empty()),
+                    ..RoofMetrics::of(r)
+                })
+                .unwrap_or_default(),
             point: Some(p.clone()),
             extra: Map::new(),
         }

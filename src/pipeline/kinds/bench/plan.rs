@@ -142,14 +142,28 @@ impl Planned for BenchPlan {
             };
             let _ = writeln!(out, "  {at}  {}  [{}]", p.state, &p.hash[..12]);
         }
+        let computes = self
+            .points
+            .iter()
+            .any(|p| !matches!(p.state, PointState::Cached | PointState::Infeasible(_)));
         match (&self.peaks, &self.peaks_key) {
             (Some(p), _) => {
-                let _ = writeln!(out, "  machine peaks: cached ({})", p.describe());
+                let _ = writeln!(
+                    out,
+                    "  machine roof: measured in this run ({})",
+                    p.describe()
+                );
+            }
+            (None, Some(_)) if computes => {
+                let _ = writeln!(
+                    out,
+                    "  machine roof: measured with these points, in the same run (about a second)"
+                );
             }
             (None, Some(_)) => {
                 let _ = writeln!(
                     out,
-                    "  machine peaks: to measure (about a second, once per machine, dtype and thread count)"
+                    "  machine roof: each cached point is read against the roof of the run that measured it"
                 );
             }
             (None, None) => {}

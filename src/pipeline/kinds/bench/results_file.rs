@@ -22,8 +22,36 @@ use crate::results::document::{
     BenchRecord, LengthMetrics, ModelRecord, ResultsDocument, RunConfig, SCHEMA_VERSION,
 };
 
-/// The point read against the machine's peaks, when its work can be counted and it was measured.
-pub fn roofline(plan: &BenchPlan, p: &PointResult, peaks: Option<&Peaks>) -> Option<Roofline> {
+/// The roofs points are read against, by the run that measured them (`clock::run_id`).
+pub type Roofs = BTreeMap<String, Peaks>;
+
+/// The roofs of the runs that measured `points`, each as that run measured it; a run whose roof is missing (not
+/// measured, failed, or from before roofs belonged to runs) has none, and its points no roofline fields.
+pub fn roofs(plan: &BenchPlan, cache_dir: &Path, points: &[(String, PointResult)]) -> Roofs {
+    let Some(key) = &plan.peaks_key else {
+        return Roofs::new();
+    };
+    let runs: std::collections::BTreeSet<&str> = points
+        .iter()
+        .map(|(_, p)| p.run_id.as_str())
+        .filter(|r| !r.is_empty())
+        .collect();
+    runs.into_iter()
+        .filter_map(|run| {
+            crate::cache::peaks::load(cache_dir, &key.of_run(run)).map(|p| (run.to_string(), p))
+        })
+        .collect()
+}
+
+/// The roof the document's header shows: the newest run's (run ids begin with their start time).
+fn newest(roofs: &Roofs) -> Option<&Peaks> {
+    roofs.values().next_back()
+}
+
+/// The point read against the roof measured in its own run, when its work can be counted, it was measured, and
+/// that roof's runs agree (`roofline::ROOF_MAX_SPREAD`).
+pub fn roofline(plan: &BenchPlan, p: &PointResult, roofs: &Roofs) -> Option<Roofline> {
+    let peaks = roofs.get(&p.run_id);
     let config = plan.bench.model.config.as_ref()?;
     if p.status != Status::Ok {
         return None;
@@ -38,19 +66,33 @@ pub fn roofline(plan: &BenchPlan, p: &PointResult, peaks: Option<&Peaks>) -> Opt
     analyse(&work, p.latency_ms()?, p.median("tbt_ms"), peaks?)
 }
 
+/// Why a roof is too unsteady to read points against, as a warning for people; `None` when its runs agree.
+pub fn unsteady(p: &Peaks) -> Option<String> {
+    (crate::bench::roofline::spread(p) > crate::bench::roofline::ROOF_MAX_SPREAD).then(|| {
+        format!(
+            "the roof measured in this run varies {:.1}× between its own runs (matmul best {:.3} vs median {:.3} TFLOP/s, read best {:.1} vs median {:.1} GB/s): the machine was busy, so its points get no MFU or bandwidth use; measure again when it is quiet (`--force`)",
+            crate::bench::roofline::spread(p),
+            p.matmul_flops_per_s / 1e12,
+            p.matmul_median_flops_per_s / 1e12,
+            p.memory_bytes_per_s / 1e9,
+            p.memory_median_bytes_per_s / 1e9
+        )
+    })
+}
+
 /// Builds the results document for one bench step.
 pub fn document(
     exp_id: &str,
     plan: &BenchPlan,
     points: &[(String, PointResult)],
-    peaks: Option<&Peaks>,
+    roofs: &Roofs,
 ) -> ResultsDocument {
     // The smallest batch size's points where the original tool's readers look, the others beside them.
     let smallest = plan.bench.bench.params.batch_size;
     let mut metrics = BTreeMap::new();
     let mut batch_metrics: BTreeMap<String, BTreeMap<String, LengthMetrics>> = BTreeMap::new();
     for (hash, p) in points {
-        let roof = roofline(plan, p, peaks);
+        let roof = roofline(plan, p, roofs);
         let entry = (
             p.context_length.to_string(),
             LengthMetrics::of(p, roof.as_ref(), hash),
@@ -68,7 +110,7 @@ pub fn document(
         exp_id: exp_id.into(),
         metrics,
         batch_metrics,
-        ..header(plan, peaks)
+        ..header(plan, newest(roofs))
     }
 }
 
@@ -137,10 +179,11 @@ fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> ResultsDocument {
 /// What the step's results document is written from when every point is settled, without reading any cached
 /// result: the header, and each point's length, cache key and whether it is infeasible (an `ok` point's result is
 /// fixed by its key). Also the code that writes the document, so a new format is written out.
-pub fn fingerprint(plan: &BenchPlan, peaks: Option<&Peaks>) -> String {
+/// The document depends on nothing else: a point's roof is its own run's, measured once with it and never again.
+pub fn fingerprint(plan: &BenchPlan) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(env!("E3PIPE_DOCUMENT_ID").as_bytes());
-    let _ = serde_json::to_writer(&mut hasher, &header(plan, peaks));
+    let _ = serde_json::to_writer(&mut hasher, &header(plan, None));
     for p in &plan.points {
         let state = match &p.state {
             PointState::Infeasible(reason) => format!("infeasible {reason}"),
@@ -159,10 +202,10 @@ pub fn write(
     root: &Path,
     plan: &BenchPlan,
     points: &[(String, PointResult)],
-    peaks: Option<&Peaks>,
+    roofs: &Roofs,
 ) -> Result<Option<PathBuf>> {
     let latest = latest_results(root, &plan.bench.model.name);
-    let probe = serde_json::to_value(document("", plan, points, peaks)).unwrap_or(Value::Null);
+    let probe = serde_json::to_value(document("", plan, points, roofs)).unwrap_or(Value::Null);
     let previous: Option<Value> = crate::fsio::read_own(&latest)
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok());
@@ -187,7 +230,7 @@ pub fn write(
         exp_id = format!("inference_scaling_{}_{n}", file_name_time());
         n += 1;
     }
-    let doc = document(&exp_id, plan, points, peaks);
+    let doc = document(&exp_id, plan, points, roofs);
     let path = results.join(format!("{exp_id}.json"));
     write_json(&path, &doc)?;
     write_json(&latest, &doc)?;

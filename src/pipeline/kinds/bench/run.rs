@@ -94,12 +94,9 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     // reading a single cache entry (what keeps a no-op of 10,000 points cheap).
     let document = crate::paths::latest_results(root, &model_spec.name);
     let store = Store::new(root);
-    let peaks_before = bench.current_peaks(&store.dir);
-    let peaks_to_measure = bench.peaks_key.as_ref().filter(|_| peaks_before.is_none());
     let settled_path = Settled::path(&store.dir, &model_spec.name);
     if job_points.is_empty()
-        && peaks_to_measure.is_none()
-        && bench.settled.fingerprint == results_file::fingerprint(bench, peaks_before.as_ref())
+        && bench.settled.fingerprint == results_file::fingerprint(bench)
         && bench.settled.document.is_some()
         && bench.settled.document == file_stamp(&document)
         && bench
@@ -150,19 +147,16 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
         counts_cached(bench, &results)
     ));
     let mut interrupted = false;
-    if job_points.is_empty()
-        && let Some(key) = peaks_to_measure
-    {
-        match measure_peaks(bench, root, key, ctx.executor) {
-            Err(Error::Interrupted) => return Err(Error::Interrupted),
-            // The points are all there; only their roofline fields stay empty.
-            Err(e) => output::warn(&e.to_string()),
-            Ok(_) => {}
-        }
-    } else if !job_points.is_empty() {
+    // The roof is measured in the same run as the points it is read against (once per run, device, dtype and
+    // threads: a later step of this run with the same ones shares it).
+    let peaks_to_measure = bench
+        .peaks_key
+        .as_ref()
+        .filter(|_| !job_points.is_empty() && bench.current_peaks(&store.dir).is_none());
+    if !job_points.is_empty() {
         if peaks_to_measure.is_some() {
             output::progress(
-                "  measuring this machine's peaks first (once per device, dtype and thread count)",
+                "  measuring this machine's roof first (once per run, device, dtype and thread count)",
             );
         }
         let job = Job {
@@ -207,12 +201,18 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
         }
     }
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
-    // Measured by the worker just now, when they were not cached.
-    let peaks = peaks_before.or_else(|| bench.current_peaks(&store.dir));
-    print_summary(bench, &results, peaks.as_ref());
+    // Each point's own run's roof (this run's was measured by the worker just now, with its points).
+    let roofs = results_file::roofs(bench, &store.dir, &results);
+    if let Some(warning) = peaks_to_measure
+        .and_then(|_| roofs.get(crate::clock::run_id()))
+        .and_then(results_file::unsteady)
+    {
+        output::warn(&warning);
+    }
+    print_summary(bench, &results, &roofs);
     if !interrupted {
-        let fingerprint = results_file::fingerprint(bench, peaks.as_ref());
-        if let Some(path) = results_file::write(root, bench, &results, peaks.as_ref())? {
+        let fingerprint = results_file::fingerprint(bench);
+        if let Some(path) = results_file::write(root, bench, &results, &roofs)? {
             output::progress(&format!(
                 "  wrote {}",
                 path.strip_prefix(root).unwrap_or(&path).display()
@@ -297,17 +297,11 @@ fn job(bench: &BenchPlan, root: &Path, points: Vec<JobPoint>) -> Job {
         dtype: bench.dtype,
         threads: bench.threads,
         weights: bench.weights.to_string(),
-        run_id: run_id().to_string(),
+        run_id: crate::clock::run_id().to_string(),
         points,
         peaks: None,
         points_per_task: None,
     }
-}
-
-/// This `e3pipe run`: its start time and pid, recorded with every point it measures.
-fn run_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| format!("{} pid {}", crate::clock::now_rfc3339(), std::process::id()))
 }
 
 /// The record of a point that was never measured: infeasible, or lost with a crashed worker.
@@ -328,14 +322,18 @@ fn unmeasured_result(
         device: crate::models::hardware::describe(bench.device),
         threads: bench.threads,
         weights: bench.weights.to_string(),
-        run_id: run_id(),
+        run_id: crate::clock::run_id(),
     }
     .result(point.context_length, status, reason)
 }
 
 /// The seed's console summary, one line per length, plus warnings about untrustworthy samples.
 /// Each line ends with the use of the roof that bounds the point (`mfu 41 %`, `bw 88 %`).
-fn print_summary(bench: &BenchPlan, results: &[(String, PointResult)], peaks: Option<&Peaks>) {
+fn print_summary(
+    bench: &BenchPlan,
+    results: &[(String, PointResult)],
+    roofs: &results_file::Roofs,
+) {
     let model = &bench.bench.model.name;
     output::result(&format!("{model}: Context Length Scaling Results:"));
     for (_, r) in results {
@@ -361,7 +359,7 @@ fn print_summary(bench: &BenchPlan, results: &[(String, PointResult)], peaks: Op
                         )
                     })
                     .unwrap_or_default();
-                let roof = results_file::roofline(bench, r, peaks)
+                let roof = results_file::roofline(bench, r, roofs)
                     .map(|roof| format!("  {}", roof.summary()))
                     .unwrap_or_default();
                 output::result(&format!(
