@@ -193,13 +193,18 @@ impl Meter {
         }
     }
 
+    /// Whether anything measures energy here.
+    pub fn measures(&self) -> bool {
+        !matches!(self, Meter::None(_))
+    }
+
     /// `energy_source`: what measured, or `none (why)`.
     pub fn source(&self) -> String {
         match self {
             Meter::Nvml(n) if n.total_energy.is_some() => "nvml total energy counter".into(),
             Meter::Nvml(_) => "nvml power samples every 5 ms, integrated".into(),
             Meter::Rapl(r) => format!(
-                "rapl package counters ({} package(s), whole socket)",
+                "rapl package counters ({} package(s), whole socket, DRAM not included)",
                 r.domains.len()
             ),
             Meter::None(why) => format!("none ({why})"),
@@ -293,7 +298,7 @@ mod tests {
         let meter = Meter::Rapl(Rapl::at(root.path()).unwrap());
         assert_eq!(
             meter.source(),
-            "rapl package counters (2 package(s), whole socket)"
+            "rapl package counters (2 package(s), whole socket, DRAM not included)"
         );
         let window = meter.start();
         domain(root.path(), "intel-rapl:0", 3_000_000, 10_000_000); // +2 J

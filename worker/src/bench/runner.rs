@@ -41,6 +41,9 @@ fn gpu_at(device: tch::Device) -> Option<Gpu> {
     }
 }
 
+/// The shortest energy window: many updates of the slowest counter read (NVML's, about every 100 ms).
+const MIN_ENERGY_WINDOW_S: f64 = 1.0;
+
 /// Per-run timings, milliseconds.
 #[derive(Default)]
 struct Samples {
@@ -59,7 +62,8 @@ struct Measured {
     stopped_by: e3pipe::bench::stopping::StopReason,
     /// (joules, seconds) of the measured runs, where a meter measures.
     energy: Option<(f64, f64)>,
-    runs: usize,
+    /// Runs inside the energy window: the measured ones, and more when they were too short for the counter.
+    energy_runs: usize,
     /// The GPU's state around the window (CUDA only).
     state: Option<GpuWindow>,
 }
@@ -359,6 +363,19 @@ pub fn measure_point(
                 measuring.elapsed().as_secs_f64(),
                 summary.as_ref(),
             ) {
+                // An energy counter advances in steps (NVML about every 100 ms): a window of a few short runs
+                // would read one or two of them. The same runs, unmeasured, until the window spans
+                // `MIN_ENERGY_WINDOW_S`; energy per run divides by every run in the window.
+                let mut energy_runs = runs;
+                if meter.measures() {
+                    while measuring.elapsed().as_secs_f64() < MIN_ENERGY_WINDOW_S {
+                        if e3pipe::interrupt::interrupted() {
+                            return Err(Error::Interrupted);
+                        }
+                        run_once(model, &ids, mask, params, &mut samples, false)?;
+                        energy_runs += 1;
+                    }
+                }
                 let energy = meter.stop(window);
                 let state = gpu.as_ref().and_then(|g| {
                     let end = gpu::sample(&g.parent_uuid)?;
@@ -372,7 +389,7 @@ pub fn measure_point(
                     samples,
                     stopped_by: reason,
                     energy,
-                    runs,
+                    energy_runs,
                     state,
                 });
             }
@@ -410,7 +427,7 @@ pub fn measure_point(
             samples,
             stopped_by,
             energy: used,
-            runs,
+            energy_runs,
             state,
         }) => {
             if let Some(state) = &state {
@@ -425,7 +442,7 @@ pub fn measure_point(
                 context_length
             };
             result.energy = used.and_then(|(joules, seconds)| {
-                Energy::of(joules, seconds, runs, params.batch_size, tokens)
+                Energy::of(joules, seconds, energy_runs, params.batch_size, tokens)
             });
             for (metric, values) in samples.by_metric {
                 if let Some(summary) = summarize(&values) {
