@@ -115,12 +115,40 @@ pub fn child_env() -> [(&'static str, String); 2] {
 /// A result line: stdout, always. A reader that went away (`e3pipe graph | head -1`) is not an error: the run goes
 /// on and its files are written; only the lines nobody reads are lost.
 pub fn result(line: &str) {
+    end_status();
     let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// Whether a status line (`status`) is drawn at the terminal and not yet ended.
+static STATUS_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ends a status line drawn in place, so the next line starts below it.
+fn end_status() {
+    if STATUS_OPEN.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        let _ = writeln!(std::io::stderr().lock());
+    }
 }
 
 /// A line on stderr; like stdout, a closed stderr does not stop the run.
 fn to_stderr(line: &str) {
+    end_status();
     let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// A status that replaces the previous one (what a long wait is doing): redrawn in place at a terminal, a plain
+/// line each time otherwise (logs, CI, `| tee`). Unless `-q`.
+pub fn status(line: &str) {
+    if verbosity() <= Verbosity::Quiet {
+        return;
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
+        STATUS_OPEN.store(true, std::sync::atomic::Ordering::SeqCst);
+    } else {
+        to_stderr(line);
+    }
 }
 
 /// Progress: stderr, unless `-q`.

@@ -870,7 +870,7 @@ impl Executor for Slurm {
                 };
                 let line = progress_line(&arrays, &listed);
                 if line != last_line {
-                    output::progress(&format!(
+                    output::status(&format!(
                         "  slurm: {line} [{:.0} s]",
                         started.elapsed().as_secs_f64()
                     ));
