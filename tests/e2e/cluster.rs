@@ -1,6 +1,6 @@
 //! What real clusters do to a run, on the real local Slurm: a controller that fails every other `squeue`, a
 //! filesystem without `flock`, a site that refuses the jobs, a second `sbatch` that fails, a rerun while arrays
-//! are in flight, SIGTERM at a time limit. Stand-ins are only put in front of the real commands (first on `PATH`)
+//! are in flight, nodes that cannot see the project, GPUs as Slurm hands them out (SIGTERM: `slurm.rs`). Stand-ins are only put in front of the real commands (first on `PATH`)
 //! to make them fail as clusters do.
 
 use std::path::{Path, PathBuf};
@@ -208,37 +208,6 @@ fn a_rerun_while_an_array_is_in_flight_waits_for_it_instead_of_submitting_again(
     // The record of the array in flight is gone with it (the run that saw its points land removed it).
     let records = std::fs::read_dir(p.path("cache/slurm/inflight")).map_or(0, Iterator::count);
     assert_eq!(records, 0);
-}
-
-#[test]
-fn sigterm_at_a_time_limit_cancels_the_arrays_and_keeps_finished_points() {
-    ensure_slurm();
-    let p = project(
-        "cl-term",
-        "[8, 16, 24, 32]",
-        "executor: {kind: slurm, points_per_task: 1, max_parallel: 1, poll_interval_s: 0.3}\n",
-    );
-    let child = p
-        .command(&["run", "pipelines/p.yaml"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while tasks_named("e3pipe-cl-term") == 0 {
-        assert!(Instant::now() < deadline, "nothing was submitted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let r = to_run(child.wait_with_output().unwrap());
-    assert_eq!(r.code, 130, "{}", r.all());
-    assert!(r.stderr.contains("cancelled Slurm array"), "{}", r.stderr);
-    wait_until_gone("e3pipe-cl-term", Duration::from_secs(30));
-    let cached = p.cache_entries().len();
-    let again = p.run(&["run", "pipelines/p.yaml"]);
-    assert_eq!(again.code, 0, "{}", again.all());
-    assert_eq!(again.points(), (4 - cached, cached, 0, 0));
 }
 
 /// A filesystem without `flock`, as Lustre mounted without it answers: `flock` fails with `ENOSYS` in every

@@ -352,6 +352,16 @@ fn a_node_that_is_not_the_planned_hardware_measures_nothing() {
 
 #[test]
 fn ctrl_c_cancels_the_submitted_arrays_and_keeps_finished_points() {
+    interrupted_by(libc::SIGINT, "sl-interrupt");
+}
+
+/// SIGTERM is what a batch time limit (`salloc`, `sbatch`) and `kill` send: the same as Ctrl-C.
+#[test]
+fn sigterm_at_a_time_limit_does_the_same() {
+    interrupted_by(libc::SIGTERM, "sl-term");
+}
+
+fn interrupted_by(signal: libc::c_int, step: &str) {
     ensure_slurm();
     let p = Project::new();
     p.write(
@@ -360,10 +370,12 @@ fn ctrl_c_cancels_the_submitted_arrays_and_keeps_finished_points() {
     );
     p.write(
         "pipelines/p.yaml",
-        "executor: {kind: slurm, points_per_task: 1, max_parallel: 1, poll_interval_s: 0.5}
+        &format!(
+            "executor: {{kind: slurm, points_per_task: 1, max_parallel: 1, poll_interval_s: 0.5}}
 steps:
-  - {name: sl-interrupt, kind: bench, model: configs/model/bert.yaml, bench: configs/bench/encoder.yaml}
-",
+  - {{name: {step}, kind: bench, model: configs/model/bert.yaml, bench: configs/bench/encoder.yaml}}
+"
+        ),
     );
     let child = p
         .command(&["run", "pipelines/p.yaml"])
@@ -372,20 +384,18 @@ steps:
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_mins(1);
-    while !tasks_named("e3pipe-sl-interrupt")
-        .iter()
-        .any(|(_, s)| s == "RUNNING")
-    {
+    let name = format!("e3pipe-{step}");
+    while !tasks_named(&name).iter().any(|(_, s)| s == "RUNNING") {
         assert!(Instant::now() < deadline, "the array never ran");
         std::thread::sleep(Duration::from_millis(50));
     }
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     let r = to_run(child.wait_with_output().unwrap());
     assert_eq!(r.code, 130, "{}", r.all());
     assert!(r.stderr.contains("cancelled Slurm array"), "{}", r.stderr);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !tasks_named("e3pipe-sl-interrupt").is_empty() {
+    while !tasks_named(&name).is_empty() {
         assert!(Instant::now() < deadline, "the array was not cancelled");
         std::thread::sleep(Duration::from_millis(100));
     }
