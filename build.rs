@@ -36,15 +36,11 @@ fn files_under(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Code with comment-only lines, blank lines and indentation dropped: rewording a doc comment or reformatting
-/// does not change what is measured.
-fn normalised(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+// The text of code that identities hash; shared with the library, whose unit tests pin its rules.
+#[allow(unreachable_pub)] // `pub` for the library, which re-exports it
+#[path = "src/method_text.rs"]
+mod method_text;
+use method_text::normalised;
 
 fn method_id() -> String {
     let mut hasher = blake3::Hasher::new();

@@ -4,7 +4,14 @@
 
 /// Top-level modules by layer, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["error", "clock", "os_path", "interrupt", "cli"],
+    &[
+        "error",
+        "clock",
+        "os_path",
+        "interrupt",
+        "cli",
+        "method_text",
+    ],
     &["output", "paths"],
     &["fsio"],
     &["yaml", "file_hash"],

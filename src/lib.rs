@@ -23,6 +23,7 @@ pub mod interrupt;
 pub mod job;
 #[cfg(test)]
 mod layers;
+pub mod method_text;
 pub mod models;
 pub mod os_path;
 pub mod output;
