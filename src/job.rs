@@ -38,6 +38,9 @@ pub struct Job {
     /// Slurm array jobs: each task measures this many points (task `i` the `i`-th chunk).
     #[serde(default)]
     pub points_per_task: Option<usize>,
+    /// The shuffle the points are in: its seed and how many points it ordered (`bench::order`).
+    #[serde(default)]
+    pub order: Option<(u64, usize)>,
 }
 
 /// Who is measuring, recorded in each point.
@@ -61,6 +64,9 @@ pub struct JobPoint {
     pub key: PointKey,
     /// `--force`: measure even if the cache has it.
     pub forced: bool,
+    /// Its position in the job's shuffled order.
+    #[serde(default)]
+    pub position: usize,
 }
 
 impl JobPoint {

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod memory;
+pub mod order;
 pub mod peaks;
 pub mod result;
 pub mod roofline;

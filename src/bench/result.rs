@@ -117,6 +117,9 @@ pub struct PointResult {
     /// Conditions that make the point less trustworthy (`shared GPU`, throttled clocks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Where it stood in its run's shuffled order (`bench::order`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<crate::bench::order::MeasureOrder>,
 }
 
 fn local_executor() -> String {
@@ -301,6 +304,7 @@ impl Unmeasured<'_> {
             runtime: None,
             gpu_state: None,
             warnings: Vec::new(),
+            order: None,
         }
     }
 }

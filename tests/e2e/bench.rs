@@ -522,3 +522,38 @@ fn a_batch_feeds_full_length_rows_and_counts_every_sequence() {
         "{decode} vs {itl}"
     );
 }
+
+#[test]
+fn points_are_measured_in_a_shuffled_order_their_seed_replays() {
+    let p = Project::bert("[8, 16, 24, 32, 40, 48]", "");
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("measuring in a shuffled order (seed 0x"),
+        "{}",
+        r.stderr
+    );
+    let doc = p.results("bert-tiny");
+    let lengths = [8usize, 16, 24, 32, 40, 48];
+    let orders: Vec<(usize, serde_json::Value)> = lengths
+        .iter()
+        .map(|&l| (l, crate::project::point(&doc, l)["order"].clone()))
+        .collect();
+    let seed = orders[0].1["seed"].as_u64().unwrap();
+    // One shuffle for the step: the seed replays where each length stood.
+    let replay = e3pipe::bench::order::shuffled(lengths.len(), seed);
+    for (length, order) in &orders {
+        assert_eq!(order["seed"].as_u64(), Some(seed), "{order}");
+        assert_eq!(order["of"], 6, "{order}");
+        let position = order["position"].as_u64().unwrap() as usize;
+        assert_eq!(lengths[replay[position]], *length, "{orders:?}");
+    }
+    // A rerun measures nothing, so it has no order of its own; the points keep theirs.
+    let again = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(again.points(), (0, 6, 0, 0));
+    assert!(!again.stderr.contains("shuffled"), "{}", again.stderr);
+    assert_eq!(
+        crate::project::point(&p.results("bert-tiny"), 8)["order"],
+        orders[0].1
+    );
+}

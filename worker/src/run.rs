@@ -15,6 +15,7 @@ use tokenizers::Tokenizer;
 use crate::bench::peaks;
 use crate::bench::runner::{catch_torch, failed, measure_point};
 use crate::models::{Model, device, kind_of, tokenizer};
+use e3pipe::bench::order::MeasureOrder;
 use e3pipe::bench::result::{METHOD_ID, PointResult, Status, Unmeasured};
 use e3pipe::cache::lock::{Acquire, PointLock, acquire};
 use e3pipe::cache::peaks::PeaksKey;
@@ -387,7 +388,12 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
         );
         result.weights.clone_from(&job.weights);
         result.run_id.clone_from(&job.run_id);
-        // What measured it, as its key names it.
+        // What measured it, as its key names it, and where it stood in the run's shuffled order.
+        result.order = job.order.map(|(seed, of)| MeasureOrder {
+            seed,
+            position: point.position,
+            of,
+        });
         result.hardware = Some(point.key.hardware.clone());
         result.runtime.clone_from(&point.key.runtime);
         for warning in &result.warnings {

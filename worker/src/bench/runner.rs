@@ -247,6 +247,7 @@ pub fn measure_point(
         runtime: None,
         gpu_state: None,
         warnings: Vec::new(),
+        order: None,
     };
     let finish = |mut r: PointResult| {
         r.wall_s = started.elapsed().as_secs_f64();

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use crate::bench::order;
 use crate::bench::peaks::Peaks;
 use crate::bench::result::{PointResult, Status, Unmeasured, headline_metric};
 use crate::bench::stats::level_label;
@@ -65,6 +66,7 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             hash: point.hash.clone(),
             key: bench.key(point),
             forced: point.state == PointState::Forced,
+            position: 0,
         });
     }
     if let (Some(first), Some(last)) = (
@@ -135,6 +137,7 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                 hash: point.hash.clone(),
                 key: bench.key(point),
                 forced: false,
+                position: 0,
             });
         }
     }
@@ -159,9 +162,26 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                 "  measuring this machine's roof first (once per run, device, dtype and thread count)",
             );
         }
+        // Shuffled, so a drift of the machine's speed during the sweep does not line up with the length; the seed
+        // (from this run and step) and each point's position are recorded with it.
+        let seed = order::seed_of(&format!("{} {}", crate::clock::run_id(), bench.step));
+        let shuffled: Vec<JobPoint> = order::shuffled(job_points.len(), seed)
+            .into_iter()
+            .enumerate()
+            .map(|(position, i)| JobPoint {
+                position,
+                ..job_points[i].clone()
+            })
+            .collect();
+        if shuffled.len() > 1 {
+            output::progress(&format!(
+                "  measuring in a shuffled order (seed {seed:#018x})"
+            ));
+        }
         let job = Job {
             peaks: peaks_to_measure.cloned(),
-            ..job(bench, root, job_points.clone())
+            order: Some((seed, shuffled.len())),
+            ..job(bench, root, shuffled)
         };
         let mut finished = Vec::new();
         let status = ctx.executor.measure(&job, &mut |f| finished.push(f))?;
@@ -301,6 +321,7 @@ fn job(bench: &BenchPlan, root: &Path, points: Vec<JobPoint>) -> Job {
         points,
         peaks: None,
         points_per_task: None,
+        order: None,
     }
 }
 
