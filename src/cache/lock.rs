@@ -98,6 +98,9 @@ fn acquire_file(dir: &Path, hash: &str) -> Result<Acquire> {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     continue;
                 };
+                // Two waiters taking over the same dead owner's file at once could both end up holding it (one
+                // removes the file the other just created): the point is then measured twice, and each result is
+                // written by an atomic rename, so nothing is lost or mixed. `flock` has no such window.
                 if owner.host == host_name() && !alive(owner.pid) {
                     crate::output::warn(&format!(
                         "taking over the lock file of point {} from dead process {} (started {})",

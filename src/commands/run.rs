@@ -135,6 +135,8 @@ pub fn run(
     // A site's refusal (an unknown partition or account, a time over its limit) before anything is written.
     if let ExecutorConfig::Slurm(s) = &config {
         let slurm = Slurm::new(s.clone());
+        // Steps with the same request are asked about once.
+        let mut asked = Vec::new();
         for step in &plan.steps {
             let Some(bench) = step.work.as_any().downcast_ref::<BenchPlan>() else {
                 continue;
@@ -143,8 +145,9 @@ pub fn run(
                 .points
                 .iter()
                 .any(|p| !matches!(p.state, PointState::Cached | PointState::Infeasible(_)));
-            if work {
+            if work && !asked.contains(&(bench.device, bench.threads)) {
                 slurm.preflight(&bench.step, bench.device, bench.threads)?;
+                asked.push((bench.device, bench.threads));
             }
         }
     }

@@ -352,18 +352,21 @@ pub fn compare(
         }
         (None, options.threshold)
     };
-    // The smallest p-value a row's run counts allow, after the correction's factor for its best case.
-    let factor = match options.correction {
-        Correction::Holm => tested.len() as f64,
-        Correction::Bh => 1.0,
-    };
-    for (&i, q) in tested.iter().zip(adjusted) {
+    // The smallest adjusted p-value a row could reach with its run counts (`floor`): never below its own smallest
+    // attainable p; under Holm also never below m times the smallest any row can attain (the step-down's first
+    // threshold, which every rejection has to pass). A row whose floor is above alpha could not be told.
+    let floors = adjusted_floors(
+        &tested
+            .iter()
+            .map(|&i| smallest_p(rows[i].baseline_n, rows[i].candidate_n))
+            .collect::<Vec<_>>(),
+        options.correction,
+    );
+    for ((&i, q), floor) in tested.iter().zip(adjusted).zip(floors) {
         let row = &mut rows[i];
         row.p_adjusted = Some(q);
         row.verdict = verdict(row, q, options.alpha, band);
-        if row.verdict == Verdict::NoChange
-            && smallest_p(row.baseline_n, row.candidate_n) * factor > options.alpha
-        {
+        if row.verdict == Verdict::NoChange && floor > options.alpha {
             row.verdict = Verdict::Inconclusive;
         }
     }
@@ -410,6 +413,17 @@ pub fn compare(
         only_candidate,
         notes,
     }
+}
+
+/// Per tested row, the smallest adjusted p-value it could reach given every row's smallest attainable raw p-value.
+fn adjusted_floors(attainable: &[f64], correction: Correction) -> Vec<f64> {
+    let first_step = match correction {
+        Correction::Holm => {
+            attainable.len() as f64 * attainable.iter().copied().fold(f64::INFINITY, f64::min)
+        }
+        Correction::Bh => 0.0,
+    };
+    attainable.iter().map(|own| own.max(first_step)).collect()
 }
 
 fn verdict(row: &Compared, p_adjusted: f64, alpha: f64, band: f64) -> Verdict {
@@ -462,4 +476,35 @@ fn exponents(baseline: &Side, candidate: &Side) -> Vec<Exponent> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_is_inconclusive_only_when_no_ordering_of_the_tests_lets_it_reach_alpha() {
+        // 3 runs a side can never pass: 0.1 raw, 1.4 after Holm over 14 tests.
+        let three = smallest_p(3, 3);
+        assert!((three - 0.1).abs() < 1e-12);
+        assert!(
+            adjusted_floors(&[three; 14], Correction::Holm)
+                .iter()
+                .all(|f| *f > 0.05)
+        );
+        // 5 runs a side (0.0079) beside 20-run rows: under Holm it can pass as the last step of the step-down
+        // (multiplier 1) once the others have; its floor is its own 0.0079, not 14 × 0.0079 = 0.11.
+        let five = smallest_p(5, 5);
+        let mut mixed = vec![smallest_p(20, 20); 13];
+        mixed.push(five);
+        let floors = adjusted_floors(&mixed, Correction::Holm);
+        assert!(
+            (floors[13] - five).abs() < 1e-15 && floors[13] < 0.05,
+            "{floors:?}"
+        );
+        // Alone, the same 5-run rows are held back by the first step: 14 × 0.0079.
+        assert!(adjusted_floors(&[five; 14], Correction::Holm)[0] > 0.05);
+        // Benjamini–Hochberg has no such first step.
+        assert!(adjusted_floors(&[five; 14], Correction::Bh)[0] < 0.05);
+    }
 }

@@ -59,10 +59,16 @@ impl CudaRuntime {
 }
 
 /// The version of the libtorch the worker will load (`E3PIPE_LIBTORCH`, or the build's), from its `version.py`;
-/// the build's own when that file cannot be read (the start-up check refuses such an install anyway).
+/// the build's own when that file cannot be read (the start-up check refuses such an install anyway). Read once per
+/// process: every point records it.
 pub fn loaded_libtorch_version() -> String {
-    crate::models::libtorch::version_of(&crate::models::libtorch::dir())
-        .unwrap_or_else(|| crate::models::libtorch::VERSION.to_string())
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            crate::models::libtorch::version_of(&crate::models::libtorch::dir())
+                .unwrap_or_else(|| crate::models::libtorch::VERSION.to_string())
+        })
+        .clone()
 }
 
 /// `12080` (`cudaRuntimeGetVersion`) as `12.8`.

@@ -59,7 +59,8 @@ pub struct Slurm {
     config: SlurmConfig,
 }
 
-/// One submitted array.
+/// One submitted array; recorded as it is (`cache/slurm/inflight/`) while it may still run.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Array {
     id: String,
     dir: PathBuf,
@@ -393,7 +394,7 @@ impl Slurm {
                     .map(|c| c.iter().map(|p| p.hash.clone()).collect())
                     .collect(),
             };
-            record(&job.root, &array);
+            record(&array);
             arrays.push(array);
         }
         Ok(arrays)
@@ -468,26 +469,9 @@ fn inflight_file(array_dir: &Path, id: &str) -> PathBuf {
     inflight_dir(slurm).join(format!("{id}.json"))
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Record {
-    id: String,
-    dir: PathBuf,
-    index: usize,
-    tasks: Vec<Vec<String>>,
-}
-
-fn record(_root: &Path, array: &Array) {
-    let r = Record {
-        id: array.id.clone(),
-        dir: array.dir.clone(),
-        index: array.index,
-        tasks: array.tasks.clone(),
-    };
+fn record(array: &Array) {
     let path = inflight_file(&array.dir, &array.id);
-    if let Some(parent) = path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    if let Err(e) = crate::fsio::write_json(&path, &r) {
+    if let Err(e) = crate::fsio::write_json(&path, array) {
         output::warn(&format!(
             "could not record Slurm array {} as in flight ({e}); a rerun before it ends may submit its points again",
             array.id
@@ -496,39 +480,30 @@ fn record(_root: &Path, array: &Array) {
 }
 
 /// Arrays an earlier run submitted that are still in the queue and hold some of `hashes`: waited for, not
-/// submitted again. Records of arrays that have left the queue are removed. `None` when `squeue` cannot answer
-/// (then nothing is adopted, and nothing is removed).
+/// submitted again. Records of arrays that have left the queue are removed. When `squeue` cannot answer, nothing
+/// is adopted and nothing removed.
 fn in_flight(root: &Path, hashes: &BTreeSet<String>) -> Vec<Array> {
     let dir = inflight_dir(&root.join(crate::paths::CACHE_DIR).join("slurm"));
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
     };
-    let records: Vec<(PathBuf, Record)> = entries
+    let (paths, arrays): (Vec<PathBuf>, Vec<Array>) = entries
         .filter_map(std::result::Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .filter_map(|p| {
-            let r = serde_json::from_slice::<Record>(&crate::fsio::read_own(&p).ok()?).ok()?;
-            Some((p, r))
+            let a = serde_json::from_slice::<Array>(&crate::fsio::read_own(&p).ok()?).ok()?;
+            Some((p, a))
         })
-        .collect();
-    if records.is_empty() {
+        .unzip();
+    if arrays.is_empty() {
         return Vec::new();
     }
-    let arrays: Vec<Array> = records
-        .iter()
-        .map(|(_, r)| Array {
-            id: r.id.clone(),
-            dir: r.dir.clone(),
-            index: r.index,
-            tasks: r.tasks.clone(),
-        })
-        .collect();
     let Ok(listed) = squeue(&arrays) else {
         return Vec::new();
     };
     let mut adopted = Vec::new();
-    for ((path, _), array) in records.iter().zip(arrays) {
+    for (path, array) in paths.iter().zip(arrays) {
         let alive = listed
             .iter()
             .any(|(id, (state, _))| id.starts_with(&format!("{}_", array.id)) && active(state));
@@ -784,6 +759,7 @@ impl Executor for Slurm {
         // Successful listings in a row without an array: it has ended after two (one may be a controller hiccup).
         let mut absent: BTreeMap<String, usize> = BTreeMap::new();
         let mut ended: BTreeSet<String> = BTreeSet::new();
+        let mut peaks_done = job.peaks.is_none();
         let poll = Duration::from_secs_f64(self.config.poll_interval_s);
         // The tasks' logs are checked (by size) every second, or at the poll interval when that is shorter.
         let log_interval = poll.min(Duration::from_secs(1));
@@ -808,6 +784,12 @@ impl Executor for Slurm {
                         drain(&mut pending, &mut offsets, array.log(task, "out"), finished);
                     }
                 }
+                // Peaks land in the cache too; a task that could not measure them is seen leaving the queue.
+                peaks_done = peaks_done
+                    || job
+                        .peaks
+                        .as_ref()
+                        .is_some_and(|key| crate::cache::peaks::load(&store.dir, key).is_some());
             }
             if poll_due {
                 // And the cache, listed once per poll (a point whose task's log is lost still counts).
@@ -826,11 +808,6 @@ impl Executor for Slurm {
                 }
             }
             let arrays_done = arrays.iter().all(|a| ended.contains(&a.id));
-            // Peaks land in the cache too; a task that could not measure them is seen leaving the queue.
-            let peaks_done = job
-                .peaks
-                .as_ref()
-                .is_none_or(|key| crate::cache::peaks::load(&store.dir, key).is_some());
             if pending.is_empty() && (peaks_done || arrays_done) {
                 break;
             }

@@ -87,7 +87,8 @@ fn cache_file(root: &Path, config: &SlurmConfig, choice: DeviceChoice) -> (PathB
             .unwrap_or_default()
             .as_bytes(),
     );
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    // An answer is the measuring code's own (`e3pipe-worker --identify`): another build asks again.
+    hasher.update(crate::bench::result::METHOD_ID.as_bytes());
     let name = hasher.finalize().to_hex().to_string();
     (
         root.join(crate::paths::CACHE_DIR)
@@ -189,31 +190,29 @@ fn probe(
         .to_string();
     let started = Instant::now();
     let timeout = Duration::from_secs_f64(config.probe_timeout_s);
+    // Once a second: its output, then one `squeue` for its state and reason (a controller is asked no more often).
     let mut gone = 0;
     loop {
         if let Some(answer) = answer(&out_file, &token) {
+            if answer.is_ok() {
+                // Answered: its files served their purpose (a failed probe's stay, named in the error).
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             return answer.map_err(refused);
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
             let _ = Command::new("scancel").arg(&id).output();
             return Err(Error::Interrupted);
         }
-        let held = started.elapsed() > Duration::from_secs(2)
-            && queue_reason(&id).is_some_and(|r| r.contains("Held"));
-        if started.elapsed() > timeout || held {
-            let reason = queue_reason(&id).unwrap_or_else(|| "no reason given".into());
-            let _ = Command::new("scancel").arg(&id).output();
-            return Err(refused(format!(
-                "the probe job {id} did not answer within {:.0} s (queued: {reason}); raise `probe_timeout_s`, use a partition with free nodes, or plan here (`plan_on: here`)",
-                started.elapsed().as_secs_f64(),
-            )));
-        }
-        // Left the queue without an answer: twice in a row, since one listing may be a busy controller's.
-        match Command::new("squeue")
-            .args(["-h", "-j", &id, "-o", "%T"])
+        let listing = Command::new("squeue")
+            .args(["-h", "-j", &id, "-o", "%T %r"])
             .output()
-        {
-            Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim().is_empty() => {
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        match listing.as_deref() {
+            // Left the queue without an answer: twice in a row, since one listing may be a busy controller's.
+            Some("") => {
                 gone += 1;
                 if gone >= 2 {
                     // Its output may land a moment after it leaves the queue.
@@ -226,7 +225,17 @@ fn probe(
             }
             _ => gone = 0,
         }
-        std::thread::sleep(Duration::from_millis(300));
+        let reason = listing.filter(|l| !l.is_empty());
+        let held = reason.as_deref().is_some_and(|r| r.contains("Held"));
+        if started.elapsed() > timeout || held {
+            let _ = Command::new("scancel").arg(&id).output();
+            return Err(refused(format!(
+                "the probe job {id} did not answer within {:.0} s (queued: {}); raise `probe_timeout_s`, use a partition with free nodes, or plan here (`plan_on: here`)",
+                started.elapsed().as_secs_f64(),
+                reason.as_deref().unwrap_or("no reason given")
+            )));
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -283,15 +292,6 @@ fn no_answer(dir: &Path, out_file: &Path, token: &str) -> String {
             }
         ),
     }
-}
-
-fn queue_reason(id: &str) -> Option<String> {
-    let o = Command::new("squeue")
-        .args(["-h", "-j", id, "-o", "%T %r"])
-        .output()
-        .ok()?;
-    let t = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    (!t.is_empty()).then_some(t)
 }
 
 #[cfg(test)]

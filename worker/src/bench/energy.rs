@@ -162,11 +162,6 @@ pub struct Window {
 }
 
 impl Meter {
-    /// The meter for a point on `device` (`gpu_uuid`: the GPU's UUID when on CUDA).
-    pub fn for_device(device: tch::Device, gpu_uuid: Option<&str>) -> Meter {
-        Self::of(device, gpu_uuid)
-    }
-
     /// The meter for a point on `device`, the GPU (or MIG slice) `gpu` when on CUDA. A MIG slice has none: NVML's
     /// counter covers the whole GPU, whatever the other slices run.
     pub fn for_gpu(device: tch::Device, gpu: Option<&e3pipe::models::gpu::Gpu>) -> Meter {
@@ -179,6 +174,7 @@ impl Meter {
         }
     }
 
+    /// The meter for a point on `device` (`gpu_uuid`: the GPU's UUID when on CUDA).
     fn of(device: tch::Device, gpu_uuid: Option<&str>) -> Meter {
         match (device, gpu_uuid) {
             (tch::Device::Cuda(_), Some(uuid)) => match Nvml::open(uuid) {
@@ -324,10 +320,10 @@ mod tests {
         assert!(meter.stop(window).is_none());
         // On this CPU-only machine without NVML, a CUDA meter says why it measures nothing.
         if !Path::new(POWERCAP).exists() {
-            let m = Meter::for_device(tch::Device::Cpu, None);
+            let m = Meter::of(tch::Device::Cpu, None);
             assert!(m.source().starts_with("none ("), "{}", m.source());
         }
-        let gpu = Meter::for_device(
+        let gpu = Meter::of(
             tch::Device::Cuda(0),
             Some("GPU-00000000-0000-0000-0000-000000000000"),
         );
@@ -335,6 +331,23 @@ mod tests {
             gpu.source().starts_with("none (") || gpu.source().starts_with("nvml"),
             "{}",
             gpu.source()
+        );
+        // A MIG slice claims no energy: NVML's counter is the whole GPU's.
+        let slice = e3pipe::models::gpu::Gpu {
+            name: "NVIDIA A100-SXM4-40GB".into(),
+            uuid: "MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f".into(),
+            parent_uuid: "GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77".into(),
+            memory_total: "40960 MiB".into(),
+            compute_cap: "8.0".into(),
+            driver: "550.54.15".into(),
+            power_limit: "400.00 W".into(),
+            mig_profile: Some("3g.20gb".into()),
+        };
+        let m = Meter::for_gpu(tch::Device::Cuda(0), Some(&slice));
+        assert!(!m.measures());
+        assert_eq!(
+            m.source(),
+            "none (a MIG slice (3g.20gb): NVML's energy counter covers the whole GPU)"
         );
     }
 }
