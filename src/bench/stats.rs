@@ -46,6 +46,22 @@ const OUTLIER_Z: f64 = 3.5;
 const MIN_SAMPLES_FOR_OUTLIERS: usize = 5;
 
 pub fn summarize(samples: &[f64]) -> Option<Summary> {
+    summarize_widened(samples, 0)
+}
+
+/// The summary of a point whose runs were taken until its interval was narrow enough (`target_rel_ci`). Stopping
+/// when the interval happens to be narrow selects narrow intervals, so the one that stopped the runs covers the
+/// median less often than its level says (simulated: 93.3 % against a stated 96.2 % at σ = 3 %, ±2 % target). The
+/// published interval is one order statistic wider on each side, labelled with that wider interval's own level;
+/// `adaptive_coverage_is_what_it_says` simulates the whole loop and holds it within 1 % of the label.
+pub fn summarize_after_adaptive_stop(samples: &[f64]) -> Option<Summary> {
+    summarize_widened(samples, ADAPTIVE_WIDENING)
+}
+
+/// How many order statistics an adaptively stopped interval is widened by on each side.
+pub const ADAPTIVE_WIDENING: usize = 1;
+
+fn summarize_widened(samples: &[f64], widen: usize) -> Option<Summary> {
     if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
         return None;
     }
@@ -56,7 +72,7 @@ pub fn summarize(samples: &[f64]) -> Option<Summary> {
     let std = (n > 1)
         .then(|| (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
     let median = quantile(&sorted, 0.5);
-    let interval = median_interval(n);
+    let interval = median_interval(n).widened(n, widen);
     Some(Summary {
         n,
         mean,
@@ -88,6 +104,35 @@ pub struct MedianInterval {
     pub upper: usize,
     /// Exact coverage for a continuous distribution.
     pub level: f64,
+}
+
+impl MedianInterval {
+    /// `by` order statistics further out on each side (at most `[min, max]`), with that interval's exact level.
+    fn widened(self, n: usize, by: usize) -> MedianInterval {
+        if by == 0 || n <= 1 {
+            return self;
+        }
+        let lower = self.lower.saturating_sub(by);
+        MedianInterval {
+            lower,
+            upper: n - 1 - lower,
+            level: 1.0 - 2.0 * binomial_half_cdf(n, lower),
+        }
+    }
+}
+
+/// P(Bin(n, ½) ≤ j), summed in log space so large n neither overflows nor underflows.
+fn binomial_half_cdf(n: usize, j: usize) -> f64 {
+    let ln_half_n = n as f64 * 0.5f64.ln();
+    let mut ln_choose = 0.0;
+    let mut cdf = 0.0;
+    for i in 0..=j {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        cdf += (ln_choose + ln_half_n).exp();
+    }
+    cdf
 }
 
 /// The narrowest symmetric order-statistic interval with coverage ≥ 95 %, or `[min, max]` when none has.
@@ -267,6 +312,89 @@ mod tests {
                 "n = {n}: observed {observed}, level {level}"
             );
         }
+    }
+
+    #[test]
+    fn adaptive_coverage_is_what_it_says() {
+        // The whole adaptive loop (`should_stop` on the running summary, 3 runs first, ±2 % target, 100 runs at
+        // most) on normal samples of known median, at several spreads: the published interval must cover the
+        // median as often as its label says (within 1 %). Without the widening it falls short by up to 3 %.
+        use crate::bench::config::BenchParams;
+        use crate::bench::stopping::should_stop;
+        use rand::rngs::StdRng;
+        use rand::{RngExt, SeedableRng};
+        let params = BenchParams {
+            num_tokens: 2,
+            batch_size: 1,
+            num_runs: 3,
+            warmup_runs: 0,
+            min_duration_s: 0.0,
+            threads: None,
+            target_rel_ci: Some(0.02),
+            max_runs: Some(100),
+            max_duration_s: Some(1e9),
+            read_back: false,
+            warmup_s: None,
+        };
+        let mut rng = StdRng::seed_from_u64(11);
+        for sigma_pct in [1.0, 3.0, 10.0] {
+            // Box–Muller.
+            let mut normal = |rng: &mut StdRng| {
+                let (u, v) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
+                100.0 + sigma_pct * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+            };
+            let trials = 3000;
+            let (mut covered, mut stated, mut narrow_covered) = (0usize, 0.0, 0usize);
+            for _ in 0..trials {
+                let mut xs: Vec<f64> = (0..3).map(|_| normal(&mut rng)).collect();
+                while should_stop(&params, xs.len(), 0.0, summarize(&xs).as_ref()).is_none() {
+                    xs.push(normal(&mut rng));
+                }
+                let s = summarize_after_adaptive_stop(&xs).unwrap();
+                covered += usize::from(s.ci_low <= 100.0 && 100.0 <= s.ci_high);
+                stated += s.ci_level;
+                let plain = summarize(&xs).unwrap();
+                narrow_covered += usize::from(plain.ci_low <= 100.0 && 100.0 <= plain.ci_high);
+            }
+            let observed = covered as f64 / f64::from(trials);
+            let stated = stated / f64::from(trials);
+            assert!(
+                observed >= stated - 0.01,
+                "σ = {sigma_pct} %: covered {observed}, stated {stated}"
+            );
+            assert!(stated >= TARGET_CI_LEVEL, "{stated}");
+            if sigma_pct == 3.0 {
+                // The bias the widening corrects, seen in the same draws.
+                let narrow = narrow_covered as f64 / f64::from(trials);
+                assert!(narrow < 0.945, "unwidened coverage {narrow}");
+            }
+        }
+    }
+
+    #[test]
+    fn widening_is_one_order_statistic_with_its_own_level() {
+        let xs: Vec<f64> = (1..=20).map(f64::from).collect();
+        let plain = summarize(&xs).unwrap();
+        let wide = summarize_after_adaptive_stop(&xs).unwrap();
+        // n = 20: [x(6), x(15)] at 95.86 %; widened [x(5), x(16)] at 98.82 %.
+        assert_eq!((plain.ci_low, plain.ci_high), (6.0, 15.0));
+        assert_eq!((wide.ci_low, wide.ci_high), (5.0, 16.0));
+        assert!(
+            (plain.ci_level - 0.958_610_5).abs() < 1e-6,
+            "{}",
+            plain.ci_level
+        );
+        assert!(
+            (wide.ci_level - 0.988_182).abs() < 1e-5,
+            "{}",
+            wide.ci_level
+        );
+        // Never past [min, max].
+        let three = summarize_after_adaptive_stop(&[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(
+            (three.ci_low, three.ci_high, three.ci_level),
+            (1.0, 3.0, 0.75)
+        );
     }
 
     #[test]

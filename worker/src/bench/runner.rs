@@ -26,7 +26,7 @@ use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
 use e3pipe::bench::memory::{self, MemorySource};
 use e3pipe::bench::result::{Energy, METHOD_ID, PointResult, Status, headline_metric};
-use e3pipe::bench::stats::summarize;
+use e3pipe::bench::stats::{summarize, summarize_after_adaptive_stop};
 use e3pipe::bench::stopping::should_stop;
 use e3pipe::error::{Error, Result};
 use e3pipe::models::config::{Arch, infeasibility};
@@ -445,8 +445,15 @@ pub fn measure_point(
             result.energy = used.and_then(|(joules, seconds)| {
                 Energy::of(joules, seconds, energy_runs, params.batch_size, tokens)
             });
+            // Runs taken until the interval was narrow: its published interval is widened (see `stats`).
+            let adaptive = params.target_rel_ci.is_some();
             for (metric, values) in samples.by_metric {
-                if let Some(summary) = summarize(&values) {
+                let summary = if adaptive {
+                    summarize_after_adaptive_stop(&values)
+                } else {
+                    summarize(&values)
+                };
+                if let Some(summary) = summary {
                     result.stats.insert(metric.to_string(), summary);
                 }
             }
