@@ -553,6 +553,24 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
                 .collect::<Vec<_>>(),
         ),
         Column::new(
+            "overhead_to_linear_tokens".into(),
+            fits.iter()
+                .map(|f| f.regime.as_ref().and_then(|r| r.overhead_to_linear_tokens))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "linear_to_quadratic_tokens".into(),
+            fits.iter()
+                .map(|f| f.regime.as_ref().and_then(|r| r.linear_to_quadratic_tokens))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "break_tokens".into(),
+            fits.iter()
+                .map(|f| f.regime.as_ref().and_then(|r| r.break_tokens))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
             "fit_selection".into(),
             fits.iter()
                 .map(|f| f.regime.as_ref().map(|r| r.selection.clone()))
@@ -593,6 +611,10 @@ fn fit_frame(fits: &[Fit]) -> Result<DataFrame> {
                         .join(" ")
                 })
                 .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "runs".into(),
+            fits.iter().map(|f| f.runs.join(" ")).collect::<Vec<_>>(),
         ),
     ];
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(&e))
@@ -681,12 +703,17 @@ pub fn fits(rows: &[Row]) -> Vec<Fit> {
     curves(rows)
         .into_iter()
         .filter_map(|(model, arch, batch)| {
-            let points: Vec<(f64, f64)> = rows
+            let curve: Vec<&Row> = rows
                 .iter()
                 .filter(|r| r.model == model && r.batch_size == batch && r.status == "ok")
+                .filter(|r| r.context_length.is_some() && r.latency_ms.is_some())
+                .collect();
+            let points: Vec<(f64, f64)> = curve
+                .iter()
                 .filter_map(|r| Some((r.context_length? as f64, r.latency_ms?)))
                 .collect();
-            fit_power_law(model, arch, &points).map(|f| f.at_batch(batch))
+            let runs = curve.iter().filter_map(|r| r.run_id.clone()).collect();
+            fit_power_law(model, arch, &points).map(|f| f.at_batch(batch).spanning(runs))
         })
         .collect()
 }

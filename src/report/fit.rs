@@ -24,6 +24,8 @@ pub struct Fit {
     pub a: f64,
     pub r_squared: f64,
     pub lengths: Vec<u64>,
+    /// The runs (`run_id`) its points were measured in, sorted: more than one means the curve spans sessions.
+    pub runs: Vec<String>,
     /// The form chosen by `AICc` among power law, quadratic and broken power law (`report::regimes`): what
     /// predictions use.
     pub regime: Option<Regime>,
@@ -47,6 +49,14 @@ impl Fit {
     #[must_use]
     pub fn at_batch(self, batch_size: Option<i64>) -> Fit {
         Fit { batch_size, ..self }
+    }
+
+    /// This fit, of points measured in `runs`.
+    #[must_use]
+    pub fn spanning(self, mut runs: Vec<String>) -> Fit {
+        runs.sort_unstable();
+        runs.dedup();
+        Fit { runs, ..self }
     }
 
     pub fn predict_ms(&self, length: f64) -> f64 {
@@ -125,6 +135,7 @@ pub fn fit_power_law(model: &str, arch: &str, points: &[(f64, f64)]) -> Option<F
             1.0
         },
         lengths,
+        runs: Vec::new(),
         regime: regimes::select(points),
         residual_sd,
         mean_ln_length: mean_x,

@@ -57,8 +57,15 @@ pub struct Param {
 pub struct Regime {
     pub form: Form,
     pub params: Vec<Param>,
-    /// Where the length-dependent part overtakes the constant (quadratic) or the break (broken power law).
+    /// Where the length-dependent part overtakes the constant (quadratic) or the break (broken power law): the
+    /// column tools already read. The named transitions below say which of these it is.
     pub knee_tokens: Option<f64>,
+    /// Quadratic form only: where the linear term reaches the constant (`c / a`) ...
+    pub overhead_to_linear_tokens: Option<f64>,
+    /// ... and where the quadratic term reaches the linear one (`a / b`): attention's knee.
+    pub linear_to_quadratic_tokens: Option<f64>,
+    /// Broken power law only: its break.
+    pub break_tokens: Option<f64>,
     /// Every form's `AICc` (`None`: too few lengths for it), in `Form` order.
     pub aicc: Vec<(Form, Option<f64>)>,
     /// `aicc` when a form was chosen; otherwise why the power law is used.
@@ -329,6 +336,15 @@ pub fn select(points: &[(f64, f64)]) -> Option<Regime> {
             ),
         ),
     };
+    let (c, a, b) = (
+        fitted.beta[0],
+        fitted.beta.get(1).copied().unwrap_or(0.0),
+        fitted.beta.get(2).copied().unwrap_or(0.0),
+    );
+    let quadratic = form == Form::Quadratic;
+    let overhead_to_linear_tokens = (quadratic && c > 0.0 && a > 0.0).then(|| c / a);
+    let linear_to_quadratic_tokens = (quadratic && a > 0.0 && b > 0.0).then(|| a / b);
+    let break_tokens = (form == Form::BrokenPowerLaw).then_some(fitted.break_length);
     let (params, knee_tokens) = match form {
         Form::PowerLaw => (fitted.params(&["ln_a", "k"]), None),
         Form::Quadratic => {
@@ -356,6 +372,9 @@ pub fn select(points: &[(f64, f64)]) -> Option<Regime> {
         form,
         params,
         knee_tokens,
+        overhead_to_linear_tokens,
+        linear_to_quadratic_tokens,
+        break_tokens,
         aicc: scored.iter().map(|(f, s, _)| (*f, *s)).collect(),
         selection,
         fitted,
@@ -421,6 +440,12 @@ mod tests {
         assert_eq!(r.selection, "aicc");
         let knee = r.knee_tokens.unwrap();
         assert!((knee / 1000.0 - 1.0).abs() < 0.15, "{knee}");
+        // The named transitions: c / a = 2000 (overhead → linear), a / b = 1000 (linear → quadratic).
+        let o = r.overhead_to_linear_tokens.unwrap();
+        let q = r.linear_to_quadratic_tokens.unwrap();
+        assert!((o / 2000.0 - 1.0).abs() < 0.25, "{o}");
+        assert!((q / 1000.0 - 1.0).abs() < 0.25, "{q}");
+        assert_eq!(r.break_tokens, None);
         let c = &r.params[0];
         let (lo, hi) = c.ci95.unwrap();
         assert!(lo < 40.0 && 40.0 < hi, "{c:?}");
@@ -435,6 +460,14 @@ mod tests {
         let r = select(&curve(|l| 0.05 * l.powf(1.3))).unwrap();
         assert_eq!(r.form, Form::PowerLaw, "{r:#?}");
         assert!(r.knee_tokens.is_none());
+        assert_eq!(
+            (
+                r.overhead_to_linear_tokens,
+                r.linear_to_quadratic_tokens,
+                r.break_tokens
+            ),
+            (None, None, None)
+        );
         let k = &r.params[1];
         assert!((k.value - 1.3).abs() < 0.02, "{k:?}");
     }
@@ -452,6 +485,8 @@ mod tests {
         let r = select(&curve(f)).unwrap();
         assert_eq!(r.form, Form::BrokenPowerLaw, "{r:#?}");
         assert_eq!(r.knee_tokens, Some(512.0));
+        assert_eq!(r.break_tokens, Some(512.0));
+        assert_eq!(r.linear_to_quadratic_tokens, None);
         assert!(
             r.describe_params().ends_with(
                 "intervals given the break at 512 tokens, which was searched: too narrow"

@@ -225,6 +225,22 @@ fn three_architectures_end_to_end() {
             .contains("k_stderr,df,k_ci95_low,k_ci95_high"),
         "{fit}"
     );
+    // The fit names the one run its points come from: the run id every row carries.
+    let run_ids: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|r| {
+            r.split(',')
+                .nth(header.iter().position(|c| *c == "run_id").unwrap())
+                .unwrap()
+        })
+        .collect();
+    // `runs` is the last column (`fit_selection` is quoted and holds commas).
+    assert!(fit.lines().next().unwrap().ends_with(",runs"));
+    for row in fit.lines().skip(1) {
+        assert_eq!(row.rsplit(',').next().unwrap(), run_ids[0], "{fit}");
+    }
+    assert!(run_ids.iter().all(|r| *r == run_ids[0] && !r.is_empty()));
     assert!(p.path("figs/latency_curve.png").is_file());
 }
 

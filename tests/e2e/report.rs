@@ -106,7 +106,7 @@ fn aggregate_reads_seed_and_our_results_and_skips_broken_files() {
     );
     let fit = p.read("tables/scaling_fit.csv");
     assert!(
-        fit.starts_with("model,arch,batch_size,k,k_stderr,df,k_ci95_low,k_ci95_high,a_ms,r_squared,fit_form,knee_tokens,fit_selection,fit_params,aicc_power_law,aicc_quadratic,aicc_broken_power_law,lengths\n"),
+        fit.starts_with("model,arch,batch_size,k,k_stderr,df,k_ci95_low,k_ci95_high,a_ms,r_squared,fit_form,knee_tokens,overhead_to_linear_tokens,linear_to_quadratic_tokens,break_tokens,fit_selection,fit_params,aicc_power_law,aicc_quadratic,aicc_broken_power_law,lengths,runs\n"),
         "{fit}"
     );
     assert_eq!(

@@ -286,6 +286,10 @@ fn the_fit_sees_regimes_in_results_from_elsewhere() {
     assert_eq!(cell("fit_selection"), "aicc");
     let knee: f64 = cell("knee_tokens").parse().unwrap();
     assert!((knee / 1000.0 - 1.0).abs() < 0.15, "{knee}");
+    // The curve bends from linear to quadratic where a·L = b·L².
+    let bend: f64 = cell("linear_to_quadratic_tokens").parse().unwrap();
+    assert!((bend / 1000.0 - 1.0).abs() < 0.25, "{bend}");
+    assert_eq!(cell("break_tokens"), "");
     let quadratic: f64 = cell("aicc_quadratic").parse().unwrap();
     let power: f64 = cell("aicc_power_law").parse().unwrap();
     assert!(quadratic < power);
