@@ -42,6 +42,20 @@ pub fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// The process's resident set before any model was loaded (libtorch and the worker's own code only), taken once
+/// by `record_baseline` at the worker's start: RSS above it is what models and points added.
+static BASELINE_RSS_BYTES: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+
+/// Takes the pre-load baseline; later calls keep the first.
+pub fn record_baseline() {
+    BASELINE_RSS_BYTES.get_or_init(rss_bytes);
+}
+
+/// The pre-load baseline, when `record_baseline` ran.
+pub fn baseline_rss_bytes() -> Option<u64> {
+    BASELINE_RSS_BYTES.get().copied().flatten()
+}
+
 /// The process's peak resident set since the last reset, in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     status_field("VmHWM:")

@@ -67,8 +67,16 @@ pub struct PointResult {
     pub weights_bytes: u64,
     /// Process peak resident memory during the point (CPU), bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// GPU caching-allocator peak, bytes; `None` where not measured (see `bench::memory`).
+    /// The process's resident set before any model was loaded, bytes: `peak_rss_bytes` minus this is what the
+    /// model and the point added (CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_baseline_bytes: Option<u64>,
+    /// GPU caching-allocator peak of allocated tensors, bytes; `None` where not measured (see `bench::memory`).
     pub cuda_peak_bytes: Option<u64>,
+    /// GPU caching-allocator peak of reserved blocks (allocated plus cached free blocks: what the device had to
+    /// hold; `torch.cuda.max_memory_reserved`), bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda_reserved_peak_bytes: Option<u64>,
     /// Which of the two peaks `max_memory_gb` reports; never a mix.
     #[serde(default)]
     pub memory_source: MemorySource,
@@ -279,7 +287,9 @@ impl Unmeasured<'_> {
             weights: self.weights.clone(),
             weights_bytes: 0,
             peak_rss_bytes: None,
+            rss_baseline_bytes: None,
             cuda_peak_bytes: None,
+            cuda_reserved_peak_bytes: None,
             memory_source: MemorySource::default(),
             stats: BTreeMap::new(),
             warmup_runs: 0,

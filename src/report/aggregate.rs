@@ -74,6 +74,10 @@ pub struct Row {
     pub reason: Option<String>,
     pub input_tokens: Option<i64>,
     pub peak_memory_bytes: Option<i64>,
+    /// CPU: the peak resident set minus the worker's pre-load baseline (what the model and the point added).
+    pub rss_above_baseline_bytes: Option<i64>,
+    /// CUDA: the allocator's reserved peak (allocated plus cached blocks), beside the allocated peak.
+    pub cuda_reserved_peak_bytes: Option<i64>,
     pub device: Option<String>,
     pub dtype: Option<String>,
     pub weights: Option<String>,
@@ -252,6 +256,14 @@ fn overlay(row: &mut Row, p: &PointResult) {
     row.reason.clone_from(&p.reason);
     row.input_tokens = i64::try_from(p.input_tokens).ok();
     // The bytes behind `max_memory_gb`, from the same source.
+    row.rss_above_baseline_bytes = p
+        .peak_rss_bytes
+        .zip(p.rss_baseline_bytes)
+        .and_then(|(peak, base)| i64::try_from(peak.saturating_sub(base)).ok())
+        .filter(|_| p.memory_source == MemorySource::HostRss);
+    row.cuda_reserved_peak_bytes = p
+        .cuda_reserved_peak_bytes
+        .and_then(|b| i64::try_from(b).ok());
     row.peak_memory_bytes = match p.memory_source {
         MemorySource::CudaAllocator => p.cuda_peak_bytes,
         MemorySource::Unavailable => None,

@@ -130,6 +130,8 @@ pub const COLUMNS: &[Column] = &[
     text!("reason", reason),
     int!("input_tokens", input_tokens),
     int!("peak_memory_bytes", peak_memory_bytes),
+    int!("rss_above_baseline_bytes", rss_above_baseline_bytes),
+    int!("cuda_reserved_peak_bytes", cuda_reserved_peak_bytes),
     text!("memory_source", memory_source),
     text!("device", device),
     text!("dtype", dtype),

@@ -196,6 +196,8 @@ fn three_architectures_end_to_end() {
         "decode_tokens_per_sec",
         "itl_p99_ms",
         "memory_source",
+        "rss_above_baseline_bytes",
+        "cuda_reserved_peak_bytes",
         "stopped_by",
         "finished_at",
         "method",
@@ -210,8 +212,15 @@ fn three_architectures_end_to_end() {
     let source = header.iter().position(|c| *c == "memory_source").unwrap();
     let p90 = header.iter().position(|c| *c == "latency_p90_ms").unwrap();
     let p99 = header.iter().position(|c| *c == "itl_p99_ms").unwrap();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let (peak, above) = (col("peak_memory_bytes"), col("rss_above_baseline_bytes"));
     for row in csv.lines().skip(1) {
         let cells: Vec<&str> = row.split(',').collect();
+        // On CPU: what the model and point added to the worker's pre-load RSS, less than the whole peak.
+        let (peak, above): (u64, u64) =
+            (cells[peak].parse().unwrap(), cells[above].parse().unwrap());
+        assert!(0 < above && above < peak, "{row}");
+        assert_eq!(cells[col("cuda_reserved_peak_bytes")], "", "{row}");
         assert_eq!(cells[level].parse::<f64>().unwrap(), 0.75, "{row}");
         assert_eq!(cells[source], "host_rss", "{row}");
         // 3 runs publish no 90th percentile, and 3 runs of 3 decode steps no 99th.

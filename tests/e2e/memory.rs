@@ -48,9 +48,14 @@ fn a_points_peak_does_not_depend_on_the_points_before_it() {
         let r = p.run(&["run", "pipelines/p.yaml"]);
         assert_eq!(r.code, 0, "{}", r.all());
         let doc = p.results("gpt2-medium");
-        doc["metrics"]["128"]["point"]["peak_rss_bytes"]
-            .as_u64()
-            .unwrap()
+        let point = &doc["metrics"]["128"]["point"];
+        let peak = point["peak_rss_bytes"].as_u64().unwrap();
+        // Above the worker's pre-load baseline: at least the weights (1.4 GB fp32), less than the whole peak.
+        let baseline = point["rss_baseline_bytes"].as_u64().unwrap();
+        let weights = point["weights_bytes"].as_u64().unwrap();
+        assert!(baseline > 0 && peak - baseline >= weights, "{point}");
+        assert!(weights > 1_000_000_000, "{weights}");
+        peak
     };
     let after_long = peak("[960, 128]");
     let alone = peak("[128]");

@@ -34,6 +34,7 @@ pub fn run() -> ExitCode {
     }
     e3pipe::output::init_from_env();
     e3pipe::interrupt::install_handler();
+    e3pipe::bench::memory::record_baseline();
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "--identify") {
         // What `e3pipe` asks before planning a GPU: the loaded libtorch and its CUDA, as one JSON line.

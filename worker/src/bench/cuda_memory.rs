@@ -10,6 +10,7 @@ type PeakFn = unsafe extern "C" fn(libc::c_int) -> i64;
 struct Shim {
     reset: ResetFn,
     peak: PeakFn,
+    reserved_peak: PeakFn,
 }
 
 static SHIM: OnceLock<Option<Shim>> = OnceLock::new();
@@ -39,12 +40,14 @@ fn shim() -> Option<&'static Shim> {
             }
             let reset = libc::dlsym(handle, c"e3pipe_cuda_reset_peak".as_ptr());
             let peak = libc::dlsym(handle, c"e3pipe_cuda_peak_bytes".as_ptr());
-            if reset.is_null() || peak.is_null() {
+            let reserved_peak = libc::dlsym(handle, c"e3pipe_cuda_reserved_peak_bytes".as_ptr());
+            if reset.is_null() || peak.is_null() || reserved_peak.is_null() {
                 return None;
             }
             Some(Shim {
                 reset: std::mem::transmute::<*mut libc::c_void, ResetFn>(reset),
                 peak: std::mem::transmute::<*mut libc::c_void, PeakFn>(peak),
+                reserved_peak: std::mem::transmute::<*mut libc::c_void, PeakFn>(reserved_peak),
             })
         }
     })
@@ -61,6 +64,12 @@ pub fn reset_peak(index: usize) -> bool {
 pub fn peak_bytes(index: usize) -> Option<u64> {
     // SAFETY: as above.
     shim().and_then(|s| u64::try_from(unsafe { (s.peak)(index as libc::c_int) }).ok())
+}
+
+/// Peak bytes reserved by the allocator on CUDA device `index` since the last reset.
+pub fn reserved_peak_bytes(index: usize) -> Option<u64> {
+    // SAFETY: as above.
+    shim().and_then(|s| u64::try_from(unsafe { (s.reserved_peak)(index as libc::c_int) }).ok())
 }
 
 #[cfg(test)]
@@ -82,5 +91,6 @@ mod tests {
         assert!(super::shim().is_some());
         assert!(!super::reset_peak(0));
         assert_eq!(super::peak_bytes(0), None);
+        assert_eq!(super::reserved_peak_bytes(0), None);
     }
 }

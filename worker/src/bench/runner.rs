@@ -230,7 +230,9 @@ pub fn measure_point(
         weights: String::new(),
         weights_bytes: model.weights_bytes,
         peak_rss_bytes: None,
+        rss_baseline_bytes: None,
         cuda_peak_bytes: None,
+        cuda_reserved_peak_bytes: None,
         memory_source: MemorySource::HostRss,
         stats: BTreeMap::new(),
         warmup_runs: warmup_runs(model, params),
@@ -407,9 +409,17 @@ pub fn measure_point(
     } else {
         None
     };
+    result.rss_baseline_bytes = result
+        .peak_rss_bytes
+        .and_then(|_| memory::baseline_rss_bytes());
     if cuda_index.is_some() {
         result.cuda_peak_bytes = if cuda_measured {
             cuda_index.and_then(cuda_memory::peak_bytes)
+        } else {
+            None
+        };
+        result.cuda_reserved_peak_bytes = if cuda_measured {
+            cuda_index.and_then(cuda_memory::reserved_peak_bytes)
         } else {
             None
         };

@@ -28,4 +28,14 @@ int64_t e3pipe_cuda_peak_bytes(int device) {
     return -1;
   }
 }
+
+// Peak bytes reserved (allocated plus cached free blocks) on `device` since the last reset; -1 on failure.
+int64_t e3pipe_cuda_reserved_peak_bytes(int device) {
+  try {
+    auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(static_cast<c10::DeviceIndex>(device));
+    return stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  } catch (...) {
+    return -1;
+  }
+}
 }
