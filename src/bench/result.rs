@@ -141,37 +141,102 @@ pub struct Energy {
     pub energy_j: f64,
     /// Per run and sequence of the batch.
     pub energy_per_sample_j: f64,
-    /// Per generated token (generators) or input token (encoders).
-    pub energy_per_token_j: f64,
+    /// Encoders: per input token. Generators: the decode energy per token it generated (`decode_energy_j` over
+    /// batch × (`num_tokens` - 1)); none where the prefill could not be told apart or nothing was decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_per_token_j: Option<f64>,
     /// Over the measuring window.
     pub avg_power_w: f64,
+    /// The device's power at rest, measured just before the point's warm-ups (the same counter, 1 s or more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_power_w: Option<f64>,
+    /// Per run, above what the device would have drawn at rest over the same time; none where not above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_above_idle_j: Option<f64>,
+    /// Generators: per run, the prefill's share, measured in a window of prefill-only runs ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_energy_j: Option<f64>,
+    /// ... and the rest of the run: the decode steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_energy_j: Option<f64>,
+}
+
+/// One counter window: the joules it read, over how many seconds, of how many runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnergyWindow {
+    pub joules: f64,
+    pub seconds: f64,
+    pub runs: usize,
+}
+
+impl EnergyWindow {
+    /// A counter that did not advance (or wrapped), or a window of nothing, measured nothing: no energy is claimed.
+    fn valid(self) -> Option<EnergyWindow> {
+        (self.runs > 0 && self.seconds > 0.0 && self.joules.is_finite() && self.joules > 0.0)
+            .then_some(self)
+    }
+
+    fn per_run_j(self) -> f64 {
+        self.joules / self.runs as f64
+    }
+}
+
+/// The windows a point's energy is read from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EnergyWindows {
+    /// The measured runs (and more of the same until the window spans the counter's updates).
+    pub measured: EnergyWindow,
+    /// The device at rest (`runs` is unused).
+    pub idle: Option<EnergyWindow>,
+    /// Prefill-only runs of a generator.
+    pub prefill: Option<EnergyWindow>,
 }
 
 impl Energy {
-    /// From `joules` over `seconds` of `runs` runs of `batch` sequences, `tokens_per_sequence` tokens each.
+    /// From `windows` of runs of `batch` sequences; `tokens` is the input length (encoders) or `num_tokens`
+    /// (generators, whose first token comes from the prefill).
     pub fn of(
-        joules: f64,
-        seconds: f64,
-        runs: usize,
+        windows: &EnergyWindows,
         batch: usize,
-        tokens_per_sequence: usize,
+        tokens: usize,
+        generates: bool,
     ) -> Option<Energy> {
-        if runs == 0
-            || batch == 0
-            || tokens_per_sequence == 0
-            || seconds <= 0.0
-            || !joules.is_finite()
-            // A counter that did not advance (or wrapped) measured nothing: no energy is claimed.
-            || joules <= 0.0
-        {
+        let measured = windows.measured.valid()?;
+        if batch == 0 || tokens == 0 {
             return None;
         }
-        let per_run = joules / runs as f64;
+        let per_run = measured.per_run_j();
+        let run_s = measured.seconds / measured.runs as f64;
+        let idle_power_w = windows
+            .idle
+            .and_then(|w| w.joules.is_finite().then_some(w))
+            .filter(|w| w.seconds > 0.0 && w.joules >= 0.0)
+            .map(|w| w.joules / w.seconds);
+        let energy_above_idle_j = idle_power_w
+            .map(|p| per_run - p * run_s)
+            .filter(|j| *j > 0.0);
+        let prefill_energy_j = windows
+            .prefill
+            .filter(|_| generates)
+            .and_then(EnergyWindow::valid)
+            .map(EnergyWindow::per_run_j);
+        let decode_energy_j = prefill_energy_j
+            .map(|p| per_run - p)
+            .filter(|j| *j > 0.0 && tokens > 1);
+        let energy_per_token_j = if generates {
+            decode_energy_j.map(|d| d / (batch * (tokens - 1)) as f64)
+        } else {
+            Some(per_run / (batch * tokens) as f64)
+        };
         Some(Energy {
             energy_j: per_run,
             energy_per_sample_j: per_run / batch as f64,
-            energy_per_token_j: per_run / (batch * tokens_per_sequence) as f64,
-            avg_power_w: joules / seconds,
+            energy_per_token_j,
+            avg_power_w: measured.joules / measured.seconds,
+            idle_power_w,
+            energy_above_idle_j,
+            prefill_energy_j,
+            decode_energy_j,
         })
     }
 }
@@ -323,17 +388,77 @@ impl Unmeasured<'_> {
 mod tests {
     use super::*;
 
+    fn window(joules: f64, seconds: f64, runs: usize) -> EnergyWindow {
+        EnergyWindow {
+            joules,
+            seconds,
+            runs,
+        }
+    }
+
     #[test]
     fn energy_is_divided_per_run_sequence_and_token() {
-        // 12 J over 3 s of 3 runs of batch 2, 10 tokens each.
-        let e = Energy::of(12.0, 3.0, 3, 2, 10).unwrap();
         let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // An encoder: 12 J over 3 s of 3 runs of batch 2, 10 input tokens each; 1 W at rest.
+        let w = EnergyWindows {
+            measured: window(12.0, 3.0, 3),
+            idle: Some(window(1.0, 1.0, 0)),
+            prefill: None,
+        };
+        let e = Energy::of(&w, 2, 10, false).unwrap();
         assert!(close(e.energy_j, 4.0) && close(e.energy_per_sample_j, 2.0));
-        assert!(close(e.energy_per_token_j, 0.2) && close(e.avg_power_w, 4.0));
-        assert!(Energy::of(12.0, 3.0, 0, 2, 10).is_none());
-        assert!(Energy::of(f64::NAN, 3.0, 3, 2, 10).is_none());
+        assert!(close(e.energy_per_token_j.unwrap(), 0.2) && close(e.avg_power_w, 4.0));
+        // 4 J per 1 s run, 1 J of which the device draws at rest.
+        assert!(close(e.idle_power_w.unwrap(), 1.0) && close(e.energy_above_idle_j.unwrap(), 3.0));
+        assert_eq!((e.prefill_energy_j, e.decode_energy_j), (None, None));
+        let bad = |measured| EnergyWindows { measured, ..w };
+        assert!(Energy::of(&bad(window(12.0, 3.0, 0)), 2, 10, false).is_none());
+        assert!(Energy::of(&bad(window(f64::NAN, 3.0, 3)), 2, 10, false).is_none());
         // A counter that did not move (a window shorter than its update period) is no measurement of 0 J.
-        assert!(Energy::of(0.0, 3.0, 3, 2, 10).is_none());
-        assert!(Energy::of(-5.0, 3.0, 3, 2, 10).is_none());
+        assert!(Energy::of(&bad(window(0.0, 3.0, 3)), 2, 10, false).is_none());
+        assert!(Energy::of(&bad(window(-5.0, 3.0, 3)), 2, 10, false).is_none());
+    }
+
+    #[test]
+    fn a_generators_token_energy_is_its_decode_energy() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // Runs of 5 tokens (1 from the prefill, 4 decoded) at batch 2: 10 J per run, of which a prefill-only run
+        // takes 2 J. Decode: 8 J for 2 × 4 tokens, 1 J each (not 10 J / 10 tokens).
+        let w = EnergyWindows {
+            measured: window(30.0, 3.0, 3),
+            idle: None,
+            prefill: Some(window(6.0, 1.5, 3)),
+        };
+        let e = Energy::of(&w, 2, 5, true).unwrap();
+        assert!(close(e.prefill_energy_j.unwrap(), 2.0) && close(e.decode_energy_j.unwrap(), 8.0));
+        assert!(close(e.energy_per_token_j.unwrap(), 1.0));
+        assert_eq!((e.idle_power_w, e.energy_above_idle_j), (None, None));
+        // No prefill window, or one generated token: no decode energy to divide, so no per-token figure.
+        let no_prefill = EnergyWindows { prefill: None, ..w };
+        assert_eq!(
+            Energy::of(&no_prefill, 2, 5, true)
+                .unwrap()
+                .energy_per_token_j,
+            None
+        );
+        assert_eq!(Energy::of(&w, 2, 1, true).unwrap().energy_per_token_j, None);
+        // A prefill that read more than the whole run (noise): no decode energy, never a negative one.
+        let noisy = EnergyWindows {
+            prefill: Some(window(40.0, 1.0, 3)),
+            ..w
+        };
+        let e = Energy::of(&noisy, 2, 5, true).unwrap();
+        assert_eq!((e.decode_energy_j, e.energy_per_token_j), (None, None));
+        // At rest above the run's own power: no energy above idle claimed.
+        let idle_high = EnergyWindows {
+            idle: Some(window(20.0, 1.0, 0)),
+            ..w
+        };
+        assert_eq!(
+            Energy::of(&idle_high, 2, 5, true)
+                .unwrap()
+                .energy_above_idle_j,
+            None
+        );
     }
 }

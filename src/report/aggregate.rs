@@ -91,6 +91,10 @@ pub struct Row {
     pub energy_j: Option<f64>,
     pub energy_per_sample_j: Option<f64>,
     pub energy_per_token_j: Option<f64>,
+    pub idle_power_w: Option<f64>,
+    pub energy_above_idle_j: Option<f64>,
+    pub prefill_energy_j: Option<f64>,
+    pub decode_energy_j: Option<f64>,
     pub avg_power_w: Option<f64>,
     pub energy_source: Option<String>,
     /// The seed tool's spreads of the encoder time and the throughput, and its memory after the run.
@@ -195,6 +199,10 @@ fn row(doc: &ResultsDocument, length: Option<i64>, batch: Option<i64>, m: &Lengt
         energy_per_sample_j: num(m.energy_per_sample_j)
             .or_else(|| num(m.inference_energy_per_sample_joules)),
         energy_per_token_j: num(m.energy_per_token_j),
+        idle_power_w: num(m.idle_power_w),
+        energy_above_idle_j: num(m.energy_above_idle_j),
+        prefill_energy_j: num(m.prefill_energy_j),
+        decode_energy_j: num(m.decode_energy_j),
         avg_power_w: num(m.avg_power_w).or_else(|| num(m.avg_power_watts)),
         energy_source: m.energy_source.clone().filter(|s| !s.is_empty()),
         latency_std_ms: spread(m.latency_std_ms),

@@ -191,6 +191,14 @@ pub struct LengthMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_power_w: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_power_w: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_above_idle_j: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_energy_j: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_energy_j: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_source: Option<String>,
     /// `cuda_allocator`, `host_rss` or `unavailable`: what `max_memory_gb` measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,7 +325,11 @@ impl LengthMetrics {
             tokens_per_sec: only(!generates, median("tokens_per_sec")),
             energy_j: energy.map(|e| e.energy_j),
             energy_per_sample_j: energy.map(|e| e.energy_per_sample_j),
-            energy_per_token_j: energy.map(|e| e.energy_per_token_j),
+            energy_per_token_j: energy.and_then(|e| e.energy_per_token_j),
+            idle_power_w: energy.and_then(|e| e.idle_power_w),
+            energy_above_idle_j: energy.and_then(|e| e.energy_above_idle_j),
+            prefill_energy_j: energy.and_then(|e| e.prefill_energy_j),
+            decode_energy_j: energy.and_then(|e| e.decode_energy_j),
             avg_power_w: energy.map(|e| e.avg_power_w),
             energy_source: Some(p.energy_source.clone()).filter(|s| !s.is_empty()),
             memory_source: Some(p.memory_source.as_str().into()),

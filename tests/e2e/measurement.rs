@@ -28,6 +28,18 @@ fn adaptive_stopping_reaches_a_real_95_percent_interval() {
         s["ci_high"].as_f64().unwrap(),
     );
     assert!(med - lo <= 0.9 * med && hi - med <= 0.9 * med);
+    // Stopped on its interval's width, the point publishes one order statistic wider, with that level.
+    let mut sorted: Vec<f64> = s["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    let plain = e3pipe::bench::stats::median_interval(sorted.len());
+    let lower = plain.lower.saturating_sub(1);
+    assert_eq!((lo, hi), (sorted[lower], sorted[sorted.len() - 1 - lower]));
+    assert!(s["ci_level"].as_f64().unwrap() > plain.level || plain.lower == 0);
 
     // An unreachable target stops at the cap and says so.
     p.write(
@@ -159,4 +171,117 @@ fn curves_mixing_runs_are_flagged() {
         .map(|l| l.split(',').nth(run).unwrap().to_string())
         .collect();
     assert_eq!(runs.len(), 2, "{csv}");
+}
+
+/// A stand-in RAPL package counter (no RAPL or GPU here) that draws a constant `watts`: rewritten every 2 ms,
+/// atomically, until the returned flag is set.
+fn stand_in_counter(
+    root: &std::path::Path,
+    watts: f64,
+) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = root.join("intel-rapl:0");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("max_energy_range_uj"), "262143328850\n").unwrap();
+    let write = move |uj: f64| {
+        let tmp = dir.join(".energy_uj.tmp");
+        std::fs::write(&tmp, format!("{}\n", uj as u64)).unwrap();
+        std::fs::rename(&tmp, dir.join("energy_uj")).unwrap();
+    };
+    write(0.0);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while !flag.load(Ordering::Relaxed) {
+            write(start.elapsed().as_secs_f64() * watts * 1e6);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    });
+    stop
+}
+
+#[test]
+fn energy_has_an_idle_baseline_and_a_prefill_decode_split() {
+    // At a constant 20 W the device draws at rest what it draws running: idle power 20 W, nothing above it, and a
+    // run's energy split between prefill and decode by their times.
+    let counters = tempfile::tempdir().unwrap();
+    let stop = stand_in_counter(counters.path(), 20.0);
+    let p = Project::new();
+    p.write(
+        "pipelines/p.yaml",
+        "steps:\n  - name: g\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n",
+    );
+    p.write(
+        "configs/bench/decoder.yaml",
+        &bench_yaml("decoder", "[64]", 5, 3),
+    );
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[64]", 1, 3),
+    );
+    let out = p
+        .command(&["run", "pipelines/p.yaml"])
+        .env("E3PIPE_POWERCAP", counters.path())
+        .output()
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let near = |x: f64, want: f64, tol: f64| (x / want - 1.0).abs() < tol;
+    for (model, generates) in [("gpt2-tiny", true), ("bert-tiny", false)] {
+        let doc = p.results(model);
+        let m = &doc["metrics"]["64"];
+        let e = &point(&doc, 64)["energy"];
+        assert!(
+            m["energy_source"]
+                .as_str()
+                .unwrap()
+                .starts_with("rapl package counters (1 package(s)"),
+            "{m}"
+        );
+        let f = |k: &str| e[k].as_f64();
+        assert!(near(f("idle_power_w").unwrap(), 20.0, 0.05), "{e}");
+        assert!(near(f("avg_power_w").unwrap(), 20.0, 0.05), "{e}");
+        let energy_j = f("energy_j").unwrap();
+        // Constant power: at most counter jitter above idle.
+        assert!(
+            f("energy_above_idle_j").is_none_or(|j| j < 0.1 * energy_j),
+            "{e}"
+        );
+        assert_eq!(m["idle_power_w"], e["idle_power_w"]);
+        if generates {
+            let (prefill, decode) = (
+                f("prefill_energy_j").unwrap(),
+                f("decode_energy_j").unwrap(),
+            );
+            assert!(prefill > 0.0 && decode > 0.0, "{e}");
+            assert!(near(prefill + decode, energy_j, 1e-9), "{e}");
+            // Per generated token from the decode only: 4 decoded tokens of 5.
+            assert!(
+                near(f("energy_per_token_j").unwrap(), decode / 4.0, 1e-9),
+                "{e}"
+            );
+            // At 20 W, the prefill's share is about the prefill's time (1 ms is 20 mJ).
+            let ttft_ms = point(&doc, 64)["stats"]["ttft_ms"]["median"]
+                .as_f64()
+                .unwrap();
+            assert!(
+                near(prefill, 20.0 * ttft_ms / 1e3, 0.6),
+                "prefill {prefill} J, ttft {ttft_ms} ms"
+            );
+        } else {
+            assert!(
+                e["prefill_energy_j"].is_null() && e["decode_energy_j"].is_null(),
+                "{e}"
+            );
+            assert!(
+                near(f("energy_per_token_j").unwrap(), energy_j / 64.0, 1e-9),
+                "{e}"
+            );
+        }
+    }
 }

@@ -21,6 +21,11 @@ type NvmlDevice = *mut c_void;
 type TotalEnergy = unsafe extern "C" fn(NvmlDevice, *mut u64) -> i32;
 type PowerUsage = unsafe extern "C" fn(NvmlDevice, *mut u32) -> i32;
 
+/// Where RAPL is read: `E3PIPE_POWERCAP` where sysfs is mounted elsewhere (some containers), else `POWERCAP`.
+fn powercap_root() -> PathBuf {
+    std::env::var_os("E3PIPE_POWERCAP").map_or_else(|| PathBuf::from(POWERCAP), PathBuf::from)
+}
+
 /// A GPU's NVML handle and the readings it supports.
 pub struct Nvml {
     device: NvmlDevice,
@@ -182,7 +187,7 @@ impl Meter {
                 Err(why) => Meter::None(why),
             },
             (tch::Device::Cuda(i), None) => Meter::None(format!("cuda:{i} has no known UUID")),
-            _ => match Rapl::at(Path::new(POWERCAP)) {
+            _ => match Rapl::at(&powercap_root()) {
                 Ok(rapl) => Meter::Rapl(rapl),
                 Err(why) => Meter::None(why),
             },

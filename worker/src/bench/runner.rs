@@ -25,7 +25,9 @@ use crate::models::device::synchronize;
 use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
 use e3pipe::bench::memory::{self, MemorySource};
-use e3pipe::bench::result::{Energy, METHOD_ID, PointResult, Status, headline_metric};
+use e3pipe::bench::result::{
+    Energy, EnergyWindow, EnergyWindows, METHOD_ID, PointResult, Status, headline_metric,
+};
 use e3pipe::bench::stats::{summarize, summarize_after_adaptive_stop};
 use e3pipe::bench::stopping::should_stop;
 use e3pipe::error::{Error, Result};
@@ -60,10 +62,8 @@ impl Samples {
 struct Measured {
     samples: Samples,
     stopped_by: e3pipe::bench::stopping::StopReason,
-    /// (joules, seconds) of the measured runs, where a meter measures.
-    energy: Option<(f64, f64)>,
-    /// Runs inside the energy window: the measured ones, and more when they were too short for the counter.
-    energy_runs: usize,
+    /// The energy windows, where a meter measures.
+    energy: Option<EnergyWindows>,
     /// The GPU's state around the window (CUDA only).
     state: Option<GpuWindow>,
 }
@@ -339,6 +339,12 @@ pub fn measure_point(
     let outcome = catch_torch(|| -> Result<Measured> {
         let _guard = tch::no_grad_guard();
         let mut samples = Samples::default();
+        // The device at rest, on the same counter, before anything of this point runs.
+        let idle = meter.measures().then(|| {
+            let window = meter.start();
+            std::thread::sleep(std::time::Duration::from_secs_f64(MIN_ENERGY_WINDOW_S));
+            meter.stop(window)
+        });
         for _ in 0..warmups {
             run_once(model, &ids, mask, params, &mut samples, false)?;
         }
@@ -379,7 +385,50 @@ pub fn measure_point(
                         energy_runs += 1;
                     }
                 }
-                let energy = meter.stop(window);
+                let measured = meter.stop(window);
+                // A generator's prefill alone (one token, no decode steps), in a window of its own, so that its
+                // energy can be told from the decode's. Unmeasured runs: no latency sample is taken.
+                let prefill = if meter.measures() && model.arch.generates() && params.num_tokens > 1
+                {
+                    let prefill_only = BenchParams {
+                        num_tokens: 1,
+                        ..params.clone()
+                    };
+                    let (started, window) = (Instant::now(), meter.start());
+                    let mut prefill_runs = 0;
+                    while prefill_runs == 0 || started.elapsed().as_secs_f64() < MIN_ENERGY_WINDOW_S
+                    {
+                        if e3pipe::interrupt::interrupted() {
+                            return Err(Error::Interrupted);
+                        }
+                        run_once(
+                            model,
+                            &ids,
+                            mask,
+                            &prefill_only,
+                            &mut Samples::default(),
+                            false,
+                        )?;
+                        prefill_runs += 1;
+                    }
+                    meter.stop(window).map(|(joules, seconds)| EnergyWindow {
+                        joules,
+                        seconds,
+                        runs: prefill_runs,
+                    })
+                } else {
+                    None
+                };
+                let window_of = |(joules, seconds): (f64, f64), runs| EnergyWindow {
+                    joules,
+                    seconds,
+                    runs,
+                };
+                let energy = measured.map(|m| EnergyWindows {
+                    measured: window_of(m, energy_runs),
+                    idle: idle.flatten().map(|i| window_of(i, 0)),
+                    prefill,
+                });
                 let state = gpu.as_ref().and_then(|g| {
                     let end = gpu::sample(&g.parent_uuid)?;
                     Some(GpuWindow {
@@ -392,7 +441,6 @@ pub fn measure_point(
                     samples,
                     stopped_by: reason,
                     energy,
-                    energy_runs,
                     state,
                 });
             }
@@ -438,7 +486,6 @@ pub fn measure_point(
             samples,
             stopped_by,
             energy: used,
-            energy_runs,
             state,
         }) => {
             if let Some(state) = &state {
@@ -452,8 +499,8 @@ pub fn measure_point(
             } else {
                 context_length
             };
-            result.energy = used.and_then(|(joules, seconds)| {
-                Energy::of(joules, seconds, energy_runs, params.batch_size, tokens)
+            result.energy = used.and_then(|windows| {
+                Energy::of(&windows, params.batch_size, tokens, model.arch.generates())
             });
             // Runs taken until the interval was narrow: its published interval is widened (see `stats`).
             let adaptive = params.target_rel_ci.is_some();
