@@ -1,5 +1,6 @@
 //! Measuring points: exact-length inputs, the timing loop, memory, statistics and the result files.
 
+pub mod anchor;
 pub mod config;
 pub mod memory;
 pub mod order;

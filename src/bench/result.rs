@@ -97,6 +97,10 @@ pub struct PointResult {
     /// The `e3pipe run` that measured it (its start time and pid), to tell curves mixing runs.
     #[serde(default)]
     pub run_id: String,
+    /// When this point was re-measured as its curve's anchor (`bench::anchor`): how it compared with the cached
+    /// measurement it replaced. Set by the run that re-measured it, in its results document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<crate::bench::anchor::AnchorCheck>,
     /// Measured wall time of the whole point including warm-up, seconds.
     pub wall_s: f64,
     pub finished_at: String,
@@ -365,6 +369,7 @@ impl Unmeasured<'_> {
             } else {
                 self.run_id.to_string()
             },
+            anchor: None,
             wall_s: 0.0,
             finished_at: if status == Status::Infeasible {
                 String::new()

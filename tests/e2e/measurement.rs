@@ -285,3 +285,120 @@ fn energy_has_an_idle_baseline_and_a_prefill_decode_split() {
         }
     }
 }
+
+/// Rewrites the cached measurement of the point at `length` with `change` on each summary, checksum and all: a
+/// stand-in for what an earlier run measured on a machine in another state.
+fn rewrite_cached_point(
+    p: &Project,
+    length: usize,
+    change: impl Fn(&mut e3pipe::bench::stats::Summary),
+) {
+    use e3pipe::cache::store::Entry;
+    let read = |e: &std::path::Path| -> Entry {
+        serde_json::from_str(&std::fs::read_to_string(e).unwrap()).unwrap()
+    };
+    let path = p
+        .cache_entries()
+        .into_iter()
+        .find(|e| read(e).result.context_length == length)
+        .unwrap();
+    let mut entry = read(&path);
+    entry.result.stats.values_mut().for_each(change);
+    entry.checksum = blake3::hash(&serde_json::to_vec(&entry.result).unwrap())
+        .to_hex()
+        .to_string();
+    std::fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+}
+
+#[test]
+fn an_anchor_is_re_measured_when_a_curve_gains_points() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    let bench = |lengths: &str| {
+        format!(
+            "name: t\narch: encoder\ncontext_lengths: {lengths}\nnum_runs: 7\nwarmup_runs: 1\nthreads: 1\n"
+        )
+    };
+    p.write("configs/bench/encoder.yaml", &bench("[16, 24]"));
+    let first = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let first_run = point(&p.results("bert-tiny"), 16)["run_id"].clone();
+    // Parallel tests load this machine unevenly: a cached interval of ×1000 either way keeps this run's
+    // measurement inside it, so the note's path is what is tested here.
+    rewrite_cached_point(&p, 16, |s| {
+        s.ci_low /= 1000.0;
+        s.ci_high *= 1000.0;
+    });
+    // A length added: the shortest cached point of the curve is the anchor, measured again beside the new one.
+    p.write("configs/bench/encoder.yaml", &bench("[16, 24, 32]"));
+    let plan = p.run(&["run", "pipelines/p.yaml", "--dry-run"]);
+    assert!(
+        plan.stdout
+            .contains("16 tokens  anchor (cached; re-measured"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("24 tokens  cached"), "{}", plan.stdout);
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(r.points(), (2, 1, 0, 0), "{}", r.all());
+    assert!(
+        r.all().contains("anchor bert-tiny@16 re-measured at"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stderr.contains("still hold") && !r.stderr.contains("drifted"),
+        "{}",
+        r.all()
+    );
+    let doc = p.results("bert-tiny");
+    let anchor = &point(&doc, 16)["anchor"];
+    assert_eq!(anchor["consistent"], true, "{anchor}");
+    assert_eq!(anchor["previous_run_id"], first_run);
+    assert_ne!(
+        point(&doc, 16)["run_id"],
+        first_run,
+        "the anchor is this run's measurement now"
+    );
+    // Nothing added: no anchor, nothing measured.
+    let again = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(again.points(), (0, 3, 0, 0), "{}", again.all());
+
+    // A stand-in drift: the cached anchor says the machine was 20× slower when it was measured (20×, not 2×: a
+    // sub-millisecond point on a loaded machine has outliers that a small drift's intervals would reach).
+    rewrite_cached_point(&p, 16, |s| {
+        for v in [
+            &mut s.mean,
+            &mut s.median,
+            &mut s.min,
+            &mut s.max,
+            &mut s.ci_low,
+            &mut s.ci_high,
+        ] {
+            *v *= 20.0;
+        }
+        s.samples.iter_mut().for_each(|v| *v *= 20.0);
+    });
+    p.write("configs/bench/encoder.yaml", &bench("[16, 24, 32, 40]"));
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("warning: anchor bert-tiny@16 re-measured at 0.0"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stderr
+            .contains("`e3pipe run --force b` re-measures the whole curve"),
+        "{}",
+        r.all()
+    );
+    let doc = p.results("bert-tiny");
+    let anchor = &point(&doc, 16)["anchor"];
+    assert_eq!(anchor["consistent"], false, "{anchor}");
+    let ratio = anchor["ratio"].as_f64().unwrap();
+    assert!((ratio * 20.0 - 1.0).abs() < 0.5, "{ratio}");
+    // The new points join a curve whose cached part the warning disowned: aggregate says the curve spans runs.
+}

@@ -239,6 +239,7 @@ pub fn measure_point(
         stopped_by: None,
         method: METHOD_ID.into(),
         run_id: String::new(),
+        anchor: None,
         wall_s: 0.0,
         finished_at: String::new(),
         energy: None,

@@ -29,6 +29,9 @@ pub enum PointState {
     Corrupt(String),
     Forced,
     Infeasible(String),
+    /// Cached, and measured again in this run because its curve gains points: does the cached curve still hold
+    /// (`bench::anchor`)?
+    Anchor,
 }
 
 impl std::fmt::Display for PointState {
@@ -39,6 +42,9 @@ impl std::fmt::Display for PointState {
             PointState::Stale(changes) => write!(f, "stale ({})", changes.join(", ")),
             PointState::Corrupt(reason) => write!(f, "corrupt ({reason}): recompute"),
             PointState::Forced => f.write_str("forced"),
+            PointState::Anchor => {
+                f.write_str("anchor (cached; re-measured to check the curve for drift)")
+            }
             PointState::Infeasible(reason) => write!(f, "infeasible ({reason})"),
         }
     }
@@ -418,6 +424,7 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
             }
         })
         .collect();
+    let points = with_anchors(points);
     Ok(BenchPlan {
         step: ctx.step.to_string(),
         bench: bench.clone(),
@@ -431,4 +438,34 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
         peaks_key,
         peaks,
     })
+}
+
+/// Marks one cached point of each curve (batch size) that gains points in this run as its anchor: the shortest
+/// cached length, the cheapest to measure again. A curve measured whole (nothing cached) or not at all needs none.
+fn with_anchors(mut points: Vec<PlannedPoint>) -> Vec<PlannedPoint> {
+    let mut batches: Vec<usize> = points.iter().map(|p| p.batch_size).collect();
+    batches.sort_unstable();
+    batches.dedup();
+    for batch in batches {
+        let curve = || {
+            points
+                .iter()
+                .enumerate()
+                .filter(move |(_, p)| p.batch_size == batch)
+        };
+        let grows = curve().any(|(_, p)| {
+            matches!(
+                p.state,
+                PointState::New | PointState::Stale(_) | PointState::Corrupt(_)
+            )
+        });
+        let anchor = curve()
+            .filter(|(_, p)| p.state == PointState::Cached)
+            .min_by_key(|(_, p)| p.context_length)
+            .map(|(i, _)| i);
+        if let (true, Some(i)) = (grows, anchor) {
+            points[i].state = PointState::Anchor;
+        }
+    }
+    points
 }

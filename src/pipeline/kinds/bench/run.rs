@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use crate::bench::anchor::AnchorCheck;
 use crate::bench::order;
 use crate::bench::peaks::Peaks;
 use crate::bench::result::{PointResult, Status, Unmeasured, headline_metric};
@@ -31,6 +32,9 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     let mut results: Vec<Option<(String, PointResult)>> = vec![None; bench.points.len()];
     let mut job_points = Vec::new();
     let mut infeasible: Vec<(usize, &str)> = Vec::new();
+    let store = Store::new(root);
+    // Anchors: the cached measurement each replaces, to compare with this run's.
+    let mut anchors: Vec<(usize, PointResult)> = Vec::new();
     for (index, point) in bench.points.iter().enumerate() {
         match &point.state {
             PointState::Infeasible(reason) => {
@@ -59,13 +63,23 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                     bench.point_label(point.context_length, point.batch_size)
                 ));
             }
+            PointState::Anchor => {
+                let before = match &point.cached {
+                    Some(result) => Some((**result).clone()),
+                    None => match store.get(&point.hash) {
+                        Lookup::Hit(entry) => Some(entry.result),
+                        _ => None,
+                    },
+                };
+                anchors.extend(before.map(|b| (index, b)));
+            }
             _ => {}
         }
         job_points.push(JobPoint {
             context_length: point.context_length,
             hash: point.hash.clone(),
             key: bench.key(point),
-            forced: point.state == PointState::Forced,
+            forced: matches!(point.state, PointState::Forced | PointState::Anchor),
             position: 0,
         });
     }
@@ -95,7 +109,6 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     // Nothing to compute and the results document is the one written from exactly these points: done, without
     // reading a single cache entry (what keeps a no-op of 10,000 points cheap).
     let document = crate::paths::latest_results(root, &model_spec.name);
-    let store = Store::new(root);
     let settled_path = Settled::path(&store.dir, &model_spec.name);
     if job_points.is_empty()
         && bench.settled.fingerprint == results_file::fingerprint(bench)
@@ -220,6 +233,7 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             });
         }
     }
+    check_anchors(bench, &anchors, &mut results);
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
     // Each point's own run's roof (this run's was measured by the worker just now, with its points).
     let roofs = results_file::roofs(bench, &store.dir, &results);
@@ -264,6 +278,43 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
         return Err(Error::Interrupted);
     }
     Ok(())
+}
+
+/// Compares each anchor measured now with the cached measurement it replaced: a note when the curve still holds,
+/// a warning with the drift when not; the verdict goes into the point's record.
+fn check_anchors(
+    bench: &BenchPlan,
+    anchors: &[(usize, PointResult)],
+    results: &mut [Option<(String, PointResult)>],
+) {
+    for (index, before) in anchors {
+        let Some((_, now)) = results.get_mut(*index).and_then(Option::as_mut) else {
+            continue;
+        };
+        if now.status != Status::Ok {
+            // Not measured again (an error, the OOM killer): the cached measurement stays the curve's point.
+            now.clone_from(before);
+            continue;
+        }
+        let metric = headline_metric(now.arch);
+        let check = match (now.status, before.stats.get(metric), now.stats.get(metric)) {
+            (Status::Ok, Some(b), Some(n)) => AnchorCheck::of(b, &before.run_id, n),
+            _ => None,
+        };
+        let Some(check) = check else { continue };
+        let point = format!(
+            "{}@{}",
+            bench.bench.model.name,
+            bench.point_label(now.context_length, now.batch_size)
+        );
+        let message = check.message(&point, &bench.step);
+        if check.consistent {
+            output::progress(&format!("  {message}"));
+        } else {
+            output::warn(&message);
+        }
+        now.anchor = Some(check);
+    }
 }
 
 fn counts_cached(bench: &BenchPlan, results: &[Option<(String, PointResult)>]) -> usize {
