@@ -28,6 +28,7 @@ const KEYS: &[&str] = &[
     "max_duration_s",
     "read_back",
     "warmup_s",
+    "anchor",
 ];
 
 /// Upper bounds that keep a typo from meaning "measure for ever".
@@ -51,6 +52,9 @@ pub struct BenchConfig {
     pub batch_sizes: Vec<usize>,
     /// True when the file has `context_lengths` (a scaling sweep) rather than one point.
     pub scaling: bool,
+    /// Re-measure one cached point of a curve that a run extends, to catch drift between runs (`bench::anchor`);
+    /// `anchor: false` measures exactly the new points. Not in any key: it changes no measurement.
+    pub anchor: bool,
     pub params: BenchParams,
 }
 
@@ -102,6 +106,16 @@ impl BenchConfig {
             path: file.into(),
             field: field.into(),
             message,
+        };
+        let flag = |key: &str, default: bool| -> Result<bool> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(v) => Err(bad(
+                    key,
+                    format!("expected true or false, got `{}`", show(v)),
+                )),
+            }
         };
         let int = |key: &str, default: Option<i64>, min: i64| -> Result<i64> {
             let v = match map.get(key) {
@@ -266,17 +280,9 @@ impl BenchConfig {
             target_rel_ci,
             max_runs,
             max_duration_s,
-            read_back: match map.get("read_back") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(b)) => *b,
-                Some(v) => {
-                    return Err(bad(
-                        "read_back",
-                        format!("expected true or false, got `{}`", show(v)),
-                    ));
-                }
-            },
+            read_back: flag("read_back", false)?,
         };
+        let anchor = flag("anchor", true)?;
         if let Some(max) = max_runs {
             let min_runs = crate::bench::stats::MIN_RUNS_FOR_TARGET_LEVEL;
             if max < params.num_runs.max(min_runs) {
@@ -296,6 +302,7 @@ impl BenchConfig {
             context_lengths,
             batch_sizes,
             scaling,
+            anchor,
             params,
         })
     }

@@ -91,6 +91,9 @@ pub struct Compared {
     pub p_value: Option<f64>,
     pub p_adjusted: Option<f64>,
     pub verdict: Verdict,
+    /// Both sides' points were measured in one run (`run_id`): no drift between runs lies between them.
+    #[serde(skip)]
+    pub same_run: bool,
 }
 
 /// One model's fitted scaling exponent on each side.
@@ -293,6 +296,7 @@ pub fn compare(
                 p_value: if tested { mann_whitney(&sa, &sb) } else { None },
                 p_adjusted: None,
                 verdict: Verdict::NotTested,
+                same_run: same_run(b, c),
             });
         }
     }
@@ -362,6 +366,7 @@ pub fn compare(
             .collect::<Vec<_>>(),
         options.correction,
     );
+    let mut between_runs = 0;
     for ((&i, q), floor) in tested.iter().zip(adjusted).zip(floors) {
         let row = &mut rows[i];
         row.p_adjusted = Some(q);
@@ -369,6 +374,21 @@ pub fn compare(
         if row.verdict == Verdict::NoChange && floor > options.alpha {
             row.verdict = Verdict::Inconclusive;
         }
+        // A change beyond each run's own spread, between two runs, with nothing known of how far runs drift apart:
+        // on a shared machine two runs of the same code do (README: 7 of 7 A/A pairs raised false alarms so), so
+        // it cannot be told from drift.
+        if repeat.is_none()
+            && !row.same_run
+            && matches!(row.verdict, Verdict::Slower | Verdict::Faster)
+        {
+            row.verdict = Verdict::Inconclusive;
+            between_runs += 1;
+        }
+    }
+    if between_runs > 0 {
+        notes.push(format!(
+            "{between_runs} row(s) changed beyond each run's own spread, but they come from different runs and runs of the same code drift apart by more on a busy machine: inconclusive until the drift is known — measure the baseline again and pass that repeat with `--noise-from REPEAT`"
+        ));
     }
     // Say when no row could ever have been called a change: too few runs for the number of tests.
     if let Some(best) = tested
@@ -416,6 +436,14 @@ pub fn compare(
 }
 
 /// Per tested row, the smallest adjusted p-value it could reach given every row's smallest attainable raw p-value.
+/// Whether `b` and `c` were measured in one run: both name the same, non-empty `run_id`.
+fn same_run(b: &Point, c: &Point) -> bool {
+    match (&b.record, &c.record) {
+        (Some(x), Some(y)) => !x.run_id.is_empty() && x.run_id == y.run_id,
+        _ => false,
+    }
+}
+
 fn adjusted_floors(attainable: &[f64], correction: Correction) -> Vec<f64> {
     let first_step = match correction {
         Correction::Holm => {

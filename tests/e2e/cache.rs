@@ -29,13 +29,23 @@ fn edits_recompute_only_what_changed() {
         std::fs::read_dir(p.path("results")).unwrap().count(),
         results_before
     );
-    // Adding a length computes exactly that point; comments and key order do not matter.
+    // Adding a length computes that point, and measures the curve's shortest cached point again as its anchor (a
+    // check for drift between the runs); comments and key order do not matter.
     p.write("configs/bench/decoder.yaml", "# reordered, with a comment\nthreads: 1\nwarmup_runs: 1\nnum_runs: 1\nbatch_size: 1\nnum_tokens: 2\ncontext_lengths: [16, 24, 8]\narch: decoder\nname: renamed\n");
     let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]).stdout;
     assert!(dry.contains("      24 tokens  new  ["), "{dry}");
-    assert_eq!(dry.matches("  cached  [").count(), 4, "{dry}");
-    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 4, 0, 0));
-    // Removing a length computes nothing.
+    assert!(
+        dry.contains("       8 tokens  anchor (cached; re-measured"),
+        "{dry}"
+    );
+    assert_eq!(dry.matches("  cached  [").count(), 3, "{dry}");
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (2, 3, 0, 0));
+    // `anchor: false`: exactly the new point.
+    p.write("configs/bench/decoder.yaml", "threads: 1\nwarmup_runs: 1\nnum_runs: 1\nbatch_size: 1\nnum_tokens: 2\ncontext_lengths: [16, 24, 8, 32]\narch: decoder\nname: renamed\nanchor: false\n");
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 5, 0, 0));
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.points(), (0, 6, 0, 0), "{}", r.all());
+    // Removing lengths computes nothing.
     gpt2_only(&p, "[8, 24]", 2);
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 4, 0, 0));
     // Changing num_tokens makes that step's points stale and says why; the other step stays cached.
@@ -72,7 +82,8 @@ fn corrupted_entry_is_reported_and_recomputed() {
     let dry = p.run(&["run", "pipelines/p.yaml", "--dry-run"]).stdout;
     assert!(dry.contains("corrupt (not a valid cache entry"), "{dry}");
     let r = p.run(&["run", "pipelines/p.yaml"]);
-    assert_eq!(r.points(), (1, 3, 0, 0));
+    // The damaged point, and its curve's other point as the anchor.
+    assert_eq!(r.points(), (2, 2, 0, 0));
     assert!(r.stderr.contains("is corrupt"), "{}", r.stderr);
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 4, 0, 0));
 }
@@ -89,6 +100,17 @@ fn slow_pipeline(p: &Project) {
     // Six points of about half a second each.
     p.write("pipelines/p.yaml", "steps:\n  - name: bench-gpt2\n    kind: bench\n    model: configs/model/gpt2.yaml\n    bench: configs/bench/decoder.yaml\n");
     p.write("configs/bench/decoder.yaml", "name: slow\narch: decoder\ncontext_lengths: [8, 16, 24, 32, 40, 48]\nnum_tokens: 2\nnum_runs: 1\nwarmup_runs: 0\nmin_duration_s: 0.5\nthreads: 1\n");
+}
+
+/// The same, measuring exactly the missing points (no anchor): for the tests of two runs at once, where the later
+/// run would otherwise re-measure a point the first just finished.
+fn slow_pipeline_without_anchor(p: &Project) {
+    slow_pipeline(p);
+    let config = p.read("configs/bench/decoder.yaml");
+    p.write(
+        "configs/bench/decoder.yaml",
+        &format!("{config}anchor: false\n"),
+    );
 }
 
 #[test]
@@ -114,8 +136,14 @@ fn kill_9_loses_nothing_and_the_next_run_resumes() {
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
     let (computed, cached, _, _) = r.points();
-    assert_eq!(cached, done);
+    // Every finished point is kept; one of them is measured again as the curve's anchor.
+    assert_eq!(cached, done - 1);
     assert_eq!(computed + cached, 6);
+    assert!(
+        r.all().contains("anchor gpt2-tiny@8 re-measured"),
+        "{}",
+        r.all()
+    );
 }
 
 #[test]
@@ -150,9 +178,10 @@ fn ctrl_c_stops_after_the_current_run_and_keeps_finished_points() {
         0,
         "no lock left behind"
     );
+    // The rest, and one finished point again as the curve's anchor.
     assert_eq!(
         p.run(&["run", "pipelines/p.yaml"]).points(),
-        (6 - done, done, 0, 0)
+        (6 - done + 1, done - 1, 0, 0)
     );
 }
 
@@ -188,7 +217,7 @@ fn concurrent_runs_never_compute_a_point_twice() {
 #[test]
 fn a_run_started_later_takes_what_the_first_has_finished() {
     let p = Project::new();
-    slow_pipeline(&p);
+    slow_pipeline_without_anchor(&p);
     let a = p.spawn(&["run", "pipelines/p.yaml"]);
     wait_for_entries(&p, 1, Duration::from_mins(1));
     let b = p.spawn(&["run", "pipelines/p.yaml"]);

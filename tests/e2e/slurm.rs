@@ -222,11 +222,17 @@ steps:
         r.all()
     );
     assert!(r.all().contains("array0_task3.err"), "{}", r.all());
-    // Exactly the missing point is measured again.
+    // The missing point is measured again, and beside it the curve's shortest cached point as its anchor (drift
+    // between the two runs), in one array of two tasks.
     let again = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(again.code, 0, "{}", again.all());
-    assert_eq!(again.points(), (1, 3, 0, 0));
-    assert!(again.stderr.contains("--array=0-0%1"), "{}", again.stderr);
+    assert_eq!(again.points(), (2, 2, 0, 0));
+    assert!(again.stderr.contains("--array=0-1%1"), "{}", again.stderr);
+    assert!(
+        again.all().contains("anchor bert-tiny@8 re-measured at"),
+        "{}",
+        again.all()
+    );
 }
 
 #[test]

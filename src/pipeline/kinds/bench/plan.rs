@@ -424,7 +424,11 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
             }
         })
         .collect();
-    let points = with_anchors(points);
+    let points = if bench.bench.anchor {
+        with_anchors(points)
+    } else {
+        points
+    };
     Ok(BenchPlan {
         step: ctx.step.to_string(),
         bench: bench.clone(),
