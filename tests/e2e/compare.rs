@@ -186,6 +186,35 @@ fn identical_inputs_are_no_change_and_a_thirty_percent_slowdown_of_one_model_is_
     // A repeat identical to the baseline: no drift, the threshold stands and the slowdown is called.
     let (code, quiet) = json(&p, &["base", "cand", "--noise-from", "base"]);
     assert_eq!((code, quiet["noise_band"].as_f64().unwrap()), (1, 0.03));
+    // The same 30 % measured in another run: without a repeat nothing tells it from drift between runs, so it is
+    // inconclusive (exit 3) and the note says what would tell; with the repeat it is called again.
+    for model in ["gpt2-tiny", "t5-tiny", "bert-tiny"] {
+        let file = format!("cand/latest/inference/{model}.json");
+        let text = p.read(&file);
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        let run = doc["metrics"]["32"]["point"]["run_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        p.write(&file, &text.replace(&run, "2026-01-01T00:00:00Z pid 1"));
+    }
+    let (code, between) = json(&p, &["base", "cand"]);
+    assert_eq!(code, 3, "{between:#}");
+    assert_eq!(verdicts(&between, "gpt2-tiny"), ["inconclusive"; 6]);
+    assert_eq!(verdicts(&between, "bert-tiny"), ["no_change"; 2]);
+    assert!(
+        between["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(
+                "6 row(s) changed beyond each run's own spread, but they come from different runs"
+            )),
+        "{between:#}"
+    );
+    let (code, told) = json(&p, &["base", "cand", "--noise-from", "base"]);
+    assert_eq!(code, 1, "{told:#}");
+    assert_eq!(verdicts(&told, "gpt2-tiny"), ["slower"; 6]);
 }
 
 #[test]
