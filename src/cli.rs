@@ -95,10 +95,10 @@ pub enum Command {
         /// still refusing other hardware, dtype, threads or generated tokens.
         #[arg(long)]
         allow_different_code: bool,
-        /// A second run of the baseline, made the same way: the spread of its ratios to the baseline measures the
-        /// run-to-run noise, and changes within it are not called.
+        /// Another run of the baseline, made the same way (repeat the option for more): how far it moved from the
+        /// baseline, as a whole and row by row, measures the run-to-run noise; changes within it are not called.
         #[arg(long, value_name = "REPEAT")]
-        noise_from: Option<PathBuf>,
+        noise_from: Vec<PathBuf>,
     },
     /// What a bench step would measure on here: the device, the GPU (model, memory, compute capability, UUID,
     /// MIG profile, driver, power limit), the CUDA runtime and cuDNN, the loaded libtorch, threads and the CPU.

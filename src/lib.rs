@@ -88,7 +88,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => commands::compare::run(
             &baseline,
             &candidate,
-            noise_from.as_deref(),
+            &noise_from,
             &compare::Options {
                 metrics: if metrics.is_empty() {
                     compare::DEFAULT_METRICS.map(String::from).to_vec()

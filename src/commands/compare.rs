@@ -34,13 +34,16 @@ pub const INCONCLUSIVE_EXIT: u8 = 3;
 pub fn run(
     baseline: &Path,
     candidate: &Path,
-    repeat: Option<&Path>,
+    repeats: &[std::path::PathBuf],
     options: &Options,
     format: Format,
 ) -> Result<ExitCode> {
     check(options)?;
     let (a, b) = (inputs::load(baseline)?, inputs::load(candidate)?);
-    let repeat = repeat.map(inputs::load).transpose()?;
+    let repeats = repeats
+        .iter()
+        .map(|r| inputs::load(r))
+        .collect::<Result<Vec<_>>>()?;
     // Every metric named must exist somewhere, or it is a typo.
     let mut known: Vec<String> = vec!["latency".into()];
     for p in a.points.iter().chain(&b.points) {
@@ -79,7 +82,7 @@ pub fn run(
             )));
         }
     }
-    let result = compare(&a, &b, repeat.as_ref(), options);
+    let result = compare(&a, &b, &repeats, options);
     if result.rows.is_empty() {
         return Err(Error::Usage(format!(
             "`{}` and `{}` share no (model, architecture, context length) point to compare",

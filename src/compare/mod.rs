@@ -4,10 +4,12 @@
 //! the noise band (criterion's rule); anything else is `no change`.
 //!
 //! The test sees only the noise inside each run. Between two runs the machine's state drifts (measured here: two
-//! identical quick runs differ by up to ±40 % on a shared 2-core machine), which no single run can show. Given a
-//! repeat of the baseline (`--noise-from`), the spread of the baseline-against-repeat ratios measures that drift
-//! (`significance::run_to_run_sd`) and the noise band becomes the larger of `--threshold` and that spread, widened
-//! for the number of rows so an A/A comparison stays quiet. The drift is not estimated from the compared rows
+//! identical quick runs differ by up to ±40 % on a shared 2-core machine), which no single run can show. So a row
+//! whose sides come from different runs is called a change only when that drift is known: given repeats of the
+//! baseline (`--noise-from`, one or more), each repeat's ratios to the baseline measure how far a whole run moves
+//! (their median) and how far rows move around that (`significance::run_to_run_sd`), and the noise band becomes
+//! the larger of `--threshold` and both together (`Drift::band`), wide enough that an A/A comparison stays quiet;
+//! without repeats such a row is `inconclusive`. The drift is not estimated from the compared rows
 //! themselves: a real change that slows some rows more than others would read as noise and hide itself. Points measured under different
 //! conditions (device, dtype, threads, batch, generated tokens, measuring code) are refused unless allowed. The
 //! fitted scaling exponents are compared per model beside the points.
@@ -117,8 +119,10 @@ pub struct Comparison {
     pub threshold: f64,
     pub alpha: f64,
     pub correction: Correction,
-    /// Run-to-run noise estimated from the rows (SD of ln ratio), and the band a change must clear (relative).
+    /// Run-to-run noise from the repeats: how far rows move apart (SD of ln ratio around the run's own shift) ...
     pub run_to_run_sd: Option<f64>,
+    /// ... how far a whole run moves (RMS of each repeat's median ln ratio), and the band a change must clear.
+    pub run_shift_sd: Option<f64>,
     pub noise_band: f64,
     pub rows: Vec<Compared>,
     pub exponents: Vec<Exponent>,
@@ -195,12 +199,12 @@ fn higher_is_better(metric: &str) -> bool {
     metric.ends_with("_per_sec")
 }
 
-/// Compares `candidate` against `baseline`; `repeat`, a second run of the baseline made the same way, measures the
+/// Compares `candidate` against `baseline`; `repeats`, other runs of the baseline made the same way, measure the
 /// run-to-run noise.
 pub fn compare(
     baseline: &Side,
     candidate: &Side,
-    repeat: Option<&Side>,
+    repeats: &[Side],
     options: &Options,
 ) -> Comparison {
     let mut rows = Vec::new();
@@ -317,44 +321,20 @@ pub fn compare(
         .collect();
     let p: Vec<f64> = tested.iter().filter_map(|&i| rows[i].p_value).collect();
     let adjusted = options.correction.adjust(&p);
-    let (sd, band) = if let Some(r) = repeat {
-        let aa = compare(baseline, r, None, options);
-        for d in &aa.differences {
-            differences.push(format!("repeat `{}`: {d}", r.label));
-        }
-        let aa_rows: Vec<&Compared> = aa.rows.iter().filter(|r| r.p_value.is_some()).collect();
-        let log_ratios: Vec<f64> = aa_rows
-            .iter()
-            .filter_map(|r| r.ratio.filter(|x| *x > 0.0).map(f64::ln))
-            .collect();
-        let log_ses: Vec<f64> = aa_rows.iter().filter_map(|r| r.log_se).collect();
-        let sd = run_to_run_sd(&log_ratios, &log_ses);
-        match sd {
-                Some(sd) => notes.push(format!(
-                    "run-to-run noise from `{}` (a repeat of the baseline): its {} ratios to the baseline spread with a robust SD of {:.1} % beyond each run's own spread",
-                    r.label,
-                    log_ratios.len(),
-                    sd * 100.0
-                )),
-                None => notes.push(format!(
-                    "`{}` shares fewer than {MIN_ROWS_FOR_NOISE} tested rows with the baseline: run-to-run noise not estimated",
-                    r.label
-                )),
-            }
-        let band = sd.map_or(options.threshold, |sd| {
-            options
-                .threshold
-                .max((band_z(options.alpha, tested.len(), log_ratios.len()) * sd).exp() - 1.0)
-        });
-        (sd, band)
-    } else {
+    let (sd, shift_sd, band) = if repeats.is_empty() {
         if !tested.is_empty() {
             notes.push(
                 "only each run's own spread is accounted for: two runs of the same code on a busy machine differ by more (see `--noise-from`)"
                     .into(),
             );
         }
-        (None, options.threshold)
+        (None, None, options.threshold)
+    } else {
+        let noise = drift_from_repeats(baseline, repeats, options, &mut differences, &mut notes);
+        let band = noise.map_or(options.threshold, |n| {
+            options.threshold.max(n.band(options.alpha, tested.len()))
+        });
+        (noise.map(|n| n.row_sd), noise.map(|n| n.shift_sd), band)
     };
     // The smallest adjusted p-value a row could reach with its run counts (`floor`): never below its own smallest
     // attainable p; under Holm also never below m times the smallest any row can attain (the step-down's first
@@ -377,7 +357,7 @@ pub fn compare(
         // A change beyond each run's own spread, between two runs, with nothing known of how far runs drift apart:
         // on a shared machine two runs of the same code do (README: 7 of 7 A/A pairs raised false alarms so), so
         // it cannot be told from drift.
-        if repeat.is_none()
+        if repeats.is_empty()
             && !row.same_run
             && matches!(row.verdict, Verdict::Slower | Verdict::Faster)
         {
@@ -425,6 +405,7 @@ pub fn compare(
         alpha: options.alpha,
         correction: options.correction,
         run_to_run_sd: sd,
+        run_shift_sd: shift_sd,
         noise_band: band,
         rows,
         exponents: exponents(baseline, candidate),
@@ -436,6 +417,88 @@ pub fn compare(
 }
 
 /// Per tested row, the smallest adjusted p-value it could reach given every row's smallest attainable raw p-value.
+/// The drift between runs, from repeats of the baseline: each repeat's log ratios to the baseline are a shift of the
+/// whole run (their median) plus a spread of rows around it.
+#[derive(Debug, Clone, Copy)]
+struct Drift {
+    /// Row spread (SD of ln ratio, beyond each run's own), from every repeat's rows pooled around its shift.
+    row_sd: f64,
+    rows: usize,
+    /// Whole-run shift (RMS of the repeats' shifts around 0: runs of the same code have no shift on average).
+    shift_sd: f64,
+    repeats: usize,
+}
+
+impl Drift {
+    /// The relative band an A/A comparison's rows all stay within with probability about 1 - alpha: alpha split
+    /// between the shift (Student's t with one degree of freedom per repeat: one repeat says little about how far
+    /// a run can move) and the rows (`band_z`, Bonferroni over the tests).
+    fn band(self, alpha: f64, tests: usize) -> f64 {
+        let t_shift = crate::report::student_t::quantile(1.0 - alpha / 4.0, self.repeats as f64);
+        (t_shift * self.shift_sd + band_z(alpha / 2.0, tests, self.rows) * self.row_sd).exp() - 1.0
+    }
+}
+
+fn drift_from_repeats(
+    baseline: &Side,
+    repeats: &[Side],
+    options: &Options,
+    differences: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Option<Drift> {
+    let mut centred: Vec<f64> = Vec::new();
+    let mut log_ses: Vec<f64> = Vec::new();
+    let mut shifts: Vec<f64> = Vec::new();
+    for r in repeats {
+        let aa = compare(baseline, r, &[], options);
+        for d in &aa.differences {
+            differences.push(format!("repeat `{}`: {d}", r.label));
+        }
+        let aa_rows: Vec<&Compared> = aa.rows.iter().filter(|r| r.p_value.is_some()).collect();
+        let log_ratios: Vec<f64> = aa_rows
+            .iter()
+            .filter_map(|r| r.ratio.filter(|x| *x > 0.0).map(f64::ln))
+            .collect();
+        if log_ratios.len() < MIN_ROWS_FOR_NOISE {
+            notes.push(format!(
+                "`{}` shares fewer than {MIN_ROWS_FOR_NOISE} tested rows with the baseline: not used for the run-to-run noise",
+                r.label
+            ));
+            continue;
+        }
+        let shift = median_of(&log_ratios);
+        shifts.push(shift);
+        centred.extend(log_ratios.iter().map(|x| x - shift));
+        log_ses.extend(aa_rows.iter().filter_map(|r| r.log_se));
+    }
+    let row_sd = run_to_run_sd(&centred, &log_ses)?;
+    let shift_sd = (shifts.iter().map(|s| s * s).sum::<f64>() / shifts.len() as f64).sqrt();
+    let drift = Drift {
+        row_sd,
+        rows: centred.len(),
+        shift_sd,
+        repeats: shifts.len(),
+    };
+    notes.push(format!(
+        "run-to-run noise from {} repeat(s) of the baseline: whole runs moved by {} (RMS {:.1} %), rows around that with a robust SD of {:.1} % beyond each run's own spread",
+        drift.repeats,
+        shifts
+            .iter()
+            .map(|s| format!("{:+.1} %", (s.exp() - 1.0) * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        shift_sd * 100.0,
+        row_sd * 100.0
+    ));
+    if drift.repeats == 1 {
+        notes.push(
+            "one repeat shows one run's shift, not how far runs move: the band allows for that (Student's t, 1 degree of freedom); each further `--noise-from` narrows it"
+                .into(),
+        );
+    }
+    Some(drift)
+}
+
 /// Whether `b` and `c` were measured in one run: both name the same, non-empty `run_id`.
 fn same_run(b: &Point, c: &Point) -> bool {
     match (&b.record, &c.record) {
@@ -534,5 +597,32 @@ mod tests {
         assert!(adjusted_floors(&[five; 14], Correction::Holm)[0] > 0.05);
         // Benjamini–Hochberg has no such first step.
         assert!(adjusted_floors(&[five; 14], Correction::Bh)[0] < 0.05);
+    }
+
+    #[test]
+    fn the_band_covers_a_whole_run_moving_and_narrows_with_more_repeats() {
+        // Rows spread 2 % around their run's shift; runs moved by 10 %.
+        let drift = |repeats: usize| Drift {
+            row_sd: 0.02,
+            rows: 20 * repeats,
+            shift_sd: 0.1f64.ln_1p(),
+            repeats,
+        };
+        let (one, three) = (drift(1).band(0.05, 20), drift(3).band(0.05, 20));
+        // Student's t at 1 - 0.05/4 with 1 degree of freedom is 25.45: one repeat's 10 % says little.
+        assert!(one > 5.0, "{one}");
+        // With 3 repeats t = 4.18: about exp(4.18 × 0.0953 + z × 0.02) - 1.
+        assert!(three > 0.5 && three < 0.7, "{three}");
+        // The old band saw only the rows' spread: a 10 % shift of the whole run passed as a change.
+        let spread_only = (band_z(0.05, 20, 20) * 0.02f64).exp() - 1.0;
+        assert!(spread_only < 0.1, "{spread_only}");
+        // No drift at all: nothing to widen.
+        let still = Drift {
+            row_sd: 0.0,
+            rows: 20,
+            shift_sd: 0.0,
+            repeats: 1,
+        };
+        assert!(still.band(0.05, 20).abs() < 1e-12);
     }
 }

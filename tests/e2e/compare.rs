@@ -173,16 +173,47 @@ fn identical_inputs_are_no_change_and_a_thirty_percent_slowdown_of_one_model_is_
     let (code, noisy) = json(&p, &["base", "cand", "--noise-from", "repeat"]);
     assert_eq!(code, 0, "{noisy:#}");
     assert_eq!(noisy["summary"]["slower"], 0);
-    // Robust SD of ln ratios (MAD of 6 × ln 1.2, 6 × ln 0.85, 2 × ln 1.1) ≈ 0.129, widened for 14 rows: ≈ ±63 %.
+    // The repeat's rows: 6 × ln 1.2, 6 × ln 0.85, 2 × ln 1.1; the run moved by their median, ln 1.1 (+10 %), and one
+    // repeat is one such shift: Student's t with 1 degree of freedom (25.45) makes the band wide.
+    let shift = noisy["run_shift_sd"].as_f64().unwrap();
+    assert!((shift - 1.1f64.ln()).abs() < 1e-9, "{noisy:#}");
     let band = noisy["noise_band"].as_f64().unwrap();
-    assert!(band > 0.55 && band < 0.7, "{band}: {noisy:#}");
+    assert!(band > 5.0, "{band}: {noisy:#}");
     assert!(
-        noisy["notes"].as_array().unwrap().iter().any(|n| n
-            .as_str()
+        noisy["notes"]
+            .as_array()
             .unwrap()
-            .starts_with("run-to-run noise from `repeat`")),
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(
+                "run-to-run noise from 1 repeat(s) of the baseline: whole runs moved by +10.0 %"
+            )),
         "{noisy:#}"
     );
+    // Three repeats that moved by 1 % each: the band narrows to what they show, and the 30 % is called.
+    for (i, f) in [1.01, 0.99, 1.01].iter().enumerate() {
+        let dir = format!("r{i}");
+        copy_from(&p, "base", &dir);
+        for model in ["gpt2-tiny", "t5-tiny", "bert-tiny"] {
+            scale(&p, &dir, model, *f);
+        }
+    }
+    let (code, three) = json(
+        &p,
+        &[
+            "base",
+            "cand",
+            "--noise-from",
+            "r0",
+            "--noise-from",
+            "r1",
+            "--noise-from",
+            "r2",
+        ],
+    );
+    assert_eq!(code, 1, "{three:#}");
+    assert_eq!(verdicts(&three, "gpt2-tiny"), ["slower"; 6], "{three:#}");
+    let band = three["noise_band"].as_f64().unwrap();
+    assert!(band > 0.03 && band < 0.1, "{band}: {three:#}");
     // A repeat identical to the baseline: no drift, the threshold stands and the slowdown is called.
     let (code, quiet) = json(&p, &["base", "cand", "--noise-from", "base"]);
     assert_eq!((code, quiet["noise_band"].as_f64().unwrap()), (1, 0.03));
