@@ -339,7 +339,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(11);
         for sigma_pct in [1.0, 3.0, 10.0] {
             // Box–Muller.
-            let mut normal = |rng: &mut StdRng| {
+            let normal = |rng: &mut StdRng| {
                 let (u, v) = (1.0 - rng.random::<f64>(), rng.random::<f64>());
                 100.0 + sigma_pct * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
             };

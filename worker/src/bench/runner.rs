@@ -393,7 +393,7 @@ pub fn measure_point(
                 {
                     let prefill_only = BenchParams {
                         num_tokens: 1,
-                        ..params.clone()
+                        ..*params
                     };
                     let (started, window) = (Instant::now(), meter.start());
                     let mut prefill_runs = 0;
