@@ -228,11 +228,7 @@ steps:
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(again.points(), (2, 2, 0, 0));
     assert!(again.stderr.contains("--array=0-1%1"), "{}", again.stderr);
-    assert!(
-        again.all().contains("anchor bert-tiny@8 re-measured at"),
-        "{}",
-        again.all()
-    );
+    assert!(again.all().contains("anchor bert-tiny@"), "{}", again.all());
 }
 
 #[test]
