@@ -4,17 +4,6 @@
 //! measuring code (`E3PIPE_METHOD_ID`).
 use std::path::{Path, PathBuf};
 
-/// The sources on the measured path: everything the worker runs between reading a job and writing a point. The
-/// orchestrator, reports and docs are not on it, so editing them keeps every cached point.
-const MEASURED_PATHS: &[&str] = &[
-    "worker/src",
-    "worker/build.rs",
-    "worker/Cargo.toml",
-    "src/bench/stats.rs",
-    "src/bench/stopping.rs",
-    "src/bench/memory.rs",
-    "src/bench/result.rs",
-];
 /// Crates whose code runs inside the timed region (their versions come from Cargo.lock).
 const MEASURED_CRATES: &[&str] = &["tch", "torch-sys", "tokenizers"];
 
@@ -40,7 +29,7 @@ fn files_under(path: &Path, out: &mut Vec<PathBuf>) {
 #[allow(unreachable_pub)] // `pub` for the library, which re-exports it
 #[path = "src/method_text.rs"]
 mod method_text;
-use method_text::normalised;
+use method_text::{MEASURED_PATHS, measured, normalised};
 
 fn method_id() -> String {
     let mut hasher = blake3::Hasher::new();
@@ -49,6 +38,7 @@ fn method_id() -> String {
         println!("cargo:rerun-if-changed={p}");
         files_under(Path::new(p), &mut files);
     }
+    files.retain(|f| measured(&f.display().to_string()));
     for f in &files {
         hasher.update(f.display().to_string().as_bytes());
         hasher.update(b"\0");
@@ -108,7 +98,13 @@ fn method_id() -> String {
 /// silently drop out of the identity.
 fn document_id() -> String {
     const WRITER: &str = "src/pipeline/kinds/bench/results_file.rs";
-    let mut files = vec![std::path::PathBuf::from(WRITER)];
+    // The summaries it publishes are derived again from the stored samples (`bench::stats`).
+    const STATISTICS: &str = "src/bench/stats.rs";
+    let mut files = vec![
+        std::path::PathBuf::from(WRITER),
+        std::path::PathBuf::from(STATISTICS),
+    ];
+    println!("cargo:rerun-if-changed={STATISTICS}");
     files_under(Path::new("src/results"), &mut files);
     println!("cargo:rerun-if-changed={WRITER}");
     println!("cargo:rerun-if-changed=src/results");

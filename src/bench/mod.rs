@@ -2,6 +2,7 @@
 
 pub mod anchor;
 pub mod config;
+pub mod interval;
 pub mod memory;
 pub mod order;
 pub mod peaks;

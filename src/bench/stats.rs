@@ -8,8 +8,17 @@
 //! 95 %, so the widest one, `[min, max]`, is given with its real level (75 % at n = 3, 93.75 % at n = 5). A
 //! bootstrap would print "95 %" over the same `[min, max]` and be wrong. The level assumes independent samples;
 //! the decode steps of one run are correlated, so for `itl_ms` it is the level under that assumption.
+//!
+//! Not measured code: every point stores its raw samples, and the results writer derives the published summaries
+//! from them again (`results_file::use_current_statistics`), so a change here rewrites the results documents on the
+//! next run without measuring anything again. (The interval the stopping rule reads is `bench::interval`, which is
+//! measured code.)
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::bench::interval::{
+    MIN_RUNS_FOR_TARGET_LEVEL, MedianInterval, TARGET_CI_LEVEL, median_interval, quantile,
+};
 
 /// The fewest samples a published 90th percentile rests on (below, the tail is one or two samples); the 99th
 /// needs a hundred. Summaries keep every percentile; tables leave these cells empty below the counts.
@@ -36,10 +45,6 @@ pub struct Summary {
     pub samples: Vec<f64>,
 }
 
-/// The confidence the median's interval aims for ...
-pub const TARGET_CI_LEVEL: f64 = 0.95;
-/// ... reached from this many samples on (1 - 2/2^6 = 96.9 %; 5 samples give 93.75 %).
-pub const MIN_RUNS_FOR_TARGET_LEVEL: usize = 6;
 /// Iglewicz and Hoaglin's threshold for the modified z-score.
 const OUTLIER_Z: f64 = 3.5;
 /// Below this many samples the MAD is too coarse for a z-score to mean anything.
@@ -60,6 +65,21 @@ pub fn summarize_after_adaptive_stop(samples: &[f64]) -> Option<Summary> {
 
 /// How many order statistics an adaptively stopped interval is widened by on each side.
 pub const ADAPTIVE_WIDENING: usize = 1;
+
+/// Every summary of `stats` derived again from its own samples by this build (`adaptive`: the point stopped on its
+/// interval's width). A summary whose samples are gone or not finite is kept as stored.
+pub fn rederive(stats: &mut std::collections::BTreeMap<String, Summary>, adaptive: bool) {
+    for summary in stats.values_mut() {
+        let fresh = if adaptive {
+            summarize_after_adaptive_stop(&summary.samples)
+        } else {
+            summarize(&summary.samples)
+        };
+        if let Some(fresh) = fresh {
+            *summary = fresh;
+        }
+    }
+}
 
 fn summarize_widened(samples: &[f64], widen: usize) -> Option<Summary> {
     if samples.is_empty() || samples.iter().any(|x| !x.is_finite()) {
@@ -88,89 +108,6 @@ fn summarize_widened(samples: &[f64], widen: usize) -> Option<Summary> {
         outliers: outliers(&sorted, median),
         samples: samples.to_vec(),
     })
-}
-
-/// Linear interpolation between closest ranks (numpy's default).
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-/// The order statistics bounding the median's interval (0-based indices into the sorted samples).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MedianInterval {
-    pub lower: usize,
-    pub upper: usize,
-    /// Exact coverage for a continuous distribution.
-    pub level: f64,
-}
-
-impl MedianInterval {
-    /// `by` order statistics further out on each side (at most `[min, max]`), with that interval's exact level.
-    fn widened(self, n: usize, by: usize) -> MedianInterval {
-        if by == 0 || n <= 1 {
-            return self;
-        }
-        let lower = self.lower.saturating_sub(by);
-        MedianInterval {
-            lower,
-            upper: n - 1 - lower,
-            level: 1.0 - 2.0 * binomial_half_cdf(n, lower),
-        }
-    }
-}
-
-/// P(Bin(n, ½) ≤ j), summed in log space so large n neither overflows nor underflows.
-fn binomial_half_cdf(n: usize, j: usize) -> f64 {
-    let ln_half_n = n as f64 * 0.5f64.ln();
-    let mut ln_choose = 0.0;
-    let mut cdf = 0.0;
-    for i in 0..=j {
-        if i > 0 {
-            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
-        }
-        cdf += (ln_choose + ln_half_n).exp();
-    }
-    cdf
-}
-
-/// The narrowest symmetric order-statistic interval with coverage ≥ 95 %, or `[min, max]` when none has.
-pub fn median_interval(n: usize) -> MedianInterval {
-    if n <= 1 {
-        return MedianInterval {
-            lower: 0,
-            upper: 0,
-            level: 0.0,
-        };
-    }
-    // cdf[j] = P(Bin(n, ½) ≤ j), summed in log space so large n neither overflows nor underflows.
-    let ln_half_n = n as f64 * 0.5f64.ln();
-    let mut ln_choose = 0.0; // ln C(n, 0)
-    let mut cdf = 0.0;
-    let mut best = MedianInterval {
-        lower: 0,
-        upper: n - 1,
-        level: 1.0 - 2.0 * (ln_half_n).exp(),
-    };
-    // Interval [x(k), x(n-k+1)] (1-based) has coverage 1 - 2·P(Bin ≤ k-1); k runs up to n/2.
-    for k in 1..=n / 2 {
-        let j = k - 1;
-        if j > 0 {
-            ln_choose += ((n - j + 1) as f64).ln() - (j as f64).ln();
-        }
-        cdf += (ln_choose + ln_half_n).exp();
-        let level = 1.0 - 2.0 * cdf;
-        if level + 1e-12 < TARGET_CI_LEVEL {
-            break;
-        }
-        best = MedianInterval {
-            lower: k - 1,
-            upper: n - k,
-            level,
-        };
-    }
-    best
 }
 
 fn outliers(sorted: &[f64], median: f64) -> usize {
@@ -347,7 +284,7 @@ mod tests {
             let (mut covered, mut stated, mut narrow_covered) = (0usize, 0.0, 0usize);
             for _ in 0..trials {
                 let mut xs: Vec<f64> = (0..3).map(|_| normal(&mut rng)).collect();
-                while should_stop(&params, xs.len(), 0.0, summarize(&xs).as_ref()).is_none() {
+                while should_stop(&params, xs.len(), 0.0, Some(&xs)).is_none() {
                     xs.push(normal(&mut rng));
                 }
                 let s = summarize_after_adaptive_stop(&xs).unwrap();
@@ -369,6 +306,29 @@ mod tests {
                 assert!(narrow < 0.945, "unwidened coverage {narrow}");
             }
         }
+    }
+
+    #[test]
+    fn summaries_are_derived_again_from_their_samples() {
+        let samples: Vec<f64> = (1..=20).map(f64::from).collect();
+        let mut stale = summarize(&samples).unwrap();
+        // A summary written by other code: its numbers disagree with its own samples.
+        stale.median = 999.0;
+        stale.ci_level = 0.5;
+        let mut stats = std::collections::BTreeMap::from([("ttft_ms".to_string(), stale)]);
+        rederive(&mut stats, false);
+        assert_eq!(stats["ttft_ms"], summarize(&samples).unwrap());
+        rederive(&mut stats, true);
+        assert_eq!(
+            stats["ttft_ms"],
+            summarize_after_adaptive_stop(&samples).unwrap()
+        );
+        // Without samples to derive from, the stored summary stays.
+        let mut empty = summarize(&[1.0]).unwrap();
+        empty.samples.clear();
+        let mut stats = std::collections::BTreeMap::from([("x".to_string(), empty.clone())]);
+        rederive(&mut stats, false);
+        assert_eq!(stats["x"], empty);
     }
 
     #[test]

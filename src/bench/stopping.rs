@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::bench::config::BenchParams;
-use crate::bench::stats::{Summary, TARGET_CI_LEVEL};
+use crate::bench::interval::{TARGET_CI_LEVEL, level_and_relative_half_width};
 
 /// Why measuring stopped, recorded with every point as `stopped_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,15 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// Whether the runs went on until the interval was narrow enough (or a cap of that phase was hit): such a
+    /// point's published interval is widened (`stats::summarize_after_adaptive_stop`).
+    pub fn adaptive(self) -> bool {
+        matches!(
+            self,
+            StopReason::TargetRelCi | StopReason::MaxRuns | StopReason::MaxDurationS
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StopReason::NumRuns => "num_runs",
@@ -41,12 +50,12 @@ pub const DEFAULT_MAX_RUNS: usize = 100;
 pub const DEFAULT_MAX_DURATION_S: f64 = 300.0;
 
 /// `None` to measure another run; otherwise why to stop. `runs` measured runs took `elapsed_s`; `headline` is the
-/// summary of the headline metric so far (needed only with `target_rel_ci`).
+/// headline metric's samples so far (needed only with `target_rel_ci`).
 pub fn should_stop(
     params: &BenchParams,
     runs: usize,
     elapsed_s: f64,
-    headline: Option<&Summary>,
+    headline: Option<&[f64]>,
 ) -> Option<StopReason> {
     if runs < params.num_runs || elapsed_s < params.min_duration_s {
         return None;
@@ -58,7 +67,9 @@ pub fn should_stop(
             StopReason::NumRuns
         });
     };
-    if headline.is_some_and(|s| s.ci_level >= TARGET_CI_LEVEL && s.relative_half_width() <= target)
+    if headline
+        .and_then(level_and_relative_half_width)
+        .is_some_and(|(level, half)| level >= TARGET_CI_LEVEL && half <= target)
     {
         return Some(StopReason::TargetRelCi);
     }
@@ -74,7 +85,6 @@ pub fn should_stop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::summarize;
 
     fn params(target: Option<f64>) -> BenchParams {
         BenchParams {
@@ -112,16 +122,16 @@ mod tests {
     fn target_needs_a_95_percent_interval_inside_the_band() {
         let p = params(Some(0.02));
         // Three identical runs: a zero-width interval, but only 75 % confident: keep going.
-        let three = summarize(&[100.0; 3]).unwrap();
+        let three = [100.0; 3];
         assert_eq!(should_stop(&p, 3, 1.0, Some(&three)), None);
         // Six runs within ±1 %: [min, max] is 96.9 % confident and inside ±2 %.
-        let six = summarize(&[100.0, 101.0, 99.0, 100.5, 99.5, 100.0]).unwrap();
+        let six = [100.0, 101.0, 99.0, 100.5, 99.5, 100.0];
         assert_eq!(
             should_stop(&p, 6, 1.0, Some(&six)),
             Some(StopReason::TargetRelCi)
         );
         // Six runs spread ±10 %: not yet.
-        let wide = summarize(&[100.0, 110.0, 90.0, 105.0, 95.0, 100.0]).unwrap();
+        let wide = [100.0, 110.0, 90.0, 105.0, 95.0, 100.0];
         assert_eq!(should_stop(&p, 6, 1.0, Some(&wide)), None);
         assert_eq!(
             should_stop(&p, 20, 1.0, Some(&wide)),

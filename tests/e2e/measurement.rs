@@ -324,11 +324,12 @@ fn an_anchor_is_re_measured_when_a_curve_gains_points() {
     let first = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(first.code, 0, "{}", first.all());
     let first_run = point(&p.results("bert-tiny"), 16)["run_id"].clone();
-    // Parallel tests load this machine unevenly: a cached interval of ×1000 either way keeps this run's
-    // measurement inside it, so the note's path is what is tested here.
+    // Parallel tests load this machine unevenly: cached samples spread ×1000 either way (their interval, derived
+    // again from them, is [min, max] at n = 7) keep this run's measurement inside it, so the note's path is what
+    // is tested here.
     rewrite_cached_point(&p, 16, |s| {
-        s.ci_low /= 1000.0;
-        s.ci_high *= 1000.0;
+        let m = s.median;
+        s.samples = vec![m / 1000.0, m / 10.0, m, m, m, m * 10.0, m * 1000.0];
     });
     // A length added: the shortest cached point of the curve is the anchor, measured again beside the new one.
     p.write("configs/bench/encoder.yaml", &bench("[16, 24, 32]"));
@@ -403,4 +404,49 @@ fn an_anchor_is_re_measured_when_a_curve_gains_points() {
     // About 1/20, however loaded the machine is (measured 0.05–0.10 with parallel tests).
     assert!(ratio < 0.3, "{ratio}");
     // The new points join a curve whose cached part the warning disowned: aggregate says the curve spans runs.
+}
+
+#[test]
+fn published_statistics_are_derived_from_the_stored_samples_without_measuring_again() {
+    let p = Project::new();
+    p.write("pipelines/p.yaml", BERT_ONLY);
+    p.write(
+        "configs/bench/encoder.yaml",
+        "name: t\narch: encoder\ncontext_lengths: [16]\nnum_runs: 5\nwarmup_runs: 0\nthreads: 1\n",
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (1, 0, 0, 0));
+    // The cached summary as another build of the statistics would have written it: every number off by ×20, the
+    // samples as measured.
+    rewrite_cached_point(&p, 16, |s| {
+        for v in [
+            &mut s.mean,
+            &mut s.median,
+            &mut s.min,
+            &mut s.max,
+            &mut s.ci_low,
+            &mut s.ci_high,
+        ] {
+            *v *= 20.0;
+        }
+    });
+    std::fs::remove_file(p.path("latest/inference/bert-tiny.json")).unwrap();
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(
+        r.points(),
+        (0, 1, 0, 0),
+        "nothing measured again: {}",
+        r.all()
+    );
+    let doc = p.results("bert-tiny");
+    let s = &point(&doc, 16)["stats"]["forward_pass_latency_ms"];
+    let mut samples: Vec<f64> = s["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    assert_eq!(s["median"].as_f64().unwrap(), samples[2], "{s}");
+    assert_eq!(s["ci_low"].as_f64().unwrap(), samples[0], "{s}");
+    assert_eq!(s["max"].as_f64().unwrap(), samples[4], "{s}");
 }

@@ -261,7 +261,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
     }
     let store = Store::new(&job.root);
     let locks = store.dir.join("locks");
-    tch::set_num_threads(job.threads as i32);
+    crate::bench::runner::prepare(job.threads);
     let device = resolve_device(job)?;
     if let Some(key) = &job.peaks {
         measure_peaks(job, key, device, &store)?;

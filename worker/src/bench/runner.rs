@@ -197,6 +197,12 @@ fn run_once(
     Ok(())
 }
 
+/// The process-wide settings the points are measured under: libtorch's intra-op threads (the job's, which every
+/// point's key holds).
+pub fn prepare(threads: usize) {
+    tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+}
+
 /// Measures one point. Infeasible points and failures are results, not errors, so the step goes on; `Err` is
 /// only returned for an interruption.
 pub fn measure_point(
@@ -363,15 +369,11 @@ pub fn measure_point(
         let window = meter.start();
         let mut runs = 0;
         loop {
-            // The headline summary is only needed (and only computed) for adaptive stopping.
-            let summary = params
-                .target_rel_ci
-                .and_then(|_| summarize(samples.by_metric.get(headline)?));
             if let Some(reason) = should_stop(
                 params,
                 runs,
                 measuring.elapsed().as_secs_f64(),
-                summary.as_ref(),
+                samples.by_metric.get(headline).map(Vec::as_slice),
             ) {
                 // An energy counter advances in steps (NVML about every 100 ms): a window of a few short runs
                 // would read one or two of them. The same runs, unmeasured, until the window spans

@@ -22,6 +22,15 @@ use crate::results::document::{
     BenchRecord, LengthMetrics, ModelRecord, ResultsDocument, RunConfig, SCHEMA_VERSION,
 };
 
+/// Derives `point`'s summaries again from its stored samples with this build's statistics, so that a change to
+/// them needs no point measured again (`bench::stats`).
+pub fn use_current_statistics(point: &mut PointResult) {
+    let adaptive = point
+        .stopped_by
+        .is_some_and(crate::bench::stopping::StopReason::adaptive);
+    crate::bench::stats::rederive(&mut point.stats, adaptive);
+}
+
 /// The roofs points are read against, by the run that measured them (`clock::run_id`).
 pub type Roofs = BTreeMap<String, Peaks>;
 

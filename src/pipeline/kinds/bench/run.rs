@@ -233,6 +233,10 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             });
         }
     }
+    // Published as this build's statistics derive them from the stored samples.
+    for (_, r) in results.iter_mut().flatten() {
+        results_file::use_current_statistics(r);
+    }
     check_anchors(bench, &anchors, &mut results);
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
     // Each point's own run's roof (this run's was measured by the worker just now, with its points).
@@ -297,6 +301,8 @@ fn check_anchors(
             continue;
         }
         let metric = headline_metric(now.arch);
+        let mut before = before.clone();
+        results_file::use_current_statistics(&mut before);
         let check = match (now.status, before.stats.get(metric), now.stats.get(metric)) {
             (Status::Ok, Some(b), Some(n)) => AnchorCheck::of(b, &before.run_id, n),
             _ => None,
