@@ -28,6 +28,7 @@ pub struct MedianInterval {
 
 impl MedianInterval {
     /// `by` order statistics further out on each side (at most `[min, max]`), with that interval's exact level.
+    #[must_use]
     pub fn widened(self, n: usize, by: usize) -> MedianInterval {
         if by == 0 || n <= 1 {
             return self;
