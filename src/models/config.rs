@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::models::llama_config::{LlamaConfig, LlamaFamily};
+
 /// The three architecture families e3pipe compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Arch {
@@ -76,30 +78,57 @@ pub enum ArchConfig {
     T5(T5Config),
     #[serde(rename = "bert")]
     Bert(BertConfig),
+    #[serde(rename = "llama")]
+    Llama(LlamaConfig),
+    #[serde(rename = "qwen2")]
+    Qwen2(LlamaConfig),
+    #[serde(rename = "mistral")]
+    Mistral(LlamaConfig),
 }
 
 impl ArchConfig {
-    pub const MODEL_TYPES: [&'static str; 3] = ["gpt2", "t5", "bert"];
+    pub const MODEL_TYPES: [&'static str; 6] = ["gpt2", "t5", "bert", "llama", "qwen2", "mistral"];
+
+    /// The Llama-family decoder's config and which member it is.
+    pub fn llama(&self) -> Option<(&LlamaConfig, LlamaFamily)> {
+        match self {
+            ArchConfig::Llama(c) => Some((c, LlamaFamily::Llama)),
+            ArchConfig::Qwen2(c) => Some((c, LlamaFamily::Qwen2)),
+            ArchConfig::Mistral(c) => Some((c, LlamaFamily::Mistral)),
+            _ => None,
+        }
+    }
 
     pub fn arch(&self) -> Arch {
         match self {
-            ArchConfig::Gpt2(_) => Arch::Decoder,
+            ArchConfig::Gpt2(_) | ArchConfig::Llama(_) | ArchConfig::Qwen2(_) | ArchConfig::Mistral(_) => {
+                Arch::Decoder
+            }
             ArchConfig::T5(_) => Arch::EncoderDecoder,
             ArchConfig::Bert(_) => Arch::Encoder,
         }
     }
 
-    /// The built-in tokenizer of this model type.
+    /// The built-in tokenizer of this model type. The Llama family's own tokenizers cannot be had offline: GPT-2's
+    /// BPE stands in (its ids fit their vocabularies, which `validate` checks), and `stand_in_tokenizer` says so.
     pub fn builtin_tokenizer(&self) -> BuiltinTokenizer {
         match self {
-            ArchConfig::Gpt2(_) => BuiltinTokenizer::Gpt2,
+            ArchConfig::Gpt2(_) | ArchConfig::Llama(_) | ArchConfig::Qwen2(_) | ArchConfig::Mistral(_) => {
+                BuiltinTokenizer::Gpt2
+            }
             ArchConfig::T5(_) => BuiltinTokenizer::T5,
             ArchConfig::Bert(_) => BuiltinTokenizer::Bert,
         }
     }
 
+    /// Whether the built-in tokenizer is another model's, standing in for this one's.
+    pub fn stand_in_tokenizer(&self) -> bool {
+        self.llama().is_some()
+    }
+
     pub fn vocab_size(&self) -> i64 {
         match self {
+            ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => c.vocab_size,
             ArchConfig::Gpt2(c) => c.vocab_size,
             ArchConfig::T5(c) => c.vocab_size,
             ArchConfig::Bert(c) => c.vocab_size,
@@ -111,6 +140,9 @@ impl ArchConfig {
         match self {
             ArchConfig::Gpt2(c) => Some(c.n_positions as usize),
             ArchConfig::Bert(c) => Some(c.max_position_embeddings as usize),
+            ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
+                Some(c.max_position_embeddings as usize)
+            }
             // T5's relative position buckets have no hard limit.
             ArchConfig::T5(_) => None,
         }
@@ -159,6 +191,7 @@ impl ArchConfig {
                 "layer_norm_eps",
                 "hidden_act",
             ],
+            "llama" | "qwen2" | "mistral" => crate::models::llama_config::ALLOWED_KEYS,
             _ => &["model_type"],
         }
     }
@@ -427,6 +460,10 @@ impl ArchConfig {
                     c.num_attention_heads,
                 )
             }
+            ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
+                let family = self.llama().map_or(LlamaFamily::Llama, |(_, f)| f);
+                c.validate(family)
+            }
         }
     }
 }
@@ -464,6 +501,10 @@ pub fn infeasibility(
             c.max_position_embeddings
         ),
         ArchConfig::T5(_) => format!("{context_length} tokens exceed {longest}"),
+        ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => format!(
+            "{context_length} + {num_tokens} generated tokens exceed max_position_embeddings {}",
+            c.max_position_embeddings
+        ),
     })
 }
 

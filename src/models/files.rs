@@ -29,6 +29,52 @@ fn dtype_bytes(dtype: &str) -> Option<u64> {
     })
 }
 
+/// The weights files of a Hugging Face directory: `model.safetensors`, or the shards `model.safetensors.index.json`
+/// maps tensors to (file names inside the directory, each once, in order).
+pub fn weight_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let single = dir.join("model.safetensors");
+    let index = dir.join("model.safetensors.index.json");
+    if single.exists() || !index.exists() {
+        return Ok(vec![single]);
+    }
+    let text = crate::fsio::read_input_text(&index, "weights index")?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(&index, format!("not valid JSON: {e}")))?;
+    let map = value
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| bad(&index, "has no `weight_map` object".into()))?;
+    let mut names: Vec<&str> = Vec::new();
+    for (tensor, file) in map {
+        let file = file.as_str().ok_or_else(|| {
+            bad(&index, format!("`weight_map.{}` is not a file name", crate::error::shorten(tensor, 60)))
+        })?;
+        // A shard is a file of this directory, never a path out of it.
+        if file.is_empty() || file.contains('/') || file.contains('\\') || file == ".." || file == "." {
+            return Err(bad(
+                &index,
+                format!("shard `{}` is not a file name in the directory", crate::error::shorten(file, 60)),
+            ));
+        }
+        if !names.contains(&file) {
+            names.push(file);
+        }
+    }
+    if names.is_empty() {
+        return Err(bad(&index, "`weight_map` names no shard".into()));
+    }
+    names.sort_unstable();
+    Ok(names.into_iter().map(|n| dir.join(n)).collect())
+}
+
+/// Every weights file of a Hugging Face directory passes `check_safetensors`.
+pub fn check_weights(dir: &Path) -> Result<()> {
+    for file in weight_files(dir)? {
+        check_safetensors(&file)?;
+    }
+    Ok(())
+}
+
 /// A safetensors file: 8-byte little-endian header length, a JSON header of tensors with their byte ranges, then
 /// exactly the bytes those ranges cover.
 pub fn check_safetensors(path: &Path) -> Result<()> {

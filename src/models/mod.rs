@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod hardware;
 pub mod identity;
 pub mod libtorch;
+pub mod llama_config;
 pub mod runtime;
 pub mod spec;
 pub mod work;
@@ -43,9 +44,20 @@ impl std::fmt::Display for WeightsId {
 pub fn weights_id(spec: &ModelSpec, hashes: &crate::file_hash::FileHashes) -> Result<WeightsId> {
     match &spec.source {
         ModelSource::Random { seed } => Ok(WeightsId::RandomInit { seed: *seed }),
-        ModelSource::HfDir { dir } => Ok(WeightsId::File {
-            blake3: hashes.blake3(&dir.join("model.safetensors"))?,
-        }),
+        ModelSource::HfDir { dir } => {
+            // One file's hash, or the hash of the shards' hashes in order.
+            let files = files::weight_files(dir)?;
+            let blake3 = if let [one] = files.as_slice() {
+                hashes.blake3(one)?
+            } else {
+                let mut hasher = blake3::Hasher::new();
+                for f in &files {
+                    hasher.update(hashes.blake3(f)?.as_bytes());
+                }
+                hasher.finalize().to_hex().to_string()
+            };
+            Ok(WeightsId::File { blake3 })
+        }
         ModelSource::TorchScript { file } => Ok(WeightsId::File {
             blake3: hashes.blake3(file)?,
         }),

@@ -23,7 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::config::{ArchConfig, BertConfig, Gpt2Config, T5Config};
+use crate::models::config::{ArchConfig, BertConfig, Gpt2Config, LlamaConfig, LlamaFamily, T5Config};
 
 /// FLOPs and bytes of one phase. `f64`: a 10,000-token prefill of a large model overflows nothing, and every use
 /// divides.
@@ -88,10 +88,27 @@ impl Counter {
     /// Fused attention of `queries` query rows over `keys` keys, head size `dh`, in `heads` (batch × heads)
     /// independent heads; `causal`: query `i` of the last `queries` positions sees `keys - queries + i + 1` keys.
     fn attention(&mut self, heads: f64, queries: f64, keys: f64, dh: f64, causal: bool) {
-        let entries = score_entries(queries, keys, causal);
+        self.grouped_attention(heads, heads, queries, keys, dh, causal, None);
+    }
+
+    /// Attention with `kv_heads` key/value heads shared by `heads` query heads (grouped-query attention: k and v are
+    /// read once per KV head), each query seeing at most `window` keys.
+    #[allow(clippy::too_many_arguments)]
+    fn grouped_attention(
+        &mut self,
+        heads: f64,
+        kv_heads: f64,
+        queries: f64,
+        keys: f64,
+        dh: f64,
+        causal: bool,
+        window: Option<f64>,
+    ) {
+        let entries = windowed_score_entries(queries, keys, causal, window);
         self.work.flops += heads * 4.0 * entries * dh;
-        // q and the output, k and v: the scores stay inside the kernel.
-        self.work.bytes += heads * (2.0 * queries * dh + 2.0 * keys * dh) * self.elem;
+        // q and the output, k and v (the keys a query can see): the scores stay inside the kernel.
+        let visible = window.map_or(keys, |w| keys.min(w + queries - 1.0));
+        self.work.bytes += (heads * 2.0 * queries * dh + kv_heads * 2.0 * visible * dh) * self.elem;
     }
 }
 
@@ -103,6 +120,21 @@ pub fn score_entries(queries: f64, keys: f64, causal: bool) -> f64 {
     } else {
         queries * keys
     }
+}
+
+/// `score_entries` with each query seeing at most `window` keys (itself included): a causal prefill of `L > w`
+/// computes `w(w+1)/2 + (L − w)·w` entries per head, a decode step `min(keys, w)`.
+pub fn windowed_score_entries(queries: f64, keys: f64, causal: bool, window: Option<f64>) -> f64 {
+    let Some(w) = window.filter(|w| *w < keys) else {
+        return score_entries(queries, keys, causal);
+    };
+    // Query i (0-based among the last `queries` positions) is at position keys − queries + i and sees
+    // min(position + 1, w) keys.
+    let first = keys - queries; // position of the first query
+    // Positions below w − 1 see position + 1 keys; the rest see w.
+    let ramp_end = (w - 1.0 - first).clamp(0.0, queries); // queries at positions first .. w − 2
+    let ramp = ramp_end * (first + 1.0) + ramp_end * (ramp_end - 1.0) / 2.0;
+    ramp + (queries - ramp_end) * w
 }
 
 /// How every native model's attention runs, for the record: one fused kernel, causal in GPT-2's prefill.
@@ -136,7 +168,65 @@ pub fn point_work(
             headline: bert_forward(c, l, b, dtype_bytes),
             decode_step: None,
         },
+        ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
+            let family = config.llama().map_or(LlamaFamily::Llama, |(_, f)| f);
+            PointWork {
+                headline: llama_pass(c, family, b * l, l, l, b, dtype_bytes),
+                decode_step: (steps > 0)
+                    .then(|| llama_pass(c, family, b, 1.0, mean_keys, b, dtype_bytes)),
+            }
+        }
     }
+}
+
+/// A Llama-family pass over `m` rows (`queries` per sequence) attending `keys` keys: q/k/v/o projections with
+/// `kv_heads` key/value heads, a gated MLP's three matmuls, RMS norms, and the LM head on the last position (tied
+/// or not, its weights are read once).
+fn llama_pass(
+    c: &LlamaConfig,
+    family: LlamaFamily,
+    m: f64,
+    queries: f64,
+    keys: f64,
+    b: f64,
+    dtype_bytes: usize,
+) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.hidden_size as f64;
+    let (h, kv, dh) = (
+        c.num_attention_heads as f64,
+        c.kv_heads() as f64,
+        c.head_size() as f64,
+    );
+    let ff = c.intermediate_size as f64;
+    let (qkv_bias, o_bias) = c.biases(family);
+    let window = c.window(family).map(|w| w as f64);
+    n.params(m * d); // embedding rows
+    for _ in 0..c.num_hidden_layers {
+        n.params(d); // input RMSNorm
+        n.linear(m, d, h * dh); // q
+        n.linear(m, d, kv * dh); // k
+        n.linear(m, d, kv * dh); // v
+        if qkv_bias {
+            n.params(h * dh + 2.0 * kv * dh);
+        }
+        n.written(2.0 * m * kv * dh); // k, v into the cache
+        n.grouped_attention(b * h, b * kv, queries, keys, dh, queries > 1.0, window);
+        n.linear(m, h * dh, d); // o
+        if o_bias {
+            n.params(d);
+        }
+        n.params(d); // post-attention RMSNorm
+        n.linear(m, d, ff); // gate
+        n.linear(m, d, ff); // up
+        n.linear(m, ff, d); // down
+        if c.mlp_bias {
+            n.params(2.0 * ff + d);
+        }
+    }
+    n.params(d); // final norm
+    n.linear(b, d, c.vocab_size as f64); // LM head, last position only
+    n.work
 }
 
 /// One GPT-2 block over `m` query rows attending `keys` keys (prefill: m = keys = L·batch rows; a step: m = batch).

@@ -9,6 +9,8 @@ pub mod device;
 pub mod gpt2;
 pub mod kv_cache;
 #[allow(clippy::needless_pass_by_value)]
+pub mod llama;
+#[allow(clippy::needless_pass_by_value)]
 pub mod t5;
 pub mod tokenizer;
 pub mod torchscript;
@@ -47,6 +49,7 @@ fn torch(e: tch::TchError) -> Error {
 
 enum Network {
     Gpt2(gpt2::Gpt2),
+    Llama(llama::Llama),
     T5(t5::T5),
     Bert(bert::Bert),
     Script(torchscript::ScriptModel),
@@ -55,6 +58,7 @@ enum Network {
 /// A generation in progress.
 pub enum GenState {
     Gpt2(KvCache),
+    Llama(KvCache),
     T5(Box<t5::T5State>),
     ScriptDecoder(Vec<Tensor>),
     ScriptSeq2Seq {
@@ -68,7 +72,7 @@ impl GenState {
     /// NaN in every cache position not written yet (tests: proves decode steps read only what they wrote).
     pub fn poison_unwritten(&mut self) {
         match self {
-            GenState::Gpt2(cache) => cache.poison_unwritten(),
+            GenState::Gpt2(cache) | GenState::Llama(cache) => cache.poison_unwritten(),
             GenState::T5(state) => state.self_cache.poison_unwritten(),
             GenState::ScriptDecoder(_) | GenState::ScriptSeq2Seq { .. } => {}
         }
@@ -121,20 +125,31 @@ impl Model {
             ArchConfig::Gpt2(c) => Network::Gpt2(gpt2::Gpt2::new(root, c)),
             ArchConfig::T5(c) => Network::T5(t5::T5::new(root, c)),
             ArchConfig::Bert(c) => Network::Bert(bert::Bert::new(root, c)),
+            ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
+                let family = config
+                    .llama()
+                    .map_or(e3pipe::models::config::LlamaFamily::Llama, |(_, f)| f);
+                let rope = c.rope().map_err(model_err)?;
+                Network::Llama(llama::Llama::new(root, c, family, rope))
+            }
         };
         if let ModelSource::HfDir { dir } = &spec.source {
-            let file = dir.join("model.safetensors");
+            let files = e3pipe::models::files::weight_files(dir)?;
             match &config {
                 ArchConfig::Gpt2(_) => {
-                    weights::load_safetensors(&vs, &file, &["transformer."], &[])?;
+                    weights::load_safetensors(&vs, &files, &["transformer."], &[])?;
                 }
                 ArchConfig::T5(_) => weights::load_safetensors(
                     &vs,
-                    &file,
+                    &files,
                     &[],
                     &[("shared.weight", "encoder.embed_tokens.weight")],
                 )?,
-                ArchConfig::Bert(_) => weights::load_safetensors(&vs, &file, &["bert."], &[])?,
+                ArchConfig::Bert(_) => weights::load_safetensors(&vs, &files, &["bert."], &[])?,
+                // Named in the files as in the model (`model.layers.0...`, `lm_head.weight`).
+                ArchConfig::Llama(_) | ArchConfig::Qwen2(_) | ArchConfig::Mistral(_) => {
+                    weights::load_safetensors(&vs, &files, &[], &[])?;
+                }
             }
         }
         vs.set_kind(kind);
@@ -178,6 +193,12 @@ impl Model {
             (Network::Gpt2(_), Some(ArchConfig::Gpt2(c))) => {
                 Some(2 * c.n_layer as u128 * b * (l + n) * c.n_embd as u128 * elt)
             }
+            // Only the key/value heads are cached (grouped-query attention).
+            (Network::Llama(m), _) => {
+                let c = &m.config;
+                let per_position = (c.kv_heads() * c.head_size()) as u128;
+                Some(2 * c.num_hidden_layers as u128 * b * (l + n) * per_position * elt)
+            }
             (Network::T5(_), Some(ArchConfig::T5(c))) => {
                 let layers = c.num_decoder_layers.unwrap_or(c.num_layers) as u128;
                 let inner = (c.num_heads * c.d_kv) as u128;
@@ -212,7 +233,7 @@ impl Model {
                     Arch::Decoder => Err(self.wrong("encode")),
                 }
             }
-            Network::Gpt2(_) => Err(self.wrong("encode")),
+            Network::Gpt2(_) | Network::Llama(_) => Err(self.wrong("encode")),
         }
     }
 
@@ -225,6 +246,12 @@ impl Model {
                 let mut cache = m.new_cache(batch, max_len, m.weight_like());
                 let logits = m.forward(ids, &mut cache, true);
                 Ok((self.greedy(&logits), GenState::Gpt2(cache)))
+            }
+            Network::Llama(m) => {
+                let (batch, _) = ids.size2().map_err(torch)?;
+                let mut cache = m.new_cache(batch, max_len);
+                let logits = m.forward(ids, &mut cache, true);
+                Ok((self.greedy(&logits), GenState::Llama(cache)))
             }
             Network::Script(s) if self.arch == Arch::Decoder => {
                 let (logits, kv) = s.prefill(ids)?;
@@ -272,6 +299,9 @@ impl Model {
             (Network::Gpt2(m), GenState::Gpt2(cache)) => {
                 Ok(self.greedy(&m.forward(ids, cache, true)))
             }
+            (Network::Llama(m), GenState::Llama(cache)) => {
+                Ok(self.greedy(&m.forward(ids, cache, true)))
+            }
             (Network::T5(m), GenState::T5(s)) => Ok(self.greedy(&m.decode(ids, s))),
             (Network::Script(s), GenState::ScriptDecoder(kv)) => {
                 let (logits, next_kv) = s.decoder_step(ids, std::mem::take(kv))?;
@@ -293,6 +323,12 @@ impl Model {
             (Network::Gpt2(m), None) => {
                 let (b, t) = ids.size2().map_err(torch)?;
                 let mut cache = m.new_cache(b, t, m.weight_like());
+                cache.poison_unwritten();
+                Ok(m.forward(ids, &mut cache, false))
+            }
+            (Network::Llama(m), None) => {
+                let (b, t) = ids.size2().map_err(torch)?;
+                let mut cache = m.new_cache(b, t);
                 cache.poison_unwritten();
                 Ok(m.forward(ids, &mut cache, false))
             }
@@ -318,6 +354,15 @@ impl Model {
                     .collect();
                 Ok(Tensor::cat(&steps, 1))
             }
+            (Network::Llama(m), None) => {
+                let (b, t) = ids.size2().map_err(torch)?;
+                let mut cache = m.new_cache(b, t);
+                cache.poison_unwritten();
+                let steps: Vec<Tensor> = (0..t)
+                    .map(|i| m.forward(&ids.narrow(1, i, 1), &mut cache, false))
+                    .collect();
+                Ok(Tensor::cat(&steps, 1))
+            }
             (Network::T5(m), Some(dec)) => {
                 let hidden = m.encode(ids, None);
                 let t = dec.size()[1];
@@ -334,15 +379,20 @@ impl Model {
 }
 
 impl Model {
-    /// The end-of-sequence token that greedy decoding never picks, when the model has one inside its vocabulary.
-    fn eos_token(&self) -> Option<i64> {
+    /// The end-of-sequence tokens that greedy decoding never picks, those inside the vocabulary.
+    fn eos_tokens(&self) -> Vec<i64> {
         let eos = match &self.config {
-            Some(ArchConfig::Gpt2(c)) => c.eos_token_id,
-            Some(ArchConfig::T5(c)) => c.eos_token_id,
-            _ => None,
-        }?;
-        let vocab = self.config.as_ref()?.vocab_size();
-        (0..vocab).contains(&eos).then_some(eos)
+            Some(ArchConfig::Gpt2(c)) => c.eos_token_id.into_iter().collect(),
+            Some(ArchConfig::T5(c)) => c.eos_token_id.into_iter().collect(),
+            Some(c) => c
+                .llama()
+                .and_then(|(l, _)| l.eos_token_id.as_ref())
+                .map(e3pipe::models::llama_config::TokenIds::ids)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let vocab = self.config.as_ref().map_or(0, ArchConfig::vocab_size);
+        eos.into_iter().filter(|id| (0..vocab).contains(id)).collect()
     }
 
     /// Greedy choice from the last position's logits, `[B, T, V]` -> `[B, 1]`, with EOS excluded as transformers'
@@ -350,7 +400,7 @@ impl Model {
     /// fill on the device, no host copy.
     fn greedy(&self, logits: &Tensor) -> Tensor {
         let last = logits.select(1, -1);
-        if let Some(eos) = self.eos_token() {
+        for eos in self.eos_tokens() {
             let _ = last.narrow(1, eos, 1).fill_(f64::NEG_INFINITY);
         }
         last.argmax(-1, true)

@@ -281,7 +281,7 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     }
     // Files broken in ways visible without libtorch are invalid input, refused before anything runs.
     match &model.source {
-        ModelSource::HfDir { dir } => files::check_safetensors(&dir.join("model.safetensors"))?,
+        ModelSource::HfDir { dir } => files::check_weights(dir)?,
         ModelSource::TorchScript { file } => files::check_torchscript(file)?,
         ModelSource::Random { .. } => {}
     }
