@@ -82,7 +82,13 @@ mod tests {
             }
             // Glue runs no model and waits for no device itself: that is `runner`'s, inside its clocks.
             let code = normalised(&text);
-            for forbidden in [".prefill(", ".encode(", ".step(", "synchronize(", "run_once("] {
+            for forbidden in [
+                ".prefill(",
+                ".encode(",
+                ".step(",
+                "synchronize(",
+                "run_once(",
+            ] {
                 assert!(
                     !code.contains(forbidden),
                     "`{path}` is excluded from the method but contains `{forbidden}`"

@@ -29,6 +29,7 @@ const KEYS: &[&str] = &[
     "read_back",
     "warmup_s",
     "anchor",
+    "record_outputs",
 ];
 
 /// Upper bounds that keep a typo from meaning "measure for ever".
@@ -81,6 +82,9 @@ pub struct BenchParams {
     /// finished.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_back: bool,
+    /// Record each point's prompt ids and greedy ids (or first hidden values) with it, outside the timed region.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_outputs: bool,
     /// Unmeasured running for at least this long before the first measured run, on top of `warmup_runs`; on
     /// CUDA `DEFAULT_CUDA_WARMUP_S` when not given, so clocks have ramped up from idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -281,6 +285,7 @@ impl BenchConfig {
             max_runs,
             max_duration_s,
             read_back: flag("read_back", false)?,
+            record_outputs: flag("record_outputs", false)?,
         };
         let anchor = flag("anchor", true)?;
         if let Some(max) = max_runs {

@@ -101,6 +101,9 @@ pub struct PointResult {
     /// measurement it replaced. Set by the run that re-measured it, in its results document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor: Option<crate::bench::anchor::AnchorCheck>,
+    /// With `record_outputs`: what the model produced, so anyone can check it against their own implementation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<PointOutputs>,
     /// Measured wall time of the whole point including warm-up, seconds.
     pub wall_s: f64,
     pub finished_at: String,
@@ -136,6 +139,20 @@ pub struct PointResult {
 
 fn local_executor() -> String {
     "local".into()
+}
+
+/// A point's outputs (`record_outputs: true`), taken outside every timed region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointOutputs {
+    /// The first row's prompt ids.
+    pub input_ids: Vec<i64>,
+    /// Generators: the first row's greedy ids of the first measured run, all `num_tokens` of them (the first
+    /// from the prefill; EOS never picked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_ids: Option<Vec<i64>>,
+    /// Encoders: the last hidden state's first 8 values at row 0, position 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_head: Option<Vec<f64>>,
 }
 
 /// A point's energy over its measured runs.
@@ -370,6 +387,7 @@ impl Unmeasured<'_> {
                 self.run_id.to_string()
             },
             anchor: None,
+            outputs: None,
             wall_s: 0.0,
             finished_at: if status == Status::Infeasible {
                 String::new()

@@ -271,6 +271,7 @@ mod tests {
             max_runs: Some(100),
             max_duration_s: Some(1e9),
             read_back: false,
+            record_outputs: false,
             warmup_s: None,
         };
         let mut rng = StdRng::seed_from_u64(11);

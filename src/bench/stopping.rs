@@ -98,6 +98,7 @@ mod tests {
             max_runs: Some(20),
             max_duration_s: Some(60.0),
             read_back: false,
+            record_outputs: false,
             warmup_s: None,
         }
     }

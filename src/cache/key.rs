@@ -43,6 +43,9 @@ pub struct PointKey {
     /// The `read_back` diagnostic (left out when off, so other keys are unchanged).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_back: bool,
+    /// Points that record their outputs (left out when off, so other keys are unchanged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_outputs: bool,
     pub context_length: usize,
     /// Where it runs, as people read it: `cpu (AMD EPYC 7B13)`, `cuda:0 (NVIDIA H200)`.
     pub device: String,
@@ -96,6 +99,7 @@ impl PointKey {
             warmup_s: Some(params.warmup_s_on(matches!(hardware, HardwareId::Cuda { .. })))
                 .filter(|s| *s > 0.0),
             read_back: params.read_back,
+            record_outputs: params.record_outputs,
             context_length,
             device,
             hardware,
@@ -245,6 +249,7 @@ mod tests {
             max_runs: None,
             max_duration_s: None,
             read_back: false,
+            record_outputs: false,
             warmup_s: None,
         };
         let config = ArchConfig::Gpt2(Gpt2Config {

@@ -101,9 +101,10 @@ impl ArchConfig {
 
     pub fn arch(&self) -> Arch {
         match self {
-            ArchConfig::Gpt2(_) | ArchConfig::Llama(_) | ArchConfig::Qwen2(_) | ArchConfig::Mistral(_) => {
-                Arch::Decoder
-            }
+            ArchConfig::Gpt2(_)
+            | ArchConfig::Llama(_)
+            | ArchConfig::Qwen2(_)
+            | ArchConfig::Mistral(_) => Arch::Decoder,
             ArchConfig::T5(_) => Arch::EncoderDecoder,
             ArchConfig::Bert(_) => Arch::Encoder,
         }
@@ -113,9 +114,10 @@ impl ArchConfig {
     /// BPE stands in (its ids fit their vocabularies, which `validate` checks), and `stand_in_tokenizer` says so.
     pub fn builtin_tokenizer(&self) -> BuiltinTokenizer {
         match self {
-            ArchConfig::Gpt2(_) | ArchConfig::Llama(_) | ArchConfig::Qwen2(_) | ArchConfig::Mistral(_) => {
-                BuiltinTokenizer::Gpt2
-            }
+            ArchConfig::Gpt2(_)
+            | ArchConfig::Llama(_)
+            | ArchConfig::Qwen2(_)
+            | ArchConfig::Mistral(_) => BuiltinTokenizer::Gpt2,
             ArchConfig::T5(_) => BuiltinTokenizer::T5,
             ArchConfig::Bert(_) => BuiltinTokenizer::Bert,
         }

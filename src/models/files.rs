@@ -47,13 +47,27 @@ pub fn weight_files(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let mut names: Vec<&str> = Vec::new();
     for (tensor, file) in map {
         let file = file.as_str().ok_or_else(|| {
-            bad(&index, format!("`weight_map.{}` is not a file name", crate::error::shorten(tensor, 60)))
+            bad(
+                &index,
+                format!(
+                    "`weight_map.{}` is not a file name",
+                    crate::error::shorten(tensor, 60)
+                ),
+            )
         })?;
         // A shard is a file of this directory, never a path out of it.
-        if file.is_empty() || file.contains('/') || file.contains('\\') || file == ".." || file == "." {
+        if file.is_empty()
+            || file.contains('/')
+            || file.contains('\\')
+            || file == ".."
+            || file == "."
+        {
             return Err(bad(
                 &index,
-                format!("shard `{}` is not a file name in the directory", crate::error::shorten(file, 60)),
+                format!(
+                    "shard `{}` is not a file name in the directory",
+                    crate::error::shorten(file, 60)
+                ),
             ));
         }
         if !names.contains(&file) {

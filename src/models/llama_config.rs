@@ -1,5 +1,5 @@
-//! The Llama family's hyperparameters (`llama`, `qwen2`, `mistral` share one decoder: RMSNorm, rotary positions,
-//! grouped-query attention, a SwiGLU MLP), read from `config.json` as the hub has it (transformers 4.x:
+//! The Llama family's hyperparameters (`llama`, `qwen2`, `mistral` share one decoder: `RMSNorm`, rotary positions,
+//! grouped-query attention, a `SwiGLU` MLP), read from `config.json` as the hub has it (transformers 4.x:
 //! `rope_theta`, `rope_scaling`) and as transformers 5.x writes it (`rope_parameters`), or from a model YAML's
 //! `config:` block. What differs between the three is `LlamaFamily`.
 
@@ -65,6 +65,8 @@ pub enum Rope {
 /// The rotary types e3pipe implements.
 pub const ROPE_TYPES: &[&str] = &["default", "llama3"];
 
+// The booleans are Hugging Face's config keys, named as there.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
     pub vocab_size: i64,
@@ -172,10 +174,7 @@ impl LlamaConfig {
             .clone()
             .or_else(|| self.rope_scaling.clone())
             .unwrap_or_default();
-        let theta = params
-            .rope_theta
-            .or(self.rope_theta)
-            .unwrap_or(10_000.0);
+        let theta = params.rope_theta.or(self.rope_theta).unwrap_or(10_000.0);
         let kind = params.rope_type.as_deref().unwrap_or("default");
         match kind {
             "default" => Ok(Rope::Default { theta }),
@@ -226,7 +225,11 @@ impl LlamaConfig {
             [self.intermediate_size, self.hidden_size, 8],
             [self.num_attention_heads, self.head_size(), self.hidden_size],
         ] {
-            if dims.iter().try_fold(1i64, |n, &d| n.checked_mul(d)).is_none() {
+            if dims
+                .iter()
+                .try_fold(1i64, |n, &d| n.checked_mul(d))
+                .is_none()
+            {
                 return Err(format!(
                     "{} make a tensor too large to address; check these values",
                     dims.map(|d| d.to_string()).join(" × ")
@@ -294,20 +297,33 @@ mod tests {
             r#"{{{BASE}, "rope_parameters": {{"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}}}"#
         ));
         assert_eq!(v4.rope().unwrap(), v5.rope().unwrap());
-        assert!(matches!(v4.rope().unwrap(), Rope::Llama3 { theta, .. } if theta == 500_000.0));
+        assert!(
+            matches!(v4.rope().unwrap(), Rope::Llama3 { theta, .. } if (theta - 500_000.0).abs() < 1e-9)
+        );
         assert_eq!(
             config(&format!("{{{BASE}}}")).rope().unwrap(),
             Rope::Default { theta: 10_000.0 }
         );
-        let yarn = config(&format!(r#"{{{BASE}, "rope_scaling": {{"type": "yarn", "factor": 4.0}}}}"#));
+        let yarn = config(&format!(
+            r#"{{{BASE}, "rope_scaling": {{"type": "yarn", "factor": 4.0}}}}"#
+        ));
         assert!(yarn.rope().unwrap_err().contains("`yarn`"));
-        let partial = config(&format!(r#"{{{BASE}, "rope_scaling": {{"rope_type": "llama3", "factor": 8.0}}}}"#));
-        assert!(partial.validate(LlamaFamily::Llama).unwrap_err().contains("low_freq_factor"));
+        let partial = config(&format!(
+            r#"{{{BASE}, "rope_scaling": {{"rope_type": "llama3", "factor": 8.0}}}}"#
+        ));
+        assert!(
+            partial
+                .validate(LlamaFamily::Llama)
+                .unwrap_err()
+                .contains("low_freq_factor")
+        );
     }
 
     #[test]
     fn families_differ_in_biases_and_windows() {
-        let c = config(&format!(r#"{{{BASE}, "num_key_value_heads": 2, "sliding_window": 16, "eos_token_id": [1, 2]}}"#));
+        let c = config(&format!(
+            r#"{{{BASE}, "num_key_value_heads": 2, "sliding_window": 16, "eos_token_id": [1, 2]}}"#
+        ));
         assert_eq!((c.kv_heads(), c.head_size()), (2, 16));
         assert_eq!(c.window(LlamaFamily::Mistral), Some(16));
         assert_eq!(c.window(LlamaFamily::Qwen2), None);
@@ -315,7 +331,11 @@ mod tests {
         assert_eq!(c.biases(LlamaFamily::Mistral), (false, false));
         assert_eq!(c.eos_token_id.as_ref().unwrap().ids(), [1, 2]);
         let bad = config(&format!(r#"{{{BASE}, "num_key_value_heads": 3}}"#));
-        assert!(bad.validate(LlamaFamily::Llama).unwrap_err().contains("multiple"));
+        assert!(
+            bad.validate(LlamaFamily::Llama)
+                .unwrap_err()
+                .contains("multiple")
+        );
         let window = config(&format!(r#"{{{BASE}, "use_sliding_window": true}}"#));
         assert!(window.validate(LlamaFamily::Qwen2).is_err());
         assert!(window.validate(LlamaFamily::Llama).is_ok());

@@ -23,7 +23,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::models::config::{ArchConfig, BertConfig, Gpt2Config, LlamaConfig, LlamaFamily, T5Config};
+use crate::models::config::{
+    ArchConfig, BertConfig, Gpt2Config, LlamaConfig, LlamaFamily, T5Config,
+};
 
 /// FLOPs and bytes of one phase. `f64`: a 10,000-token prefill of a large model overflows nothing, and every use
 /// divides.
@@ -137,8 +139,21 @@ pub fn windowed_score_entries(queries: f64, keys: f64, causal: bool, window: Opt
     ramp + (queries - ramp_end) * w
 }
 
-/// How every native model's attention runs, for the record: one fused kernel, causal in GPT-2's prefill.
+/// How every native model's attention runs, for the record: one fused kernel, causal in a decoder's prefill.
 pub const ATTENTION_PATH: &str = "fused scaled_dot_product_attention (causal prefill: ~L(L+1)/2 scores per head; no score-matrix bytes)";
+
+/// `ATTENTION_PATH`, or for a model with a sliding window what its kernel does with it.
+pub fn attention_path(config: &ArchConfig) -> String {
+    match config.llama().and_then(|(c, family)| c.window(family)) {
+        Some(w) => format!(
+            "fused scaled_dot_product_attention with a sliding window of {w} keys: a prefill longer than the window passes an explicit mask (the kernel's masked path; ~w scores per query counted), a decode step attends the last {w} keys only; grouped-query K/V read once per KV head; no score-matrix bytes"
+        ),
+        None if config.llama().is_some() => {
+            format!("{ATTENTION_PATH}; grouped-query: K/V read once per KV head")
+        }
+        None => ATTENTION_PATH.into(),
+    }
+}
 
 /// The work of one point of `config` at `context_length` with `num_tokens` generated, batch `batch`, `dtype_bytes`
 /// per element.

@@ -384,14 +384,23 @@ fn llama_family_matches_transformers_at_prefill_every_cached_step_and_in_generat
         let ids = &r["input_ids"];
         let full = model.logits(ids, None).unwrap();
         let diff = max_abs_diff(&full, &r["logits"]);
-        assert!(diff < 1e-5, "{name}: logits differ from transformers by {diff}");
+        assert!(
+            diff < 1e-5,
+            "{name}: logits differ from transformers by {diff}"
+        );
         // One token at a time through the KV cache (unwritten positions poisoned with NaN).
         let incremental = model.incremental_logits(ids, None).unwrap();
         let diff = max_abs_diff(&incremental, &r["logits"]);
-        assert!(diff < 1e-5, "{name}: cached decode differs from transformers by {diff}");
+        assert!(
+            diff < 1e-5,
+            "{name}: cached decode differs from transformers by {diff}"
+        );
         let expected = &r["generated_ids"];
         let got = generate_like_the_runner(&model, ids, expected.size()[1]);
-        assert_eq!(&got, expected, "{name}: greedy tokens differ from transformers");
+        assert_eq!(
+            &got, expected,
+            "{name}: greedy tokens differ from transformers"
+        );
     }
 }
 

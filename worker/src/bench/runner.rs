@@ -26,7 +26,8 @@ use crate::models::{Model, kind_name};
 use e3pipe::bench::config::BenchParams;
 use e3pipe::bench::memory::{self, MemorySource};
 use e3pipe::bench::result::{
-    Energy, EnergyWindow, EnergyWindows, METHOD_ID, PointResult, Status, headline_metric,
+    Energy, EnergyWindow, EnergyWindows, METHOD_ID, PointOutputs, PointResult, Status,
+    headline_metric,
 };
 use e3pipe::bench::stats::{summarize, summarize_after_adaptive_stop};
 use e3pipe::bench::stopping::should_stop;
@@ -66,6 +67,8 @@ struct Measured {
     energy: Option<EnergyWindows>,
     /// The GPU's state around the window (CUDA only).
     state: Option<GpuWindow>,
+    /// The first measured run's outputs (`record_outputs`).
+    outputs: Option<Tensor>,
 }
 
 /// The `read_back` diagnostic: one element of `t` copied to the host, which waits for the work producing it.
@@ -102,7 +105,8 @@ pub fn input_mask(model: &Model, batch: i64, length: i64) -> Option<Tensor> {
         .then(|| Tensor::ones([batch, length], (Kind::Int64, model.device)))
 }
 
-/// One timed run; records into `samples` when `record`.
+/// One timed run; records into `samples` when `record`. With `capture`, returns what the run produced, taken
+/// after its clock stopped: the generated ids `[B, N]` (generators) or the last hidden state (encoders).
 fn run_once(
     model: &Model,
     ids: &Tensor,
@@ -110,7 +114,8 @@ fn run_once(
     params: &BenchParams,
     samples: &mut Samples,
     record: bool,
-) -> Result<()> {
+    capture: bool,
+) -> Result<Option<Tensor>> {
     let device = model.device;
     let batch = params.batch_size as f64;
     let input_tokens = batch * ids.size()[1] as f64;
@@ -139,6 +144,7 @@ fn run_once(
                 samples.push("tokens_per_sec", input_tokens / (forward_ms / 1e3));
                 samples.push("prefill_tokens_per_sec", input_tokens / (forward_ms / 1e3));
             }
+            Ok(capture.then_some(hidden))
         }
         Arch::Decoder | Arch::EncoderDecoder => {
             let (mut next, mut state, encoder_ms) = if model.arch == Arch::Decoder {
@@ -166,11 +172,16 @@ fn run_once(
             synchronize(device);
             let ttft_ms = ms_since(start);
             let mut step_ms = Vec::new();
+            // Handles to the tokens on the device, no copy: read after the clock stops.
+            let mut generated = capture.then(|| vec![next.shallow_clone()]);
             for _ in 1..tokens {
                 let step_start = Instant::now();
                 next = model.step(&next, &mut state)?;
                 synchronize(device);
                 step_ms.push(ms_since(step_start));
+                if let Some(g) = generated.as_mut() {
+                    g.push(next.shallow_clone());
+                }
             }
             let e2e_ms = ms_since(start);
             if record {
@@ -192,9 +203,38 @@ fn run_once(
                     batch * tokens as f64 / (e2e_ms / 1e3),
                 );
             }
+            Ok(generated.map(|g| Tensor::cat(&g, 1)))
         }
     }
-    Ok(())
+}
+
+/// What `record_outputs` keeps of a point, read on the host after every clock stopped: the first row's prompt ids,
+/// and its greedy ids (generators) or the first 8 values of its last hidden state at position 0 (encoders).
+fn recorded_outputs(model: &Model, ids: &Tensor, produced: Option<&Tensor>) -> PointOutputs {
+    let row_ids = |t: &Tensor| {
+        Vec::<i64>::try_from(t.get(0).to_kind(Kind::Int64).to_device(tch::Device::Cpu))
+            .unwrap_or_default()
+    };
+    let mut out = PointOutputs {
+        input_ids: row_ids(ids),
+        generated_ids: None,
+        hidden_head: None,
+    };
+    if let Some(t) = produced {
+        if model.arch.generates() {
+            out.generated_ids = Some(row_ids(t));
+        } else {
+            let head = t.get(0).get(0);
+            let n = head.size().first().copied().unwrap_or(0).min(8);
+            out.hidden_head = Vec::<f64>::try_from(
+                head.narrow(0, 0, n)
+                    .to_kind(Kind::Double)
+                    .to_device(tch::Device::Cpu),
+            )
+            .ok();
+        }
+    }
+    out
 }
 
 /// The process-wide settings the points are measured under: libtorch's intra-op threads (the job's, which every
@@ -246,6 +286,7 @@ pub fn measure_point(
         method: METHOD_ID.into(),
         run_id: String::new(),
         anchor: None,
+        outputs: None,
         wall_s: 0.0,
         finished_at: String::new(),
         energy: None,
@@ -353,7 +394,7 @@ pub fn measure_point(
             meter.stop(window)
         });
         for _ in 0..warmups {
-            run_once(model, &ids, mask, params, &mut samples, false)?;
+            run_once(model, &ids, mask, params, &mut samples, false, false)?;
         }
         // On a GPU, clocks ramp up from idle over a fraction of a second: keep running until they have.
         let warming = Instant::now();
@@ -361,13 +402,14 @@ pub fn measure_point(
             if e3pipe::interrupt::interrupted() {
                 return Err(Error::Interrupted);
             }
-            run_once(model, &ids, mask, params, &mut samples, false)?;
+            run_once(model, &ids, mask, params, &mut samples, false, false)?;
         }
         // The GPU's state just before and just after the window (`nvidia-smi` runs outside it, never during).
         let state_start = gpu.as_ref().and_then(|g| gpu::sample(&g.parent_uuid));
         let measuring = Instant::now();
         let window = meter.start();
         let mut runs = 0;
+        let mut outputs = None;
         loop {
             if let Some(reason) = should_stop(
                 params,
@@ -384,7 +426,7 @@ pub fn measure_point(
                         if e3pipe::interrupt::interrupted() {
                             return Err(Error::Interrupted);
                         }
-                        run_once(model, &ids, mask, params, &mut samples, false)?;
+                        run_once(model, &ids, mask, params, &mut samples, false, false)?;
                         energy_runs += 1;
                     }
                 }
@@ -410,6 +452,7 @@ pub fn measure_point(
                             mask,
                             &prefill_only,
                             &mut Samples::default(),
+                            false,
                             false,
                         )?;
                         prefill_runs += 1;
@@ -445,12 +488,25 @@ pub fn measure_point(
                     stopped_by: reason,
                     energy,
                     state,
+                    outputs,
                 });
             }
             if e3pipe::interrupt::interrupted() {
                 return Err(Error::Interrupted);
             }
-            run_once(model, &ids, mask, params, &mut samples, true)?;
+            // The first measured run's outputs, when asked for (`record_outputs`).
+            let produced = run_once(
+                model,
+                &ids,
+                mask,
+                params,
+                &mut samples,
+                true,
+                params.record_outputs && runs == 0,
+            )?;
+            if produced.is_some() {
+                outputs = produced;
+            }
             runs += 1;
         }
     });
@@ -490,7 +546,11 @@ pub fn measure_point(
             stopped_by,
             energy: used,
             state,
+            outputs,
         }) => {
+            if params.record_outputs {
+                result.outputs = Some(recorded_outputs(model, &ids, outputs.as_ref()));
+            }
             if let Some(state) = &state {
                 result.warnings = state.warnings();
             }
@@ -621,6 +681,7 @@ mod tests {
             max_runs: None,
             max_duration_s: None,
             read_back: false,
+            record_outputs: false,
             warmup_s: None,
         }
     }

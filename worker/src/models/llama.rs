@@ -1,6 +1,6 @@
 //! The Llama-family decoder (`llama`, `qwen2`, `mistral`) on tch, with Hugging Face parameter names
-//! (`model.layers.0.self_attn.q_proj.weight`, ...): RMSNorm, rotary positions (default or Llama 3 scaled),
-//! grouped-query attention whose KV cache holds only the key/value heads, a SwiGLU MLP, and a tied or untied LM
+//! (`model.layers.0.self_attn.q_proj.weight`, ...): `RMSNorm`, rotary positions (default or Llama 3 scaled),
+//! grouped-query attention whose KV cache holds only the key/value heads, a `SwiGLU` MLP, and a tied or untied LM
 //! head. Attention is libtorch's fused `scaled_dot_product_attention` with `enable_gqa`; a sliding window (Mistral)
 //! needs an explicit mask in a prefill longer than the window, and a decode step attends only the window's keys, so
 //! its cost stays bounded as transformers' does.
@@ -93,7 +93,8 @@ fn inverse_frequencies(rope: Rope, dim: i64, device: tch::Device) -> Tensor {
     let theta = match rope {
         Rope::Default { theta } | Rope::Llama3 { theta, .. } => theta,
     };
-    let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Int64, device)).to_kind(Kind::Float)
+    let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Int64, device))
+        .to_kind(Kind::Float)
         / dim as f64;
     let inv = Tensor::pow_scalar(theta, &exponents).reciprocal();
     let Rope::Llama3 {
@@ -110,9 +111,12 @@ fn inverse_frequencies(rope: Rope, dim: i64, device: tch::Device) -> Tensor {
     let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
     let wavelen = inv.reciprocal() * (2.0 * std::f64::consts::PI);
     let scaled = inv.where_self(&wavelen.le(low_wavelen), &(&inv / factor));
-    let smooth = (wavelen.reciprocal() * old - low_freq_factor) / (high_freq_factor - low_freq_factor);
+    let smooth =
+        (wavelen.reciprocal() * old - low_freq_factor) / (high_freq_factor - low_freq_factor);
     let smoothed: Tensor = (smooth.neg() + 1.0) * &scaled / factor + &smooth * &scaled;
-    let medium = wavelen.ge(high_wavelen).logical_and(&wavelen.le(low_wavelen));
+    let medium = wavelen
+        .ge(high_wavelen)
+        .logical_and(&wavelen.le(low_wavelen));
     smoothed.where_self(&medium, &scaled)
 }
 
@@ -127,7 +131,11 @@ impl Llama {
     /// Variables are named as in HF `LlamaForCausalLM` (`model.embed_tokens.weight`, `lm_head.weight`, ...).
     pub fn new(p: Path, config: &LlamaConfig, family: LlamaFamily, rope: Rope) -> Llama {
         let d = config.hidden_size;
-        let (h, kv, dh) = (config.num_attention_heads, config.kv_heads(), config.head_size());
+        let (h, kv, dh) = (
+            config.num_attention_heads,
+            config.kv_heads(),
+            config.head_size(),
+        );
         let ff = config.intermediate_size;
         let (qkv_bias, o_bias) = config.biases(family);
         let m = &p / "model";
@@ -142,7 +150,11 @@ impl Llama {
                     k: Linear::new(&attn / "k_proj", d, kv * dh, qkv_bias),
                     v: Linear::new(&attn / "v_proj", d, kv * dh, qkv_bias),
                     o: Linear::new(&attn / "o_proj", h * dh, d, o_bias),
-                    post_norm: RmsNorm::new(&b / "post_attention_layernorm", d, config.rms_norm_eps),
+                    post_norm: RmsNorm::new(
+                        &b / "post_attention_layernorm",
+                        d,
+                        config.rms_norm_eps,
+                    ),
                     gate: Linear::new(&mlp / "gate_proj", d, ff, config.mlp_bias),
                     up: Linear::new(&mlp / "up_proj", d, ff, config.mlp_bias),
                     down: Linear::new(&mlp / "down_proj", ff, d, config.mlp_bias),
@@ -209,7 +221,8 @@ impl Llama {
         let mut x = self.embed.forward(input_ids);
         let kind = x.kind();
         // cos/sin `[T, dh]` for these positions, computed in fp32 and cast as transformers does.
-        let positions = Tensor::arange_start(past, past + seq, (Kind::Int64, device)).to_kind(Kind::Float);
+        let positions =
+            Tensor::arange_start(past, past + seq, (Kind::Int64, device)).to_kind(Kind::Float);
         let freqs = positions.unsqueeze(1) * self.inv_freq.unsqueeze(0);
         let angles = Tensor::cat(&[&freqs, &freqs], -1);
         let (cos, sin) = (angles.cos().to_kind(kind), angles.sin().to_kind(kind));
@@ -221,9 +234,25 @@ impl Llama {
             .then(|| attention_mask(seq, past, window, device));
         for (layer, block) in self.blocks.iter().enumerate() {
             let hs = block.input_norm.forward(&x);
-            let q = rotate(&block.q.forward(&hs).view([batch, seq, h, dh]).transpose(1, 2));
-            let k = rotate(&block.k.forward(&hs).view([batch, seq, kv, dh]).transpose(1, 2));
-            let v = block.v.forward(&hs).view([batch, seq, kv, dh]).transpose(1, 2);
+            let q = rotate(
+                &block
+                    .q
+                    .forward(&hs)
+                    .view([batch, seq, h, dh])
+                    .transpose(1, 2),
+            );
+            let k = rotate(
+                &block
+                    .k
+                    .forward(&hs)
+                    .view([batch, seq, kv, dh])
+                    .transpose(1, 2),
+            );
+            let v = block
+                .v
+                .forward(&hs)
+                .view([batch, seq, kv, dh])
+                .transpose(1, 2);
             let (mut k_all, mut v_all) = cache.append(layer, &k, &v);
             let gqa = kv != h;
             let attn = if let Some(mask) = &mask {
@@ -246,7 +275,14 @@ impl Llama {
                     v_all = v_all.narrow(2, total - w, w);
                 }
                 Tensor::scaled_dot_product_attention::<Tensor>(
-                    &q, &k_all, &v_all, None, 0.0, seq > 1, None, gqa,
+                    &q,
+                    &k_all,
+                    &v_all,
+                    None,
+                    0.0,
+                    seq > 1,
+                    None,
+                    gqa,
                 )
             };
             let attn = attn.transpose(1, 2).reshape([batch, seq, h * dh]);

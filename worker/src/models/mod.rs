@@ -392,7 +392,9 @@ impl Model {
             None => Vec::new(),
         };
         let vocab = self.config.as_ref().map_or(0, ArchConfig::vocab_size);
-        eos.into_iter().filter(|id| (0..vocab).contains(id)).collect()
+        eos.into_iter()
+            .filter(|id| (0..vocab).contains(id))
+            .collect()
     }
 
     /// Greedy choice from the last position's logits, `[B, T, V]` -> `[B, 1]`, with EOS excluded as transformers'

@@ -39,7 +39,9 @@ pub fn load_safetensors(
         }
     }
     // Errors name the file, or the index for a sharded checkpoint.
-    let file: &Path = files.first().map_or(Path::new("model.safetensors"), |f| f.as_path());
+    let file: &Path = files
+        .first()
+        .map_or(Path::new("model.safetensors"), |f| f.as_path());
     let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     variables.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| -> Result<()> {

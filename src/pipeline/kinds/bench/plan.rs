@@ -202,6 +202,9 @@ impl Planned for BenchPlan {
     }
 }
 
+/// GPT-2's vocabulary: the ids the stand-in tokenizer can produce.
+const STAND_IN_VOCAB: i64 = 50257;
+
 fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> {
     if let Some(path) = &bench.model.tokenizer {
         Ok(format!("blake3:{}", hashes.blake3(path)?))
@@ -217,6 +220,24 @@ fn tokenizer_identity(bench: &BenchStep, hashes: &FileHashes) -> Result<String> 
                 field: "tokenizer".into(),
                 message: "set `tokenizer:`".into(),
             })?;
+        // A stand-in must fit: its ids index the model's embedding.
+        if let Some(config) = bench
+            .model
+            .config
+            .as_ref()
+            .filter(|c| c.stand_in_tokenizer())
+            && config.vocab_size() < STAND_IN_VOCAB
+        {
+            return Err(Error::BadValue {
+                path: bench.model.file.clone(),
+                field: "config.vocab_size".into(),
+                message: format!(
+                    "{} is smaller than the {STAND_IN_VOCAB} ids of GPT-2's BPE, which stands in for `{}`'s own tokenizer; set `tokenizer:` to the model's `tokenizer.json`, or a vocabulary of at least {STAND_IN_VOCAB}",
+                    config.vocab_size(),
+                    bench.model.name
+                ),
+            });
+        }
         let hash = match builtin {
             BuiltinTokenizer::Gpt2 => env!("E3PIPE_TOKENIZER_DECODER_BLAKE3"),
             BuiltinTokenizer::Bert => env!("E3PIPE_TOKENIZER_ENCODER_BLAKE3"),

@@ -22,6 +22,23 @@ use crate::results::document::{
     BenchRecord, LengthMetrics, ModelRecord, ResultsDocument, RunConfig, SCHEMA_VERSION,
 };
 
+/// Which tokenizer cut the prompts: the model's own file, or a built-in one (labelled when it stands in for a
+/// tokenizer that cannot be had offline).
+fn tokenizer_label(model: &crate::models::spec::ModelSpec) -> String {
+    if let Some(path) = &model.tokenizer {
+        return format!("file {}", path.display());
+    }
+    match &model.config {
+        Some(c) if c.stand_in_tokenizer() => format!(
+            "stand-in: GPT-2's BPE (built in; `{}`'s own tokenizer is not available offline, and GPT-2's ids fit its vocabulary of {})",
+            model.name,
+            c.vocab_size()
+        ),
+        Some(c) => format!("built-in {}", c.builtin_tokenizer().key_name()),
+        None => "built-in".into(),
+    }
+}
+
 /// Derives `point`'s summaries again from its stored samples with this build's statistics, so that a change to
 /// them needs no point measured again (`bench::stats`).
 pub fn use_current_statistics(point: &mut PointResult) {
@@ -152,14 +169,18 @@ fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> ResultsDocument {
                     .config
                     .as_ref()
                     .and_then(|c| serde_json::to_value(c).ok()),
-                // How the roofline fields count attention (native models only; TorchScript's work is not counted).
-                extra: if model.config.is_some() {
-                    Map::from_iter([(
-                        "attention".to_string(),
-                        Value::from(crate::models::work::ATTENTION_PATH),
-                    )])
-                } else {
-                    Map::new()
+                // How the roofline fields count attention (native models only; TorchScript's work is not counted),
+                // and which tokenizer cut the prompts.
+                extra: {
+                    let mut extra = Map::new();
+                    if let Some(config) = &model.config {
+                        extra.insert(
+                            "attention".to_string(),
+                            Value::from(crate::models::work::attention_path(config)),
+                        );
+                    }
+                    extra.insert("tokenizer".to_string(), Value::from(tokenizer_label(model)));
+                    extra
                 },
             },
             bench: BenchRecord {
