@@ -591,4 +591,47 @@ mod tests {
             }
         }
     }
+
+    fn tiny_llama(kv_heads: i64, window: Option<i64>) -> ArchConfig {
+        let c: LlamaConfig = serde_json::from_value(serde_json::json!({
+            "vocab_size": 99, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": kv_heads, "max_position_embeddings": 64,
+            "sliding_window": window,
+        }))
+        .unwrap();
+        if window.is_some() {
+            ArchConfig::Mistral(c)
+        } else {
+            ArchConfig::Llama(c)
+        }
+    }
+
+    #[test]
+    fn a_window_caps_the_keys_each_query_sees() {
+        // 9 prompt positions, window 4: positions 0..8 see 1, 2, 3, then 4 keys each: 1 + 2 + 3 + 6 × 4 = 30.
+        assert_eq!(windowed_score_entries(9.0, 9.0, true, Some(4.0)), 30.0);
+        // A window wider than the prompt changes nothing: 9 · 10 / 2.
+        assert_eq!(windowed_score_entries(9.0, 9.0, true, Some(16.0)), 45.0);
+        // A decode step at 20 cached keys sees the last 4.
+        assert_eq!(windowed_score_entries(1.0, 20.0, false, Some(4.0)), 4.0);
+        assert_eq!(windowed_score_entries(1.0, 20.0, false, None), 20.0);
+    }
+
+    #[test]
+    fn a_llama_step_reads_every_weight_once_and_kv_per_kv_head() {
+        // Per layer: q 32×32, k and v 32×(2·8), o 32×32, two norms of 32, gate and up 32×64, down 64×32 = 9280;
+        // two layers, the final norm, the untied head 32×99 and one embedding row: 21,792 parameters, fp32.
+        let w = point_work(&tiny_llama(2, None), 16, 5, 1, 4).decode_step.unwrap();
+        assert_eq!(w.weight_bytes, 21_792.0 * 4.0);
+        // Grouped-query attention: K/V read once per KV head. 4 KV heads instead of 2 read twice the keys
+        // (2 layers × 2 more heads × (k, v) × 18.5 mean keys × 8 values) and project into twice the width.
+        let full = point_work(&tiny_llama(4, None), 16, 5, 1, 4).decode_step.unwrap();
+        let kv_read = 2.0 * 2.0 * 2.0 * 18.5 * 8.0 * 4.0;
+        let projections = 2.0 * 2.0 * (32.0 * 16.0 + 16.0) * 4.0; // k, v: 16 more weight columns and outputs
+        let written = 2.0 * 2.0 * 16.0 * 4.0; // twice the keys and values into the cache
+        assert_eq!(full.bytes - w.bytes, kv_read + projections + written);
+        // A window of 4 keys: every decode step reads 4 keys per KV head, not 18.5.
+        let windowed = point_work(&tiny_llama(2, Some(4)), 16, 5, 1, 4).decode_step.unwrap();
+        assert_eq!(w.bytes - windowed.bytes, 2.0 * 2.0 * 2.0 * (18.5 - 4.0) * 8.0 * 4.0);
+    }
 }
