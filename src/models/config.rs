@@ -78,6 +78,11 @@ pub enum ArchConfig {
     T5(T5Config),
     #[serde(rename = "bert")]
     Bert(BertConfig),
+    /// BERT with positions counted from the padding id (`pad_token_id` + 1 onwards), as RoBERTa numbers them.
+    #[serde(rename = "roberta")]
+    Roberta(BertConfig),
+    #[serde(rename = "distilbert")]
+    DistilBert(DistilBertConfig),
     #[serde(rename = "llama")]
     Llama(LlamaConfig),
     #[serde(rename = "qwen2")]
@@ -87,7 +92,25 @@ pub enum ArchConfig {
 }
 
 impl ArchConfig {
-    pub const MODEL_TYPES: [&'static str; 6] = ["gpt2", "t5", "bert", "llama", "qwen2", "mistral"];
+    pub const MODEL_TYPES: [&'static str; 8] = [
+        "gpt2",
+        "t5",
+        "bert",
+        "roberta",
+        "distilbert",
+        "llama",
+        "qwen2",
+        "mistral",
+    ];
+
+    /// BERT's shape, for the encoders that are BERT with other names or positions.
+    pub fn bert_like(&self) -> Option<BertConfig> {
+        match self {
+            ArchConfig::Bert(c) | ArchConfig::Roberta(c) => Some(c.clone()),
+            ArchConfig::DistilBert(c) => Some(c.as_bert()),
+            _ => None,
+        }
+    }
 
     /// The Llama-family decoder's config and which member it is.
     pub fn llama(&self) -> Option<(&LlamaConfig, LlamaFamily)> {
@@ -106,7 +129,9 @@ impl ArchConfig {
             | ArchConfig::Qwen2(_)
             | ArchConfig::Mistral(_) => Arch::Decoder,
             ArchConfig::T5(_) => Arch::EncoderDecoder,
-            ArchConfig::Bert(_) => Arch::Encoder,
+            ArchConfig::Bert(_) | ArchConfig::Roberta(_) | ArchConfig::DistilBert(_) => {
+                Arch::Encoder
+            }
         }
     }
 
@@ -119,13 +144,15 @@ impl ArchConfig {
             | ArchConfig::Qwen2(_)
             | ArchConfig::Mistral(_) => BuiltinTokenizer::Gpt2,
             ArchConfig::T5(_) => BuiltinTokenizer::T5,
-            ArchConfig::Bert(_) => BuiltinTokenizer::Bert,
+            ArchConfig::Bert(_) | ArchConfig::DistilBert(_) => BuiltinTokenizer::Bert,
+            // RoBERTa's byte-level BPE is GPT-2's with its own special tokens: GPT-2's stands in.
+            ArchConfig::Roberta(_) => BuiltinTokenizer::Gpt2,
         }
     }
 
     /// Whether the built-in tokenizer is another model's, standing in for this one's.
     pub fn stand_in_tokenizer(&self) -> bool {
-        self.llama().is_some()
+        self.llama().is_some() || matches!(self, ArchConfig::Roberta(_))
     }
 
     pub fn vocab_size(&self) -> i64 {
@@ -133,7 +160,8 @@ impl ArchConfig {
             ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => c.vocab_size,
             ArchConfig::Gpt2(c) => c.vocab_size,
             ArchConfig::T5(c) => c.vocab_size,
-            ArchConfig::Bert(c) => c.vocab_size,
+            ArchConfig::Bert(c) | ArchConfig::Roberta(c) => c.vocab_size,
+            ArchConfig::DistilBert(c) => c.vocab_size,
         }
     }
 
@@ -142,6 +170,13 @@ impl ArchConfig {
         match self {
             ArchConfig::Gpt2(c) => Some(c.n_positions as usize),
             ArchConfig::Bert(c) => Some(c.max_position_embeddings as usize),
+            ArchConfig::DistilBert(c) => Some(c.max_position_embeddings as usize),
+            // Positions start after the padding id.
+            ArchConfig::Roberta(c) => Some(
+                c.max_position_embeddings
+                    .saturating_sub(c.pad_token_id.unwrap_or(1) + 1)
+                    .max(0) as usize,
+            ),
             ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
                 Some(c.max_position_embeddings as usize)
             }
@@ -181,7 +216,7 @@ impl ArchConfig {
                 "decoder_start_token_id",
                 "eos_token_id",
             ],
-            "bert" => &[
+            "bert" | "roberta" => &[
                 "model_type",
                 "vocab_size",
                 "hidden_size",
@@ -192,6 +227,17 @@ impl ArchConfig {
                 "type_vocab_size",
                 "layer_norm_eps",
                 "hidden_act",
+                "pad_token_id",
+            ],
+            "distilbert" => &[
+                "model_type",
+                "vocab_size",
+                "dim",
+                "n_layers",
+                "n_heads",
+                "hidden_dim",
+                "max_position_embeddings",
+                "activation",
             ],
             "llama" | "qwen2" | "mistral" => crate::models::llama_config::ALLOWED_KEYS,
             _ => &["model_type"],
@@ -267,6 +313,40 @@ pub struct BertConfig {
     pub layer_norm_eps: f64,
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// RoBERTa: the padding id its positions start after (1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad_token_id: Option<i64>,
+}
+
+/// DistilBERT's names for BERT's shape (no token types, no pooler).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistilBertConfig {
+    pub vocab_size: i64,
+    pub dim: i64,
+    pub n_layers: i64,
+    pub n_heads: i64,
+    pub hidden_dim: i64,
+    pub max_position_embeddings: i64,
+    #[serde(default = "default_act")]
+    pub activation: String,
+}
+
+impl DistilBertConfig {
+    /// The same network in BERT's names (its layer norms use 1e-12, as BERT's do).
+    pub fn as_bert(&self) -> BertConfig {
+        BertConfig {
+            vocab_size: self.vocab_size,
+            hidden_size: self.dim,
+            num_hidden_layers: self.n_layers,
+            num_attention_heads: self.n_heads,
+            intermediate_size: self.hidden_dim,
+            max_position_embeddings: self.max_position_embeddings,
+            type_vocab_size: 0,
+            layer_norm_eps: 1e-12,
+            hidden_act: self.activation.clone(),
+            pad_token_id: None,
+        }
+    }
 }
 
 fn eps_1e5() -> f64 {
@@ -425,7 +505,21 @@ impl ArchConfig {
                 epsilon("layer_norm_epsilon", c.layer_norm_epsilon)?;
                 one_of("feed_forward_proj", &c.feed_forward_proj, T5_FEED_FORWARD)
             }
-            ArchConfig::Bert(c) => {
+            ArchConfig::DistilBert(c) => ArchConfig::Bert(BertConfig {
+                type_vocab_size: 1,
+                ..c.as_bert()
+            })
+            .validate(),
+            ArchConfig::Roberta(c)
+                if c.max_position_embeddings <= c.pad_token_id.unwrap_or(1) + 1 =>
+            {
+                Err(format!(
+                    "`max_position_embeddings` ({}) must exceed `pad_token_id` + 1 ({}): RoBERTa's positions start after the padding id",
+                    c.max_position_embeddings,
+                    c.pad_token_id.unwrap_or(1) + 1
+                ))
+            }
+            ArchConfig::Bert(c) | ArchConfig::Roberta(c) => {
                 addressable(
                     "`vocab_size` × `hidden_size`",
                     &[c.vocab_size, c.hidden_size],
@@ -499,6 +593,15 @@ pub fn infeasibility(
             c.n_positions
         ),
         ArchConfig::Bert(c) => format!(
+            "{context_length} tokens exceed max_position_embeddings {}",
+            c.max_position_embeddings
+        ),
+        ArchConfig::Roberta(c) => format!(
+            "{context_length} tokens exceed max_position_embeddings {} less the {} positions up to the padding id",
+            c.max_position_embeddings,
+            c.pad_token_id.unwrap_or(1) + 1
+        ),
+        ArchConfig::DistilBert(c) => format!(
             "{context_length} tokens exceed max_position_embeddings {}",
             c.max_position_embeddings
         ),

@@ -249,6 +249,15 @@ pub fn parse_device(text: &str) -> Option<DeviceChoice> {
     }
 }
 
+/// The model types e3pipe runs, as messages list them.
+fn model_types() -> String {
+    ArchConfig::MODEL_TYPES
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn inline_config(file: &Path, map: &Mapping) -> Result<ArchConfig> {
     let model_type = map
         .get("model_type")
@@ -256,7 +265,7 @@ fn inline_config(file: &Path, map: &Mapping) -> Result<ArchConfig> {
         .ok_or_else(|| Error::BadValue {
             path: file.into(),
             field: "config.model_type".into(),
-            message: "missing; expected one of `gpt2`, `t5`, `bert`".into(),
+            message: format!("missing; expected one of {}", model_types()),
         })?;
     if !ArchConfig::MODEL_TYPES.contains(&model_type) {
         let hint = suggest(model_type, ArchConfig::MODEL_TYPES)
@@ -266,7 +275,9 @@ fn inline_config(file: &Path, map: &Mapping) -> Result<ArchConfig> {
             path: file.into(),
             field: "config.model_type".into(),
             message: format!(
-                "unsupported model_type `{model_type}` (expected `gpt2`, `t5` or `bert`){hint}"
+                "unsupported model_type `{}` (expected one of {}){hint}",
+                crate::error::shorten(model_type, 40),
+                model_types()
             ),
         });
     }
@@ -313,7 +324,9 @@ pub fn read_hf_config(dir: &Path) -> Result<ArchConfig> {
         return Err(Error::ModelFile {
             path,
             message: format!(
-                "unsupported model_type `{model_type}` (e3pipe runs `gpt2`, `t5` and `bert`)"
+                "unsupported model_type `{}` (e3pipe runs {})",
+                crate::error::shorten(model_type, 40),
+                model_types()
             ),
         });
     }

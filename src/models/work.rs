@@ -179,8 +179,12 @@ pub fn point_work(
             decode_step: (steps > 0)
                 .then(|| t5_decoder_step(c, 1.0 + num_tokens as f64 / 2.0, l, b, dtype_bytes)),
         },
-        ArchConfig::Bert(c) => PointWork {
+        ArchConfig::Bert(c) | ArchConfig::Roberta(c) => PointWork {
             headline: bert_forward(c, l, b, dtype_bytes),
+            decode_step: None,
+        },
+        ArchConfig::DistilBert(c) => PointWork {
+            headline: bert_forward(&c.as_bert(), l, b, dtype_bytes),
             decode_step: None,
         },
         ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
@@ -401,6 +405,7 @@ mod tests {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             hidden_act: "gelu".into(),
+            pad_token_id: None,
         })
     }
 
@@ -621,17 +626,26 @@ mod tests {
     fn a_llama_step_reads_every_weight_once_and_kv_per_kv_head() {
         // Per layer: q 32×32, k and v 32×(2·8), o 32×32, two norms of 32, gate and up 32×64, down 64×32 = 9280;
         // two layers, the final norm, the untied head 32×99 and one embedding row: 21,792 parameters, fp32.
-        let w = point_work(&tiny_llama(2, None), 16, 5, 1, 4).decode_step.unwrap();
+        let w = point_work(&tiny_llama(2, None), 16, 5, 1, 4)
+            .decode_step
+            .unwrap();
         assert_eq!(w.weight_bytes, 21_792.0 * 4.0);
         // Grouped-query attention: K/V read once per KV head. 4 KV heads instead of 2 read twice the keys
         // (2 layers × 2 more heads × (k, v) × 18.5 mean keys × 8 values) and project into twice the width.
-        let full = point_work(&tiny_llama(4, None), 16, 5, 1, 4).decode_step.unwrap();
+        let full = point_work(&tiny_llama(4, None), 16, 5, 1, 4)
+            .decode_step
+            .unwrap();
         let kv_read = 2.0 * 2.0 * 2.0 * 18.5 * 8.0 * 4.0;
         let projections = 2.0 * 2.0 * (32.0 * 16.0 + 16.0) * 4.0; // k, v: 16 more weight columns and outputs
         let written = 2.0 * 2.0 * 16.0 * 4.0; // twice the keys and values into the cache
         assert_eq!(full.bytes - w.bytes, kv_read + projections + written);
         // A window of 4 keys: every decode step reads 4 keys per KV head, not 18.5.
-        let windowed = point_work(&tiny_llama(2, Some(4)), 16, 5, 1, 4).decode_step.unwrap();
-        assert_eq!(w.bytes - windowed.bytes, 2.0 * 2.0 * 2.0 * (18.5 - 4.0) * 8.0 * 4.0);
+        let windowed = point_work(&tiny_llama(2, Some(4)), 16, 5, 1, 4)
+            .decode_step
+            .unwrap();
+        assert_eq!(
+            w.bytes - windowed.bytes,
+            2.0 * 2.0 * 2.0 * (18.5 - 4.0) * 8.0 * 4.0
+        );
     }
 }

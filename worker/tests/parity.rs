@@ -327,9 +327,10 @@ fn bad_model_files_are_named_errors() {
         "{err}"
     );
     // A config of an unsupported model_type.
-    std::fs::write(dir.join("config.json"), r#"{"model_type": "llama"}"#).unwrap();
+    std::fs::write(dir.join("config.json"), r#"{"model_type": "gemma"}"#).unwrap();
     let err = read_hf_config(&dir).err().unwrap().to_string();
-    assert!(err.contains("unsupported model_type `llama`"), "{err}");
+    assert!(err.contains("unsupported model_type `gemma`"), "{err}");
+    assert!(err.contains("`llama`, `qwen2`, `mistral`"), "{err}");
     // A TorchScript file that is not one, and one with the wrong calling convention.
     std::fs::write(dir.join("bad.pt"), b"not torchscript").unwrap();
     let err = load_error(&script_spec(&dir.join("bad.pt"), Arch::Encoder));
@@ -412,4 +413,22 @@ fn the_kv_cache_holds_only_the_key_value_heads() {
     let gpt2 = load(&fixtures().join("tiny-gpt2"));
     // GPT-2 caches every head: n_embd 32 per position.
     assert_eq!(gpt2.kv_cache_bytes(1, 10, 6), Some(2 * 2 * 16 * 32 * 4));
+}
+
+#[test]
+fn roberta_and_distilbert_match_transformers() {
+    // tiny-roberta: the padding id 1 sits inside the first row, where transformers does not advance the position.
+    // tiny-distilbert: DistilBERT's own parameter names, no token types.
+    for name in ["tiny-roberta", "tiny-distilbert"] {
+        let dir = fixtures().join(name);
+        let r = reference(&dir.join("reference.safetensors"));
+        let model = load(&dir);
+        let _guard = tch::no_grad_guard();
+        let hidden = model.encode(&r["input_ids"], None).unwrap();
+        let diff = max_abs_diff(&hidden, &r["last_hidden_state"]);
+        assert!(
+            diff < 1e-5,
+            "{name}: hidden states differ from transformers by {diff}"
+        );
+    }
 }

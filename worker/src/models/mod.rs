@@ -124,7 +124,19 @@ impl Model {
         let network = match &config {
             ArchConfig::Gpt2(c) => Network::Gpt2(gpt2::Gpt2::new(root, c)),
             ArchConfig::T5(c) => Network::T5(t5::T5::new(root, c)),
-            ArchConfig::Bert(c) => Network::Bert(bert::Bert::new(root, c)),
+            ArchConfig::Bert(c) => Network::Bert(bert::Bert::new(root, c, bert::Flavor::Bert)),
+            ArchConfig::Roberta(c) => Network::Bert(bert::Bert::new(
+                root,
+                c,
+                bert::Flavor::Roberta {
+                    pad: c.pad_token_id.unwrap_or(1),
+                },
+            )),
+            ArchConfig::DistilBert(c) => Network::Bert(bert::Bert::new(
+                root,
+                &c.as_bert(),
+                bert::Flavor::DistilBert,
+            )),
             ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
                 let family = config
                     .llama()
@@ -146,6 +158,12 @@ impl Model {
                     &[("shared.weight", "encoder.embed_tokens.weight")],
                 )?,
                 ArchConfig::Bert(_) => weights::load_safetensors(&vs, &files, &["bert."], &[])?,
+                ArchConfig::Roberta(_) => {
+                    weights::load_safetensors(&vs, &files, &["roberta."], &[])?;
+                }
+                ArchConfig::DistilBert(_) => {
+                    weights::load_safetensors(&vs, &files, &["distilbert."], &[])?;
+                }
                 // Named in the files as in the model (`model.layers.0...`, `lm_head.weight`).
                 ArchConfig::Llama(_) | ArchConfig::Qwen2(_) | ArchConfig::Mistral(_) => {
                     weights::load_safetensors(&vs, &files, &[], &[])?;

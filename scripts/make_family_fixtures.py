@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Generate the Llama-family test fixtures: tests/fixtures/tiny-{llama,qwen2,mistral}/.
+"""Generate the fixtures of the model families added beside GPT-2/T5/BERT: tests/fixtures/tiny-{llama,qwen2,mistral,
+roberta,distilbert}/.
 
 Pinned reference environment: torch==2.13.0 transformers==5.24.0 safetensors==0.8.0 (the `.venv-ref`).
 Run from the repository root:
-    HF_HUB_OFFLINE=1 .venv-ref/bin/python scripts/make_llama_fixtures.py
+    HF_HUB_OFFLINE=1 .venv-ref/bin/python scripts/make_family_fixtures.py
 
 Each directory is what transformers' `save_pretrained` writes (config.json as 5.x writes it, with
 `rope_parameters`), and `reference.safetensors` holds, for a prompt `input_ids` [2, 9]:
@@ -14,6 +15,9 @@ The three cover what the family varies:
     tiny-qwen2    qwen2, 4 query heads over 1 KV head, q/k/v biases, tied head, **bf16 and sharded** (index + shards);
                   its reference is computed from the bf16 weights cast to fp32, as e3pipe loads them
     tiny-mistral  mistral, 2 KV heads, sliding window 4 (shorter than the 9-token prompt and the generation)
+and for the encoders, `last_hidden_state` F32 [2, 9, 32] instead of logits and generation:
+    tiny-roberta     roberta (`RobertaModel`), the padding id 1 inside the prompt: positions as transformers counts
+    tiny-distilbert  distilbert (`DistilBertModel`)
 Single-threaded, fixed seeds: the same bytes on every run.
 """
 import json
@@ -25,7 +29,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import (DistilBertConfig, DistilBertModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
+                          MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, RobertaConfig, RobertaModel)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.path.join(ROOT, "tests", "fixtures")
@@ -76,6 +81,41 @@ def save(name, model, bf16_shards=False):
           f"tie={cfg.get('tie_word_embeddings')} window={cfg.get('sliding_window')} dtype={cfg.get('dtype')}")
 
 
+def save_encoder(name, model, ids):
+    d = os.path.join(FIX, name)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    model.save_pretrained(d, safe_serialization=True)
+    hidden = model(input_ids=ids).last_hidden_state.float().contiguous()
+    save_file({"input_ids": ids, "last_hidden_state": hidden}, os.path.join(d, "reference.safetensors"))
+    print(f"== {name}: {sorted(os.listdir(d))}")
+
+
+def encoders():
+    gen = torch.Generator().manual_seed(2)
+    ids = torch.randint(3, 99, (2, 9), generator=gen, dtype=torch.int64)
+    roberta_ids = ids.clone()
+    roberta_ids[0, 4] = 1  # the padding id inside a row: transformers does not advance the position there
+    torch.manual_seed(0)
+    roberta = RobertaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=64, max_position_embeddings=40, pad_token_id=1, type_vocab_size=1,
+                            attn_implementation="sdpa")
+    m = RobertaModel(roberta, add_pooling_layer=False).eval().float()
+    for n, p in m.named_parameters():
+        if "LayerNorm" in n or n.endswith(".bias"):
+            p.add_(torch.randn_like(p) * 0.1)
+    save_encoder("tiny-roberta", m, roberta_ids)
+    torch.manual_seed(0)
+    distil = DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                              max_position_embeddings=40, attn_implementation="sdpa")
+    m = DistilBertModel(distil).eval().float()
+    for n, p in m.named_parameters():
+        if "layer_norm" in n or "LayerNorm" in n or n.endswith(".bias"):
+            p.add_(torch.randn_like(p) * 0.1)
+    save_encoder("tiny-distilbert", m, ids)
+
+
 def main():
     print(f"torch {torch.__version__} transformers {transformers.__version__}")
     llama = LlamaConfig(**COMMON, num_key_value_heads=2, tie_word_embeddings=False,
@@ -88,6 +128,7 @@ def main():
     save("tiny-qwen2", build("tiny-qwen2", Qwen2ForCausalLM, qwen2), bf16_shards=True)
     mistral = MistralConfig(**COMMON, num_key_value_heads=2, sliding_window=4, tie_word_embeddings=False)
     save("tiny-mistral", build("tiny-mistral", MistralForCausalLM, mistral))
+    encoders()
 
 
 if __name__ == "__main__":
