@@ -78,7 +78,7 @@ pub enum ArchConfig {
     T5(T5Config),
     #[serde(rename = "bert")]
     Bert(BertConfig),
-    /// BERT with positions counted from the padding id (`pad_token_id` + 1 onwards), as RoBERTa numbers them.
+    /// BERT with positions counted from the padding id (`pad_token_id` + 1 onwards), as `RoBERTa` numbers them.
     #[serde(rename = "roberta")]
     Roberta(BertConfig),
     #[serde(rename = "distilbert")]
@@ -139,14 +139,14 @@ impl ArchConfig {
     /// BPE stands in (its ids fit their vocabularies, which `validate` checks), and `stand_in_tokenizer` says so.
     pub fn builtin_tokenizer(&self) -> BuiltinTokenizer {
         match self {
+            // RoBERTa's byte-level BPE is GPT-2's with its own special tokens: GPT-2's stands in for it too.
             ArchConfig::Gpt2(_)
             | ArchConfig::Llama(_)
             | ArchConfig::Qwen2(_)
-            | ArchConfig::Mistral(_) => BuiltinTokenizer::Gpt2,
+            | ArchConfig::Mistral(_)
+            | ArchConfig::Roberta(_) => BuiltinTokenizer::Gpt2,
             ArchConfig::T5(_) => BuiltinTokenizer::T5,
             ArchConfig::Bert(_) | ArchConfig::DistilBert(_) => BuiltinTokenizer::Bert,
-            // RoBERTa's byte-level BPE is GPT-2's with its own special tokens: GPT-2's stands in.
-            ArchConfig::Roberta(_) => BuiltinTokenizer::Gpt2,
         }
     }
 
@@ -313,12 +313,12 @@ pub struct BertConfig {
     pub layer_norm_eps: f64,
     #[serde(default = "default_act")]
     pub hidden_act: String,
-    /// RoBERTa: the padding id its positions start after (1).
+    /// `RoBERTa`: the padding id its positions start after (1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad_token_id: Option<i64>,
 }
 
-/// DistilBERT's names for BERT's shape (no token types, no pooler).
+/// `DistilBERT`'s names for BERT's shape (no token types, no pooler).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DistilBertConfig {
     pub vocab_size: i64,
@@ -644,6 +644,7 @@ mod tests {
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
             hidden_act: "gelu".into(),
+            pad_token_id: None,
         });
         assert_eq!(infeasibility(Some(&bert), 512, 0), None);
         assert!(infeasibility(Some(&bert), 513, 0).is_some());

@@ -1,8 +1,8 @@
 //! BERT (encoder) on tch with HF parameter names (`embeddings.word_embeddings.weight`,
 //! `encoder.layer.0.attention.self.query.weight`, ...), post-layer-norm blocks and fused attention with a padding
 //! mask. The pooler is not built: latency is measured to the last hidden state, as for `BertModel`'s main output.
-//! Two more encoders are this network under other names: RoBERTa (positions counted from the padding id, as
-//! transformers numbers them: only non-padding tokens advance the count) and DistilBERT (its own parameter names,
+//! Two more encoders are this network under other names: `RoBERTa` (positions counted from the padding id, as
+//! transformers numbers them: only non-padding tokens advance the count) and `DistilBERT` (its own parameter names,
 //! no token types).
 
 use tch::nn::{self, Module, Path};
