@@ -18,6 +18,9 @@ The three cover what the family varies:
 and for the encoders, `last_hidden_state` F32 [2, 9, 32] instead of logits and generation:
     tiny-roberta     roberta (`RobertaModel`), the padding id 1 inside the prompt: positions as transformers counts
     tiny-distilbert  distilbert (`DistilBertModel`)
+and for BART (`BartForConditionalGeneration`, untied head, `scale_embedding`, a non-zero `final_logits_bias`):
+    tiny-bart        encoder `encoder_last_hidden_state`, decoder `logits` over `decoder_input_ids`, `generated_ids`
+    tiny-bart-tied   the same tied (one `model.shared` embeds both sides and is the head) and unscaled, as bart-base
 Single-threaded, fixed seeds: the same bytes on every run.
 """
 import json
@@ -29,7 +32,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import (DistilBertConfig, DistilBertModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
+from transformers import (BartConfig, BartForConditionalGeneration, DistilBertConfig, DistilBertModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, RobertaConfig, RobertaModel)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -116,6 +119,38 @@ def encoders():
     save_encoder("tiny-distilbert", m, ids)
 
 
+def bart(name, tied):
+    torch.manual_seed(0)
+    config = BartConfig(vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=40,
+                        scale_embedding=not tied, tie_word_embeddings=tied, decoder_start_token_id=2, eos_token_id=2,
+                        bos_token_id=0, pad_token_id=1, forced_bos_token_id=None, forced_eos_token_id=None,
+                        attn_implementation="sdpa")
+    m = BartForConditionalGeneration(config).eval().float()
+    for n, p in m.named_parameters():
+        if "layer_norm" in n or "layernorm" in n or n.endswith(".bias"):
+            p.add_(torch.randn_like(p) * 0.1)
+    m.final_logits_bias.add_(torch.randn_like(m.final_logits_bias))
+    d = os.path.join(FIX, name)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    m.save_pretrained(d, safe_serialization=True)
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.randint(3, 99, (2, 9), generator=gen, dtype=torch.int64)
+    dec = torch.cat([torch.full((2, 1), 2), torch.randint(3, 99, (2, 4), generator=gen)], 1)
+    out = m(input_ids=ids, decoder_input_ids=dec, use_cache=False)
+    generated = m.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=1,
+                           min_new_tokens=N, max_new_tokens=N, decoder_start_token_id=2)
+    generated = generated[:, 1:].contiguous()  # without the decoder start token
+    assert generated.shape == (2, N), generated.shape
+    save_file({"input_ids": ids, "decoder_input_ids": dec,
+               "encoder_last_hidden_state": out.encoder_last_hidden_state.float().contiguous(),
+               "logits": out.logits.float().contiguous(), "generated_ids": generated},
+              os.path.join(d, "reference.safetensors"), metadata={"N": str(N)})
+    print(f"== {name}: {sorted(os.listdir(d))}")
+
+
 def main():
     print(f"torch {torch.__version__} transformers {transformers.__version__}")
     llama = LlamaConfig(**COMMON, num_key_value_heads=2, tie_word_embeddings=False,
@@ -129,6 +164,8 @@ def main():
     mistral = MistralConfig(**COMMON, num_key_value_heads=2, sliding_window=4, tie_word_embeddings=False)
     save("tiny-mistral", build("tiny-mistral", MistralForCausalLM, mistral))
     encoders()
+    bart("tiny-bart", tied=False)
+    bart("tiny-bart-tied", tied=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::models::bart_config::BartConfig;
 pub use crate::models::llama_config::{LlamaConfig, LlamaFamily};
 
 /// The three architecture families e3pipe compares.
@@ -83,6 +84,8 @@ pub enum ArchConfig {
     Roberta(BertConfig),
     #[serde(rename = "distilbert")]
     DistilBert(DistilBertConfig),
+    #[serde(rename = "bart")]
+    Bart(BartConfig),
     #[serde(rename = "llama")]
     Llama(LlamaConfig),
     #[serde(rename = "qwen2")]
@@ -92,9 +95,10 @@ pub enum ArchConfig {
 }
 
 impl ArchConfig {
-    pub const MODEL_TYPES: [&'static str; 8] = [
+    pub const MODEL_TYPES: [&'static str; 9] = [
         "gpt2",
         "t5",
+        "bart",
         "bert",
         "roberta",
         "distilbert",
@@ -128,7 +132,7 @@ impl ArchConfig {
             | ArchConfig::Llama(_)
             | ArchConfig::Qwen2(_)
             | ArchConfig::Mistral(_) => Arch::Decoder,
-            ArchConfig::T5(_) => Arch::EncoderDecoder,
+            ArchConfig::T5(_) | ArchConfig::Bart(_) => Arch::EncoderDecoder,
             ArchConfig::Bert(_) | ArchConfig::Roberta(_) | ArchConfig::DistilBert(_) => {
                 Arch::Encoder
             }
@@ -144,7 +148,8 @@ impl ArchConfig {
             | ArchConfig::Llama(_)
             | ArchConfig::Qwen2(_)
             | ArchConfig::Mistral(_)
-            | ArchConfig::Roberta(_) => BuiltinTokenizer::Gpt2,
+            | ArchConfig::Roberta(_)
+            | ArchConfig::Bart(_) => BuiltinTokenizer::Gpt2,
             ArchConfig::T5(_) => BuiltinTokenizer::T5,
             ArchConfig::Bert(_) | ArchConfig::DistilBert(_) => BuiltinTokenizer::Bert,
         }
@@ -152,7 +157,7 @@ impl ArchConfig {
 
     /// Whether the built-in tokenizer is another model's, standing in for this one's.
     pub fn stand_in_tokenizer(&self) -> bool {
-        self.llama().is_some() || matches!(self, ArchConfig::Roberta(_))
+        self.llama().is_some() || matches!(self, ArchConfig::Roberta(_) | ArchConfig::Bart(_))
     }
 
     pub fn vocab_size(&self) -> i64 {
@@ -162,6 +167,7 @@ impl ArchConfig {
             ArchConfig::T5(c) => c.vocab_size,
             ArchConfig::Bert(c) | ArchConfig::Roberta(c) => c.vocab_size,
             ArchConfig::DistilBert(c) => c.vocab_size,
+            ArchConfig::Bart(c) => c.vocab_size,
         }
     }
 
@@ -171,6 +177,8 @@ impl ArchConfig {
             ArchConfig::Gpt2(c) => Some(c.n_positions as usize),
             ArchConfig::Bert(c) => Some(c.max_position_embeddings as usize),
             ArchConfig::DistilBert(c) => Some(c.max_position_embeddings as usize),
+            // The encoder's bound; the decoder's (its generated tokens) is checked by `infeasibility`.
+            ArchConfig::Bart(c) => Some(c.max_position_embeddings as usize),
             // Positions start after the padding id.
             ArchConfig::Roberta(c) => Some(
                 c.max_position_embeddings
@@ -240,6 +248,7 @@ impl ArchConfig {
                 "activation",
             ],
             "llama" | "qwen2" | "mistral" => crate::models::llama_config::ALLOWED_KEYS,
+            "bart" => crate::models::bart_config::ALLOWED_KEYS,
             _ => &["model_type"],
         }
     }
@@ -505,6 +514,7 @@ impl ArchConfig {
                 epsilon("layer_norm_epsilon", c.layer_norm_epsilon)?;
                 one_of("feed_forward_proj", &c.feed_forward_proj, T5_FEED_FORWARD)
             }
+            ArchConfig::Bart(c) => c.validate(),
             ArchConfig::DistilBert(c) => ArchConfig::Bert(BertConfig {
                 type_vocab_size: 1,
                 ..c.as_bert()
@@ -586,6 +596,15 @@ pub fn infeasibility(
     num_tokens: usize,
 ) -> Option<String> {
     let config = config?;
+    // BART's decoder has learned positions too: its generated tokens must fit them.
+    if let ArchConfig::Bart(c) = config
+        && num_tokens as i64 > c.max_position_embeddings
+    {
+        return Some(format!(
+            "{num_tokens} generated tokens exceed the decoder's max_position_embeddings {}",
+            c.max_position_embeddings
+        ));
+    }
     let longest = longest_feasible_length(config.arch(), config.max_positions(), num_tokens)?;
     (context_length > longest).then(|| match config {
         ArchConfig::Gpt2(c) => format!(
@@ -602,6 +621,10 @@ pub fn infeasibility(
             c.pad_token_id.unwrap_or(1) + 1
         ),
         ArchConfig::DistilBert(c) => format!(
+            "{context_length} tokens exceed max_position_embeddings {}",
+            c.max_position_embeddings
+        ),
+        ArchConfig::Bart(c) => format!(
             "{context_length} tokens exceed max_position_embeddings {}",
             c.max_position_embeddings
         ),

@@ -2,6 +2,7 @@
 //! bench step resolves to (`hardware`), and the weights' identity. Running models needs libtorch and lives in the
 //! `e3pipe-worker` crate (`worker/`), so this crate, and the `e3pipe` binary, never load it.
 
+pub mod bart_config;
 pub mod config;
 pub mod files;
 pub mod gpu;

@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::config::{
-    ArchConfig, BertConfig, Gpt2Config, LlamaConfig, LlamaFamily, T5Config,
+    ArchConfig, BartConfig, BertConfig, Gpt2Config, LlamaConfig, LlamaFamily, T5Config,
 };
 
 /// FLOPs and bytes of one phase. `f64`: a 10,000-token prefill of a large model overflows nothing, and every use
@@ -187,6 +187,11 @@ pub fn point_work(
             headline: bert_forward(&c.as_bert(), l, b, dtype_bytes),
             decode_step: None,
         },
+        ArchConfig::Bart(c) => PointWork {
+            headline: bart_first_token(c, l, b, dtype_bytes),
+            decode_step: (steps > 0)
+                .then(|| bart_decoder_step(c, 1.0 + num_tokens as f64 / 2.0, l, b, dtype_bytes)),
+        },
         ArchConfig::Llama(c) | ArchConfig::Qwen2(c) | ArchConfig::Mistral(c) => {
             let family = config.llama().map_or(LlamaFamily::Llama, |(_, f)| f);
             PointWork {
@@ -313,6 +318,69 @@ fn bert_forward(c: &BertConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
         n.linear(m, ff, d);
         n.params(3.0 * d);
     }
+    n.work
+}
+
+/// BART's encoder over `l` positions, the cross keys/values of every decoder layer, and the first decoder step
+/// (what `ttft_ms` times, as for T5).
+fn bart_first_token(c: &BartConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.d_model as f64;
+    let h = c.encoder_attention_heads as f64;
+    let m = b * l;
+    n.params(2.0 * m * d + 2.0 * d); // token and position rows, layernorm_embedding
+    for _ in 0..c.encoder_layers {
+        for _ in 0..3 {
+            n.linear(m, d, d); // q, k, v
+            n.params(d);
+        }
+        n.attention(b * h, l, l, d / h, false);
+        n.linear(m, d, d); // out
+        n.params(3.0 * d);
+        n.linear(m, d, c.encoder_ffn_dim as f64);
+        n.params(c.encoder_ffn_dim as f64);
+        n.linear(m, c.encoder_ffn_dim as f64, d);
+        n.params(3.0 * d);
+    }
+    for _ in 0..c.decoder_layers {
+        n.linear(m, d, d); // cross k
+        n.linear(m, d, d); // cross v
+        n.params(2.0 * d);
+    }
+    let first = bart_decoder_step(c, 1.0, l, b, dtype_bytes);
+    n.work.flops += first.flops;
+    n.work.bytes += first.bytes;
+    n.work.weight_bytes += first.weight_bytes;
+    n.work
+}
+
+/// One BART decoder step: self-attention over `keys`, cross-attention over `l`, the LM head and its bias.
+fn bart_decoder_step(c: &BartConfig, keys: f64, l: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.d_model as f64;
+    let h = c.decoder_attention_heads as f64;
+    n.params(2.0 * b * d + 2.0 * d);
+    for _ in 0..c.decoder_layers {
+        for _ in 0..3 {
+            n.linear(b, d, d);
+            n.params(d);
+        }
+        n.written(2.0 * b * d);
+        n.attention(b * h, 1.0, keys, d / h, false);
+        n.linear(b, d, d);
+        n.params(3.0 * d);
+        n.linear(b, d, d); // cross q
+        n.params(d);
+        n.attention(b * h, 1.0, l, d / h, false);
+        n.linear(b, d, d);
+        n.params(3.0 * d);
+        n.linear(b, d, c.decoder_ffn_dim as f64);
+        n.params(c.decoder_ffn_dim as f64);
+        n.linear(b, c.decoder_ffn_dim as f64, d);
+        n.params(3.0 * d);
+    }
+    n.linear(b, d, c.vocab_size as f64);
+    n.params(c.vocab_size as f64); // final_logits_bias
     n.work
 }
 

@@ -3,6 +3,8 @@
 
 // tch layer constructors take `nn::Path` by value, built per call as `&p / "name"`, as tch's own layers do.
 #[allow(clippy::needless_pass_by_value)]
+pub mod bart;
+#[allow(clippy::needless_pass_by_value)]
 pub mod bert;
 pub mod device;
 #[allow(clippy::needless_pass_by_value)]
@@ -48,6 +50,7 @@ fn torch(e: tch::TchError) -> Error {
 }
 
 enum Network {
+    Bart(bart::Bart),
     Gpt2(gpt2::Gpt2),
     Llama(llama::Llama),
     T5(t5::T5),
@@ -57,6 +60,7 @@ enum Network {
 
 /// A generation in progress.
 pub enum GenState {
+    Bart(Box<bart::BartState>),
     Gpt2(KvCache),
     Llama(KvCache),
     T5(Box<t5::T5State>),
@@ -74,6 +78,7 @@ impl GenState {
         match self {
             GenState::Gpt2(cache) | GenState::Llama(cache) => cache.poison_unwritten(),
             GenState::T5(state) => state.self_cache.poison_unwritten(),
+            GenState::Bart(state) => state.self_cache.poison_unwritten(),
             GenState::ScriptDecoder(_) | GenState::ScriptSeq2Seq { .. } => {}
         }
     }
@@ -132,6 +137,7 @@ impl Model {
                     pad: c.pad_token_id.unwrap_or(1),
                 },
             )),
+            ArchConfig::Bart(c) => Network::Bart(bart::Bart::new(root, c)),
             ArchConfig::DistilBert(c) => Network::Bert(bert::Bert::new(
                 root,
                 &c.as_bert(),
@@ -164,6 +170,20 @@ impl Model {
                 ArchConfig::DistilBert(_) => {
                     weights::load_safetensors(&vs, &files, &["distilbert."], &[])?;
                 }
+                // A tied embedding may be saved under any of its names; untied embeddings a 4.x checkpoint did
+                // not save separately are its `model.shared`.
+                ArchConfig::Bart(_) => weights::load_safetensors(
+                    &vs,
+                    &files,
+                    &[],
+                    &[
+                        ("model.shared.weight", "model.encoder.embed_tokens.weight"),
+                        ("model.shared.weight", "model.decoder.embed_tokens.weight"),
+                        ("model.shared.weight", "lm_head.weight"),
+                        ("model.encoder.embed_tokens.weight", "model.shared.weight"),
+                        ("model.decoder.embed_tokens.weight", "model.shared.weight"),
+                    ],
+                )?,
                 // Named in the files as in the model (`model.layers.0...`, `lm_head.weight`).
                 ArchConfig::Llama(_) | ArchConfig::Qwen2(_) | ArchConfig::Mistral(_) => {
                     weights::load_safetensors(&vs, &files, &[], &[])?;
@@ -217,6 +237,9 @@ impl Model {
                 let per_position = (c.kv_heads() * c.head_size()) as u128;
                 Some(2 * c.num_hidden_layers as u128 * b * (l + n) * per_position * elt)
             }
+            (Network::Bart(_), Some(ArchConfig::Bart(c))) => {
+                Some(2 * c.decoder_layers as u128 * b * (n + l) * c.d_model as u128 * elt)
+            }
             (Network::T5(_), Some(ArchConfig::T5(c))) => {
                 let layers = c.num_decoder_layers.unwrap_or(c.num_layers) as u128;
                 let inner = (c.num_heads * c.d_kv) as u128;
@@ -237,6 +260,7 @@ impl Model {
         match &self.network {
             Network::Bert(m) => Ok(m.forward(ids, mask)),
             Network::T5(m) => Ok(m.encode(ids, mask)),
+            Network::Bart(m) => Ok(m.encode(ids, mask)),
             Network::Script(s) => {
                 let ones;
                 let mask = if let Some(m) = mask {
@@ -288,6 +312,7 @@ impl Model {
     ) -> Result<GenState> {
         match &self.network {
             Network::T5(m) => Ok(GenState::T5(Box::new(m.start(hidden, mask, max_new)))),
+            Network::Bart(m) => Ok(GenState::Bart(Box::new(m.start(hidden, mask, max_new)))),
             Network::Script(_) if self.arch == Arch::EncoderDecoder => {
                 let (b, s, _) = hidden.size3().map_err(torch)?;
                 Ok(GenState::ScriptSeq2Seq {
@@ -307,6 +332,7 @@ impl Model {
     pub fn decoder_start_token(&self) -> i64 {
         match &self.config {
             Some(ArchConfig::T5(c)) => c.decoder_start_token_id,
+            Some(ArchConfig::Bart(c)) => c.decoder_start_token_id,
             _ => 0,
         }
     }
@@ -321,6 +347,7 @@ impl Model {
                 Ok(self.greedy(&m.forward(ids, cache, true)))
             }
             (Network::T5(m), GenState::T5(s)) => Ok(self.greedy(&m.decode(ids, s))),
+            (Network::Bart(m), GenState::Bart(s)) => Ok(self.greedy(&m.decode(ids, s))),
             (Network::Script(s), GenState::ScriptDecoder(kv)) => {
                 let (logits, next_kv) = s.decoder_step(ids, std::mem::take(kv))?;
                 *kv = next_kv;
@@ -351,6 +378,12 @@ impl Model {
                 Ok(m.forward(ids, &mut cache, false))
             }
             (Network::T5(m), Some(dec)) => {
+                let hidden = m.encode(ids, None);
+                let mut state = m.start(&hidden, None, dec.size()[1]);
+                state.self_cache.poison_unwritten();
+                Ok(m.decode(dec, &mut state))
+            }
+            (Network::Bart(m), Some(dec)) => {
                 let hidden = m.encode(ids, None);
                 let mut state = m.start(&hidden, None, dec.size()[1]);
                 state.self_cache.poison_unwritten();
@@ -391,6 +424,16 @@ impl Model {
                     .collect();
                 Ok(Tensor::cat(&steps, 1))
             }
+            (Network::Bart(m), Some(dec)) => {
+                let hidden = m.encode(ids, None);
+                let t = dec.size()[1];
+                let mut state = m.start(&hidden, None, t);
+                state.self_cache.poison_unwritten();
+                let steps: Vec<Tensor> = (0..t)
+                    .map(|i| m.decode(&dec.narrow(1, i, 1), &mut state))
+                    .collect();
+                Ok(Tensor::cat(&steps, 1))
+            }
             _ => Err(self.wrong("incremental_logits")),
         }
     }
@@ -402,6 +445,7 @@ impl Model {
         let eos = match &self.config {
             Some(ArchConfig::Gpt2(c)) => c.eos_token_id.into_iter().collect(),
             Some(ArchConfig::T5(c)) => c.eos_token_id.into_iter().collect(),
+            Some(ArchConfig::Bart(c)) => c.eos_token_id.into_iter().collect(),
             Some(c) => c
                 .llama()
                 .and_then(|(l, _)| l.eos_token_id.as_ref())
