@@ -18,6 +18,8 @@ The three cover what the family varies:
 and for the encoders, `last_hidden_state` F32 [2, 9, 32] instead of logits and generation:
     tiny-roberta     roberta (`RobertaModel`), the padding id 1 inside the prompt: positions as transformers counts
     tiny-distilbert  distilbert (`DistilBertModel`)
+    tiny-modernbert  modernbert (`ModernBertModel`), 4 layers: global at 0 and 3, local windows of ±2 (shorter than
+                     the prompt), rotary bases 160000 / 10000, no biases
 and for BART (`BartForConditionalGeneration`, untied head, `scale_embedding`, a non-zero `final_logits_bias`):
     tiny-bart        encoder `encoder_last_hidden_state`, decoder `logits` over `decoder_input_ids`, `generated_ids`
     tiny-bart-tied   the same tied (one `model.shared` embeds both sides and is the head) and unscaled, as bart-base
@@ -32,7 +34,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import (BartConfig, BartForConditionalGeneration, DistilBertConfig, DistilBertModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
+from transformers import (ModernBertConfig, ModernBertModel, BartConfig, BartForConditionalGeneration, DistilBertConfig, DistilBertModel, LlamaConfig, LlamaForCausalLM, MistralConfig,
                           MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, RobertaConfig, RobertaModel)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -117,6 +119,16 @@ def encoders():
         if "layer_norm" in n or "LayerNorm" in n or n.endswith(".bias"):
             p.add_(torch.randn_like(p) * 0.1)
     save_encoder("tiny-distilbert", m, ids)
+    torch.manual_seed(0)
+    modern = ModernBertConfig(vocab_size=99, hidden_size=32, intermediate_size=48, num_hidden_layers=4,
+                              num_attention_heads=4, max_position_embeddings=64, local_attention=4, pad_token_id=1,
+                              bos_token_id=0, eos_token_id=2, cls_token_id=0, sep_token_id=2,
+                              attn_implementation="sdpa")
+    m = ModernBertModel(modern).eval().float()
+    for n, p in m.named_parameters():
+        if "norm" in n:
+            p.add_(torch.randn_like(p) * 0.1)
+    save_encoder("tiny-modernbert", m, ids)
 
 
 def bart(name, tied):

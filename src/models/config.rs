@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::models::bart_config::BartConfig;
 pub use crate::models::llama_config::{LlamaConfig, LlamaFamily};
+pub use crate::models::modernbert_config::ModernBertConfig;
 
 /// The three architecture families e3pipe compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -84,6 +85,8 @@ pub enum ArchConfig {
     Roberta(BertConfig),
     #[serde(rename = "distilbert")]
     DistilBert(DistilBertConfig),
+    #[serde(rename = "modernbert")]
+    ModernBert(ModernBertConfig),
     #[serde(rename = "bart")]
     Bart(BartConfig),
     #[serde(rename = "llama")]
@@ -95,13 +98,14 @@ pub enum ArchConfig {
 }
 
 impl ArchConfig {
-    pub const MODEL_TYPES: [&'static str; 9] = [
+    pub const MODEL_TYPES: [&'static str; 10] = [
         "gpt2",
         "t5",
         "bart",
         "bert",
         "roberta",
         "distilbert",
+        "modernbert",
         "llama",
         "qwen2",
         "mistral",
@@ -133,9 +137,10 @@ impl ArchConfig {
             | ArchConfig::Qwen2(_)
             | ArchConfig::Mistral(_) => Arch::Decoder,
             ArchConfig::T5(_) | ArchConfig::Bart(_) => Arch::EncoderDecoder,
-            ArchConfig::Bert(_) | ArchConfig::Roberta(_) | ArchConfig::DistilBert(_) => {
-                Arch::Encoder
-            }
+            ArchConfig::Bert(_)
+            | ArchConfig::Roberta(_)
+            | ArchConfig::DistilBert(_)
+            | ArchConfig::ModernBert(_) => Arch::Encoder,
         }
     }
 
@@ -149,7 +154,8 @@ impl ArchConfig {
             | ArchConfig::Qwen2(_)
             | ArchConfig::Mistral(_)
             | ArchConfig::Roberta(_)
-            | ArchConfig::Bart(_) => BuiltinTokenizer::Gpt2,
+            | ArchConfig::Bart(_)
+            | ArchConfig::ModernBert(_) => BuiltinTokenizer::Gpt2,
             ArchConfig::T5(_) => BuiltinTokenizer::T5,
             ArchConfig::Bert(_) | ArchConfig::DistilBert(_) => BuiltinTokenizer::Bert,
         }
@@ -157,7 +163,11 @@ impl ArchConfig {
 
     /// Whether the built-in tokenizer is another model's, standing in for this one's.
     pub fn stand_in_tokenizer(&self) -> bool {
-        self.llama().is_some() || matches!(self, ArchConfig::Roberta(_) | ArchConfig::Bart(_))
+        self.llama().is_some()
+            || matches!(
+                self,
+                ArchConfig::Roberta(_) | ArchConfig::Bart(_) | ArchConfig::ModernBert(_)
+            )
     }
 
     pub fn vocab_size(&self) -> i64 {
@@ -168,6 +178,7 @@ impl ArchConfig {
             ArchConfig::Bert(c) | ArchConfig::Roberta(c) => c.vocab_size,
             ArchConfig::DistilBert(c) => c.vocab_size,
             ArchConfig::Bart(c) => c.vocab_size,
+            ArchConfig::ModernBert(c) => c.vocab_size,
         }
     }
 
@@ -177,6 +188,7 @@ impl ArchConfig {
             ArchConfig::Gpt2(c) => Some(c.n_positions as usize),
             ArchConfig::Bert(c) => Some(c.max_position_embeddings as usize),
             ArchConfig::DistilBert(c) => Some(c.max_position_embeddings as usize),
+            ArchConfig::ModernBert(c) => Some(c.max_position_embeddings as usize),
             // The encoder's bound; the decoder's (its generated tokens) is checked by `infeasibility`.
             ArchConfig::Bart(c) => Some(c.max_position_embeddings as usize),
             // Positions start after the padding id.
@@ -249,6 +261,7 @@ impl ArchConfig {
             ],
             "llama" | "qwen2" | "mistral" => crate::models::llama_config::ALLOWED_KEYS,
             "bart" => crate::models::bart_config::ALLOWED_KEYS,
+            "modernbert" => crate::models::modernbert_config::ALLOWED_KEYS,
             _ => &["model_type"],
         }
     }
@@ -515,6 +528,7 @@ impl ArchConfig {
                 one_of("feed_forward_proj", &c.feed_forward_proj, T5_FEED_FORWARD)
             }
             ArchConfig::Bart(c) => c.validate(),
+            ArchConfig::ModernBert(c) => c.validate(),
             ArchConfig::DistilBert(c) => ArchConfig::Bert(BertConfig {
                 type_vocab_size: 1,
                 ..c.as_bert()
@@ -625,6 +639,10 @@ pub fn infeasibility(
             c.max_position_embeddings
         ),
         ArchConfig::Bart(c) => format!(
+            "{context_length} tokens exceed max_position_embeddings {}",
+            c.max_position_embeddings
+        ),
+        ArchConfig::ModernBert(c) => format!(
             "{context_length} tokens exceed max_position_embeddings {}",
             c.max_position_embeddings
         ),

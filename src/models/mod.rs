@@ -10,6 +10,7 @@ pub mod hardware;
 pub mod identity;
 pub mod libtorch;
 pub mod llama_config;
+pub mod modernbert_config;
 pub mod runtime;
 pub mod spec;
 pub mod work;

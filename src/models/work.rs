@@ -24,7 +24,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::config::{
-    ArchConfig, BartConfig, BertConfig, Gpt2Config, LlamaConfig, LlamaFamily, T5Config,
+    ArchConfig, BartConfig, BertConfig, Gpt2Config, LlamaConfig, LlamaFamily, ModernBertConfig,
+    T5Config,
 };
 
 /// FLOPs and bytes of one phase. `f64`: a 10,000-token prefill of a large model overflows nothing, and every use
@@ -187,6 +188,10 @@ pub fn point_work(
             headline: bert_forward(&c.as_bert(), l, b, dtype_bytes),
             decode_step: None,
         },
+        ArchConfig::ModernBert(c) => PointWork {
+            headline: modernbert_forward(c, l, b, dtype_bytes),
+            decode_step: None,
+        },
         ArchConfig::Bart(c) => PointWork {
             headline: bart_first_token(c, l, b, dtype_bytes),
             decode_step: (steps > 0)
@@ -318,6 +323,42 @@ fn bert_forward(c: &BertConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
         n.linear(m, ff, d);
         n.params(3.0 * d);
     }
+    n.work
+}
+
+/// Score entries of bidirectional attention where each of `l` tokens sees those within `w` on either side.
+pub fn local_score_entries(l: f64, w: f64) -> f64 {
+    if l <= w + 1.0 {
+        return l * l;
+    }
+    // Every token sees 2w + 1, less what falls off either end: w(w + 1)/2 at each.
+    l * (2.0 * w + 1.0) - w * (w + 1.0)
+}
+
+/// `ModernBERT`'s forward: fused q/k/v, `GeGLU` (`Wi` to twice the inner size), global layers over all `L²` scores,
+/// local ones over the tokens within the half window; no biases unless configured (their bytes are negligible).
+fn modernbert_forward(c: &ModernBertConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
+    let mut n = Counter::new(dtype_bytes);
+    let d = c.hidden_size as f64;
+    let h = c.num_attention_heads as f64;
+    let ff = c.intermediate_size as f64;
+    let m = b * l;
+    n.params(m * d + d); // token rows, embedding norm
+    for i in 0..c.num_hidden_layers {
+        n.params(2.0 * d); // attention and MLP norms
+        n.linear(m, d, 3.0 * d); // Wqkv
+        let entries = if c.global_layer(i) {
+            l * l
+        } else {
+            local_score_entries(l, c.half_window() as f64)
+        };
+        n.work.flops += b * h * 4.0 * entries * (d / h);
+        n.work.bytes += b * h * 4.0 * l * (d / h) * n.elem; // q, k, v in, the output out
+        n.linear(m, d, d); // Wo
+        n.linear(m, d, 2.0 * ff); // Wi
+        n.linear(m, ff, d); // Wo of the MLP
+    }
+    n.params(d); // final norm
     n.work
 }
 

@@ -475,3 +475,19 @@ fn check_bart(name: &str) {
         "bart: greedy tokens differ from transformers"
     );
 }
+
+#[test]
+fn modernbert_matches_transformers_with_global_and_local_layers() {
+    // tiny-modernbert: 4 layers, global at 0 and 3, the others within ±2 tokens of a 9-token prompt; rotary bases
+    // 160000 and 10000; no biases; the first layer without an attention norm.
+    let dir = fixtures().join("tiny-modernbert");
+    let r = reference(&dir.join("reference.safetensors"));
+    let model = load(&dir);
+    let _guard = tch::no_grad_guard();
+    let hidden = model.encode(&r["input_ids"], None).unwrap();
+    let diff = max_abs_diff(&hidden, &r["last_hidden_state"]);
+    assert!(
+        diff < 1e-5,
+        "modernbert hidden states differ from transformers by {diff}"
+    );
+}

@@ -13,6 +13,8 @@ pub mod kv_cache;
 #[allow(clippy::needless_pass_by_value)]
 pub mod llama;
 #[allow(clippy::needless_pass_by_value)]
+pub mod modernbert;
+#[allow(clippy::needless_pass_by_value)]
 pub mod t5;
 pub mod tokenizer;
 pub mod torchscript;
@@ -55,6 +57,7 @@ enum Network {
     Llama(llama::Llama),
     T5(t5::T5),
     Bert(bert::Bert),
+    ModernBert(modernbert::ModernBert),
     Script(torchscript::ScriptModel),
 }
 
@@ -138,6 +141,7 @@ impl Model {
                 },
             )),
             ArchConfig::Bart(c) => Network::Bart(bart::Bart::new(root, c)),
+            ArchConfig::ModernBert(c) => Network::ModernBert(modernbert::ModernBert::new(root, c)),
             ArchConfig::DistilBert(c) => Network::Bert(bert::Bert::new(
                 root,
                 &c.as_bert(),
@@ -169,6 +173,10 @@ impl Model {
                 }
                 ArchConfig::DistilBert(_) => {
                     weights::load_safetensors(&vs, &files, &["distilbert."], &[])?;
+                }
+                // `ModernBertForMaskedLM` saves the encoder under `model.`.
+                ArchConfig::ModernBert(_) => {
+                    weights::load_safetensors(&vs, &files, &["model."], &[])?;
                 }
                 // A tied embedding may be saved under any of its names; untied embeddings a 4.x checkpoint did
                 // not save separately are its `model.shared`.
@@ -259,6 +267,7 @@ impl Model {
     pub fn encode(&self, ids: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         match &self.network {
             Network::Bert(m) => Ok(m.forward(ids, mask)),
+            Network::ModernBert(m) => Ok(m.forward(ids, mask)),
             Network::T5(m) => Ok(m.encode(ids, mask)),
             Network::Bart(m) => Ok(m.encode(ids, mask)),
             Network::Script(s) => {
