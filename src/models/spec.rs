@@ -287,7 +287,7 @@ fn inline_config(file: &Path, map: &Mapping) -> Result<ArchConfig> {
         let (Some(key), Value::Number(n)) = (key.as_str(), value) else {
             continue;
         };
-        let float_key = key.ends_with("epsilon") || key.ends_with("eps");
+        let float_key = key.ends_with("epsilon") || key.ends_with("eps") || key.ends_with("theta");
         if !float_key && !n.is_i64() {
             return Err(Error::BadValue {
                 path: file.into(),

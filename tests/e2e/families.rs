@@ -216,3 +216,157 @@ fn configs_the_family_cannot_run_are_refused_before_anything_is_written() {
         );
     }
 }
+
+#[test]
+fn the_original_tools_fifteen_models_plan_in_one_pipeline() {
+    // pipelines/e3mini.yaml of this repository, as a user coming from the original runs it first.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = Project::new();
+    for dir in ["pipelines", "configs/model", "configs/bench"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let rel = format!("{dir}/{}", path.file_name().unwrap().to_string_lossy());
+                p.write(&rel, &std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let r = p.run(&["run", "pipelines/e3mini.yaml", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for model in [
+        "gpt2",
+        "gpt2-large",
+        "llama-3.2-1b",
+        "llama-3.2-3b",
+        "qwen2.5-0.5b",
+        "qwen2.5-1.5b",
+        "t5-base",
+        "t5-large",
+        "flan-t5-base",
+        "flan-t5-large",
+        "bart-base",
+        "bert-base-uncased",
+        "distilbert-base-uncased",
+        "roberta-base",
+        "modernbert-base",
+    ] {
+        assert!(
+            r.stdout.contains(&format!(": model {model} (")),
+            "{model}: {}",
+            r.stdout
+        );
+    }
+    // 15 models × 4 lengths; what cannot run is said per point before anything runs.
+    assert_eq!(
+        r.stdout.matches("  1024 tokens  ").count(),
+        15,
+        "{}",
+        r.stdout
+    );
+    // GPT-2 and GPT-2 large (1024 + 50 past 1024 positions), BERT, DistilBERT and RoBERTa (512) at 1024.
+    assert_eq!(r.stdout.matches("infeasible").count(), 5, "{}", r.stdout);
+    assert!(!p.path("results").exists());
+}
+
+fn tiny_encoder(model_type: &str, body: &str) -> String {
+    format!(
+        "name: {model_type}-tiny\narch: encoder\nweights: random\nseed: 1\nconfig:\n  model_type: {model_type}\n{body}"
+    )
+}
+
+#[test]
+fn roberta_distilbert_modernbert_and_bart_run_beside_the_llama_family() {
+    // The reduced e3mini: one tiny model of every type added here, three architectures, through aggregate and plot.
+    let p = Project::new();
+    p.write(
+        "configs/model/roberta.yaml",
+        &tiny_encoder(
+            "roberta",
+            "  vocab_size: 50265\n  hidden_size: 32\n  num_hidden_layers: 2\n  num_attention_heads: 4\n  intermediate_size: 64\n  max_position_embeddings: 130\n  type_vocab_size: 1\n  pad_token_id: 1\n",
+        ),
+    );
+    p.write(
+        "configs/model/distilbert.yaml",
+        &tiny_encoder(
+            "distilbert",
+            "  vocab_size: 30522\n  dim: 32\n  n_layers: 2\n  n_heads: 4\n  hidden_dim: 64\n  max_position_embeddings: 128\n",
+        ),
+    );
+    p.write(
+        "configs/model/modernbert.yaml",
+        &tiny_encoder(
+            "modernbert",
+            "  vocab_size: 50368\n  hidden_size: 32\n  intermediate_size: 48\n  num_hidden_layers: 3\n  num_attention_heads: 4\n  max_position_embeddings: 512\n  local_attention: 16\n",
+        ),
+    );
+    p.write(
+        "configs/model/bart.yaml",
+        "name: bart-tiny\narch: encoder-decoder\nweights: random\nseed: 1\nconfig:\n  model_type: bart\n  vocab_size: 50265\n  d_model: 32\n  encoder_layers: 2\n  decoder_layers: 2\n  encoder_attention_heads: 4\n  decoder_attention_heads: 4\n  encoder_ffn_dim: 64\n  decoder_ffn_dim: 64\n  max_position_embeddings: 128\n",
+    );
+    p.write("configs/model/llama.yaml", &tiny("llama", ""));
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[16, 128]", 0, 2),
+    );
+    p.write(
+        "configs/bench/seq2seq.yaml",
+        &bench_yaml("encoder-decoder", "[16, 128]", 3, 2),
+    );
+    p.write(
+        "configs/bench/decoder.yaml",
+        &bench_yaml("decoder", "[16, 128]", 3, 2),
+    );
+    let step = |name: &str, bench: &str| {
+        format!(
+            "  - name: {name}\n    kind: bench\n    model: configs/model/{name}.yaml\n    bench: configs/bench/{bench}.yaml\n"
+        )
+    };
+    p.write(
+        "pipelines/p.yaml",
+        &format!(
+            "steps:\n{}{}{}{}{}  - name: aggregate\n    kind: aggregate\n    needs: [roberta, distilbert, modernbert, bart, llama]\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n",
+            step("roberta", "encoder"),
+            step("distilbert", "encoder"),
+            step("modernbert", "encoder"),
+            step("bart", "seq2seq"),
+            step("llama", "decoder"),
+        ),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    // RoBERTa's 130 positions hold 128 tokens after the padding id's two; the rest fit too.
+    assert_eq!(r.points(), (10, 0, 0, 0), "{}", r.all());
+    let csv = p.read("tables/inference_results.csv");
+    for model in [
+        "roberta-tiny",
+        "distilbert-tiny",
+        "modernbert-tiny",
+        "bart-tiny",
+        "llama-tiny",
+    ] {
+        assert_eq!(
+            csv.lines()
+                .filter(|l| l.contains(&format!(",{model},")))
+                .count(),
+            2,
+            "{model}: {csv}"
+        );
+        let doc = p.results(model);
+        assert_eq!(point(&doc, 128)["input_tokens"], 128);
+    }
+    // ModernBERT at 128 tokens: two of three layers local (±8 tokens), so fewer FLOPs than all-global would count.
+    let modern = p.results("modernbert-tiny");
+    assert!(modern["metrics"]["128"]["flops"].as_f64().unwrap() > 0.0);
+    assert!(p.path("figs/latency_curve.png").is_file());
+    // RoBERTa's stand-in tokenizer is labelled; DistilBERT's is its own (BERT's WordPiece).
+    assert!(
+        p.results("roberta-tiny")["config"]["model"]["tokenizer"]
+            .as_str()
+            .unwrap()
+            .starts_with("stand-in")
+    );
+    assert_eq!(
+        p.results("distilbert-tiny")["config"]["model"]["tokenizer"],
+        "built-in encoder"
+    );
+}
