@@ -130,8 +130,15 @@ fn tokenizer_and_model_paths_that_would_hang_or_lie() {
     std::fs::write(p.path("hf/model.safetensors"), &weights).unwrap();
     p.write("hf/config.json", "{\"model_type\": \"bert\", ");
     refused(&p, "pipelines/p.yaml", &["config.json", "not valid JSON"]);
+    p.write("hf/config.json", "{\"model_type\": \"gemma\"}");
+    refused(&p, "pipelines/p.yaml", &["unsupported model_type `gemma`"]);
+    // A supported type whose config lacks what it needs: the missing key by name.
     p.write("hf/config.json", "{\"model_type\": \"llama\"}");
-    refused(&p, "pipelines/p.yaml", &["unsupported model_type `llama`"]);
+    refused(
+        &p,
+        "pipelines/p.yaml",
+        &["config.json", "missing field `vocab_size`"],
+    );
 }
 
 #[test]
