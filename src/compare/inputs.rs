@@ -174,7 +174,7 @@ pub fn load(path: &Path) -> Result<Side> {
             .chain(others.flatten())
             .collect();
         for (batch, length, m) in all {
-            let Ok(length) = length.parse::<u64>() else {
+            let Some(length) = crate::results::document::length_key(length) else {
                 continue;
             };
             let record = m.point.clone();

@@ -159,7 +159,11 @@ pub fn rows_of_document(doc: &ResultsDocument) -> Vec<Row> {
         .iter()
         .map(|(l, m)| (base, l, m))
         .chain(others)
-        .map(|(batch, length, m)| row(doc, length.parse().ok(), batch, m))
+        .map(|(batch, length, m)| {
+            let length =
+                crate::results::document::length_key(length).and_then(|l| i64::try_from(l).ok());
+            row(doc, length, batch, m)
+        })
         .collect()
 }
 

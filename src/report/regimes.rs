@@ -269,6 +269,9 @@ fn aicc(form: Form, n: usize, rss: f64) -> Option<f64> {
 }
 
 /// The best broken power law over the allowed breaks (two lengths on each side), by log RSS.
+/// The most break lengths the broken power law tries.
+const MAX_BREAKS: usize = 200;
+
 fn broken(points: &[(f64, f64)]) -> Option<Linear> {
     let mut lengths: Vec<f64> = points.iter().map(|p| p.0).collect();
     lengths.sort_by(f64::total_cmp);
@@ -276,8 +279,13 @@ fn broken(points: &[(f64, f64)]) -> Option<Linear> {
     if lengths.len() < 4 {
         return None;
     }
-    lengths[1..lengths.len() - 2]
+    // Every admissible break, or an even spread of at most `MAX_BREAKS` of them: each candidate is a fit over all
+    // points, so a sweep of 10,000 lengths would otherwise cost 10,000 fits.
+    let admissible = &lengths[1..lengths.len() - 2];
+    let step = admissible.len().div_ceil(MAX_BREAKS).max(1);
+    admissible
         .iter()
+        .step_by(step)
         .filter_map(|&b| {
             let fit = Linear::fit(Form::BrokenPowerLaw, points, b)?;
             Some((fit.log_rss(points)?, fit))

@@ -18,6 +18,16 @@ use crate::bench::roofline::Roofline;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One bench step's results: `results/<exp_id>.json` and `latest/inference/<model>.json`.
+/// A context length as a results file keys it: a canonical positive decimal (`128`), never `0`, `00`, `+128` or
+/// ` 128`, so one length has one key and no key reads as a length it is not. Every reader goes through this.
+pub fn length_key(key: &str) -> Option<u64> {
+    let canonical = !key.is_empty()
+        && key.len() <= 19
+        && key.bytes().all(|b| b.is_ascii_digit())
+        && !key.starts_with('0');
+    canonical.then(|| key.parse().ok()).flatten()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultsDocument {
     pub schema_version: u32,

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::results::document::{
-    BenchRecord, LengthMetrics, ModelRecord, ResultsDocument, RunConfig, SCHEMA_VERSION,
+    BenchRecord, LengthMetrics, ModelRecord, ResultsDocument, RunConfig, SCHEMA_VERSION, length_key,
 };
 
 /// Which layout a document was read from.
@@ -106,12 +106,27 @@ pub fn read(doc: &Value, file_stem: &str) -> Result<(ResultsDocument, Layout), S
     }
 }
 
+/// A foreign file's metrics key that is a length; any other is skipped, with a warning naming it.
+fn known_length(key: &str) -> bool {
+    let ok = length_key(key).is_some();
+    if !ok {
+        crate::output::warn(&format!(
+            "skipped metrics key `{}`: not a context length (a positive decimal without leading zeros or sign)",
+            crate::error::shorten(key, 30)
+        ));
+    }
+    ok
+}
+
 fn metrics_of(metrics: &Map<String, Value>) -> Result<BTreeMap<String, LengthMetrics>, String> {
     metrics
         .iter()
         .map(|(length, m)| {
-            if length.parse::<u64>().is_err() {
-                return Err(format!("metrics key `{length}` is not a context length"));
+            if length_key(length).is_none() {
+                return Err(format!(
+                    "metrics key `{}` is not a context length (a positive decimal without leading zeros or sign)",
+                    crate::error::shorten(length, 30)
+                ));
             }
             Ok((length.clone(), lenient_metrics(&object(Some(m)))))
         })
@@ -189,7 +204,7 @@ fn e3pipe_v0(
             .and_then(|p| serde_json::from_value(p.clone()).ok()),
         metrics: metrics
             .iter()
-            .filter(|(k, _)| k.parse::<u64>().is_ok())
+            .filter(|(k, _)| known_length(k))
             .map(|(k, m)| (k.clone(), lenient_metrics(&object(Some(m)))))
             .collect(),
         extra: Map::new(),
@@ -229,7 +244,7 @@ fn original(
     let points = if scaling {
         metrics
             .iter()
-            .filter(|(k, _)| k.parse::<u64>().is_ok())
+            .filter(|(k, _)| known_length(k))
             .map(|(k, m)| (k.clone(), lenient_metrics(&object(Some(m)))))
             .collect()
     } else {

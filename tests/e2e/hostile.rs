@@ -709,3 +709,69 @@ fn fifos_in_place_of_its_own_files_never_hang_a_run() {
     assert_eq!(r.points(), (0, 1, 0, 0), "{}", r.all());
     assert!(r.stderr.contains("tables are up to date"), "{}", r.stderr);
 }
+
+#[test]
+fn only_canonical_lengths_are_lengths_and_a_huge_sweep_aggregates() {
+    // Foreign files: keys that are no canonical positive decimal are skipped with a warning each (`0`, `00` and
+    // `+128` once read as lengths 0, 0 and 128); lengths 1 and 2 reach the log axis and the fits without a panic;
+    // 10,000 lengths aggregate and plot (the broken power law tries at most 200 breaks).
+    let p = Project::new();
+    let odd: Vec<String> = ["0", "00", "+128", "128", "1", "2", "abc", " 64"]
+        .iter()
+        .map(|k| format!("\"{k}\": {{\"first_token_latency_ms\": 3.0}}"))
+        .collect();
+    p.write(
+        "latest/inference/odd.json",
+        &format!(
+            "{{\"exp_id\": \"inference_scaling_2\", \"model\": \"odd\", \"arch\": \"encoder\", \"metrics\": {{{}}}}}",
+            odd.join(", ")
+        ),
+    );
+    let many: Vec<String> = (1..=10_000)
+        .map(|l| {
+            format!(
+                "\"{l}\": {{\"first_token_latency_ms\": {}}}",
+                5.0 + 0.01 * f64::from(l)
+            )
+        })
+        .collect();
+    p.write(
+        "latest/inference/many.json",
+        &format!(
+            "{{\"exp_id\": \"inference_scaling_1\", \"model\": \"many\", \"arch\": \"decoder\", \"metrics\": {{{}}}}}",
+            many.join(", ")
+        ),
+    );
+    p.write(
+        "pipelines/p.yaml",
+        "steps:\n  - name: aggregate\n    kind: aggregate\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n    log2_x: true\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for key in ["0", "00", "+128", "abc", " 64"] {
+        assert!(
+            r.stderr.contains(&format!(
+                "skipped metrics key `{key}`: not a context length"
+            )),
+            "{key}: {}",
+            r.stderr
+        );
+    }
+    let csv = p.read("tables/inference_results.csv");
+    let odd_lengths: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.contains(",odd,"))
+        .map(|l| l.split(',').nth(3).unwrap())
+        .collect();
+    assert_eq!(odd_lengths, ["1", "2", "128"], "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.contains(",many,")).count(), 10_000);
+    assert!(p.path("figs/latency_curve.svg").is_file());
+    // e3pipe's own schema is strict: a non-canonical key there is refused, by name.
+    let own = p.read("latest/inference/odd.json").replace(
+        "\"exp_id\"",
+        "\"schema_version\": 1, \"config\": {\"model\": {\"name\": \"odd\", \"arch\": \"encoder\"}, \"bench\": {}}, \"exp_id\"",
+    );
+    p.write("latest/inference/odd.json", &own);
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert!(r.stderr.contains("is not a context length"), "{}", r.all());
+}
