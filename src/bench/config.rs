@@ -334,8 +334,10 @@ fn batch_sizes(
             )),
         }
     };
-    let mut sizes = match (map.get("batch_sizes"), map.get("batch_size")) {
-        (Some(v), Some(w)) if !v.is_null() && !w.is_null() => {
+    // `null` means absent, here as for every key.
+    let present = |key: &str| map.get(key).filter(|v| !v.is_null());
+    let mut sizes = match (present("batch_sizes"), present("batch_size")) {
+        (Some(_), Some(_)) => {
             return Err(bad(
                 "batch_size",
                 "give `batch_sizes` (a sweep) or `batch_size` (one), not both".into(),
@@ -359,7 +361,7 @@ fn batch_sizes(
             }
             sizes
         }
-        (Some(v), _) if !v.is_null() => {
+        (Some(v), _) => {
             return Err(bad(
                 "batch_sizes",
                 format!(
@@ -368,8 +370,8 @@ fn batch_sizes(
                 ),
             ));
         }
-        (_, Some(Value::Null) | None) => vec![1],
-        (_, Some(v)) => vec![one("batch_size", v)?],
+        (None, None) => vec![1],
+        (None, Some(v)) => vec![one("batch_size", v)?],
     };
     sizes.sort_unstable();
     Ok(sizes)
@@ -394,6 +396,18 @@ mod tests {
         )
         .map_err(|e| Error::Report(e.to_string()))?;
         BenchConfig::load(&file)
+    }
+
+    #[test]
+    fn null_beside_a_batch_sweep_means_absent() {
+        let c = load("batch_sizes: [4, 1]\nbatch_size: null\n").unwrap();
+        assert_eq!(c.batch_sizes, [1, 4]);
+        let c = load("batch_sizes: null\nbatch_size: 2\n").unwrap();
+        assert_eq!(c.batch_sizes, [2]);
+        let err = load("batch_sizes: [1]\nbatch_size: 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not both"), "{err}");
     }
 
     #[test]

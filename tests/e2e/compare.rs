@@ -422,3 +422,27 @@ fn another_build_is_compared_with_allow_different_code_and_other_hardware_still_
         other.stderr
     );
 }
+
+#[test]
+fn defaults_an_architecture_lacks_are_skipped_but_named_metrics_must_exist() {
+    // An encoder-only project has no `itl_ms` or `e2e_latency_ms`: the defaults compare what it has.
+    let p = Project::new();
+    p.write("pipelines/p.yaml", crate::project::BERT_ONLY);
+    p.write(
+        "configs/bench/encoder.yaml",
+        &bench_yaml("encoder", "[16]", 0, 3),
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let (code, same) = json(&p, &[".", "."]);
+    assert_ne!(code, 2, "{same:#}");
+    assert_eq!(same["rows"].as_array().unwrap().len(), 1, "{same:#}");
+    assert_eq!(same["rows"][0]["metric"], "forward_pass_latency_ms");
+    // Named, a metric no point records is an error, with its name.
+    let r = p.run(&["compare", ".", ".", "--metric", "itl_ms"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("no point records metric `itl_ms`"),
+        "{}",
+        r.stderr
+    );
+}
