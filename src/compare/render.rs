@@ -218,16 +218,29 @@ pub fn table(c: &Comparison) -> String {
     out
 }
 
-/// A cell safe inside a markdown table.
+/// Text safe inside a markdown table or list, as GitHub renders it: markup and entities escaped (markdown passes
+/// HTML through), line breaks and the table's bars neutralised, backslashes and backticks literal.
 fn md(cell: &str) -> String {
-    cell.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace('\n', " ")
+    let mut out = String::with_capacity(cell.len());
+    for c in cell.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            '`' => out.push_str("\\`"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' | '\u{2028}' | '\u{2029}' => out.push(' '),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn markdown(c: &Comparison) -> String {
     let mut out = format!(
-        "### e3pipe compare\n\nbaseline `{}` → candidate `{}`\n\n",
+        "### e3pipe compare\n\nbaseline {} → candidate {}\n\n",
         md(&c.baseline),
         md(&c.candidate)
     );

@@ -775,3 +775,58 @@ fn only_canonical_lengths_are_lengths_and_a_huge_sweep_aggregates() {
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert!(r.stderr.contains("is not a context length"), "{}", r.all());
 }
+
+#[test]
+fn text_leaves_in_the_form_its_target_allows() {
+    // A model name with characters XML forbids (C0 controls, U+FFFE) and markup: every SVG stays well-formed (no
+    // forbidden character survives, the markup is escaped); `compare --format markdown` escapes it for GitHub.
+    let p = Project::new();
+    let name = "m\\u0001<script>&x|y\\r\\uFFFE";
+    let metrics: Vec<String> = [16, 32, 64]
+        .iter()
+        .map(|l| {
+            format!(
+                "\"{l}\": {{\"first_token_latency_ms\": {}}}",
+                f64::from(*l) * 0.5
+            )
+        })
+        .collect();
+    p.write(
+        "latest/inference/odd.json",
+        &format!(
+            "{{\"exp_id\": \"inference_scaling_1\", \"model\": \"{name}\", \"arch\": \"decoder\", \"metrics\": {{{}}}}}",
+            metrics.join(", ")
+        ),
+    );
+    p.write(
+        "pipelines/p.yaml",
+        "steps:\n  - name: aggregate\n    kind: aggregate\n  - name: plot\n    kind: plot\n    needs: [aggregate]\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let mut svgs = 0;
+    for entry in std::fs::read_dir(p.path("figs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "svg" || e == "html") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains('\u{1}') && !text.contains('\u{FFFE}') && !text.contains("<script>"),
+                "{}",
+                path.display()
+            );
+            svgs += 1;
+        }
+    }
+    assert!(svgs >= 2, "{svgs}");
+    let md = p.run(&["compare", ".", ".", "--format", "markdown"]);
+    assert!(
+        !md.stdout.contains("<script>") && !md.stdout.contains('\r'),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout.contains("&lt;script&gt;&amp;x\\|y"),
+        "{}",
+        md.stdout
+    );
+}

@@ -4,7 +4,7 @@
 //! network: inline CSS and SVG only, so it opens from a file:// path and from an e-mail attachment. Every string
 //! from results or configs is escaped (`escape`).
 
-mod escape;
+pub(crate) mod escape;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

@@ -93,7 +93,8 @@ pub(super) fn render(
         let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         draw_svg(area, &hot).map_err(plot_err)?;
     }
-    let svg = hot.into_svg(&svg);
+    // Text from foreign files can hold characters XML forbids: the written SVG must stay well-formed.
+    let svg = crate::report::html::escape::xml_safe(&hot.into_svg(&svg)).into_owned();
     write_atomic(&figs.join(format!("{name}.svg")), svg.as_bytes())?;
     Ok(svg)
 }
