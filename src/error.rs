@@ -41,7 +41,7 @@ pub enum Error {
     #[error("`{}`: {message}", path.display())]
     BadInput { path: PathBuf, message: String },
 
-    #[error("`{}`: unknown key `{key}` in {context}{}", path.display(), hint(suggestion.as_ref()))]
+    #[error("`{}`: unknown key `{}` in {context}{}", path.display(), echo(key), hint(suggestion.as_ref()))]
     UnknownKey {
         path: PathBuf,
         context: String,
@@ -50,7 +50,7 @@ pub enum Error {
     },
 
     /// `expected` lists the registered kinds (`pipeline::kind::Registry::expected`).
-    #[error("`{}`: step `{step}` has unknown kind `{kind}` (expected {expected}){}", path.display(), hint(suggestion.as_ref()))]
+    #[error("`{}`: step `{}` has unknown kind `{}` (expected {expected}){}", path.display(), echo(step), echo(kind), hint(suggestion.as_ref()))]
     UnknownKind {
         path: PathBuf,
         step: String,
@@ -59,10 +59,10 @@ pub enum Error {
         suggestion: Option<String>,
     },
 
-    #[error("`{}`: step `{step}` is declared twice", path.display())]
+    #[error("`{}`: step `{}` is declared twice", path.display(), echo(step))]
     DuplicateStep { path: PathBuf, step: String },
 
-    #[error("`{}`: step `{step}` needs unknown step `{needed}`{}", path.display(), hint(suggestion.as_ref()))]
+    #[error("`{}`: step `{}` needs unknown step `{}`{}", path.display(), echo(step), echo(needed), hint(suggestion.as_ref()))]
     UnknownNeed {
         path: PathBuf,
         step: String,
@@ -70,10 +70,10 @@ pub enum Error {
         suggestion: Option<String>,
     },
 
-    #[error("`{}`: steps form a cycle: `{}`", path.display(), cycle.join(" -> "))]
+    #[error("`{}`: steps form a cycle: `{}`", path.display(), echo(&cycle.join(" -> ")))]
     Cycle { path: PathBuf, cycle: Vec<String> },
 
-    #[error("pipeline `{}` has no step `{step}`{}", path.display(), hint(suggestion.as_ref()))]
+    #[error("pipeline `{}` has no step `{}`{}", path.display(), echo(step), hint(suggestion.as_ref()))]
     NoSuchStep {
         path: PathBuf,
         step: String,
@@ -172,6 +172,11 @@ impl Error {
 }
 
 /// `text` cut to `max_chars` characters with `…` and the full length, for messages quoting a huge value.
+/// A value from the user's files as messages echo it: at most 80 characters (a 1 MB step name is not repeated).
+fn echo(text: &str) -> String {
+    shorten(text, 80)
+}
+
 pub fn shorten(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_string();

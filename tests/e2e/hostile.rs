@@ -830,3 +830,27 @@ fn text_leaves_in_the_form_its_target_allows() {
         md.stdout
     );
 }
+
+#[test]
+fn a_megabyte_of_name_is_not_echoed() {
+    // A 1 MB step name in `needs`, a 1 MB unknown key: refused by name, shortened, not 1 MB of stderr.
+    let p = Project::new();
+    let huge = "x".repeat(1_000_000);
+    p.write(
+        "pipelines/p.yaml",
+        &format!("steps:\n  - name: a\n    kind: aggregate\n    needs: [{huge}]\n"),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 2, "{}", &r.stderr[..200.min(r.stderr.len())]);
+    assert!(r.stderr.len() < 1_000, "{} bytes", r.stderr.len());
+    assert!(
+        r.stderr.contains("needs unknown step `xxxx") && r.stderr.contains("(1000000 characters)")
+    );
+    p.write(
+        "pipelines/p.yaml",
+        &format!("steps:\n  - name: a\n    kind: aggregate\n    {huge}: 1\n"),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.len() < 1_000, "{} bytes", r.stderr.len());
+}
