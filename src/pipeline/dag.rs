@@ -9,6 +9,23 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::error::{Error, Result};
 
+/// Every step `name` needs, directly or through the steps it needs (`steps` is acyclic).
+pub fn upstream(steps: &[(String, Vec<String>)], name: &str) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut stack: Vec<&str> = vec![name];
+    while let Some(current) = stack.pop() {
+        for (_, needs) in steps.iter().filter(|(n, _)| n == current) {
+            for need in needs {
+                if !seen.contains(need) {
+                    seen.push(need.clone());
+                    stack.push(need);
+                }
+            }
+        }
+    }
+    seen
+}
+
 /// Fails with the whole circle (`a -> b -> a`) if `steps` (name, needs) contain a cycle.
 pub fn check_acyclic(file: &Path, steps: &[(String, Vec<String>)]) -> Result<()> {
     let mut graph = DiGraph::<&str, ()>::new();

@@ -127,6 +127,38 @@ impl Pipeline {
             .map(|s| (s.name.clone(), s.needs.clone()))
             .collect();
         dag::check_acyclic(file, &skeleton)?;
+        // A step that lists what it needs must find its input made by one of them (directly or through their own
+        // needs): a plot that needs only a bench step would read a table no earlier step made.
+        for step in steps.iter().filter(|s| !s.needs.is_empty()) {
+            let Some(input) = step.kind.input() else {
+                continue;
+            };
+            let upstream = dag::upstream(&skeleton, &step.name);
+            let made = steps
+                .iter()
+                .any(|s| upstream.contains(&s.name) && s.kind.name() == input.made_by);
+            if !made {
+                let producers: Vec<String> = steps
+                    .iter()
+                    .filter(|s| s.kind.name() == input.made_by && s.name != step.name)
+                    .map(|s| format!("`{}`", crate::error::shorten(&s.name, 80)))
+                    .collect();
+                let fix = if producers.is_empty() {
+                    format!("add a step of kind `{}` and list it there", input.made_by)
+                } else {
+                    format!("add {} to them", producers.join(" or "))
+                };
+                return Err(Error::YamlShape {
+                    path: file.into(),
+                    message: format!(
+                        "step `{}` reads `{}`, which the `{}` kind makes, but nothing it needs is of that kind: {fix} (its `needs` decide what runs before it)",
+                        crate::error::shorten(&step.name, 80),
+                        input.path,
+                        input.made_by
+                    ),
+                });
+            }
+        }
 
         let memo = ConfigMemo::default();
         let steps = steps

@@ -333,3 +333,30 @@ fn a_pipeline_path_after_force_is_explained_not_taken_for_a_step() {
     );
     assert!(!p.path("cache").exists());
 }
+
+#[test]
+fn a_step_whose_needs_do_not_make_its_input_is_a_structural_error() {
+    // Plot needs the bench step, aggregate needs plot: plot would run before any table exists. Refused with the
+    // rest of validation (exit 2, nothing measured or written), naming the step to add.
+    let p = crate::project::Project::new();
+    p.write(
+        "pipelines/p.yaml",
+        "steps:\n  - {name: b, kind: bench, model: configs/model/bert.yaml, bench: configs/bench/encoder.yaml}\n  - {name: plot, kind: plot, needs: [b]}\n  - {name: aggregate, kind: aggregate, needs: [plot]}\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("step `plot` reads `tables/inference_results.csv`")
+            && r.stderr.contains("add `aggregate` to them"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.path("cache").exists() && !p.path("results").exists());
+    // In order (plot needs aggregate, which needs the bench step): valid.
+    p.write(
+        "pipelines/p.yaml",
+        "steps:\n  - {name: b, kind: bench, model: configs/model/bert.yaml, bench: configs/bench/encoder.yaml}\n  - {name: aggregate, kind: aggregate, needs: [b]}\n  - {name: plot, kind: plot, needs: [aggregate]}\n",
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml", "--dry-run"]).code, 0);
+}
