@@ -60,9 +60,7 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
     if !prune {
         return Ok(());
     }
-    for path in &stale_peaks {
-        let _ = std::fs::remove_file(path);
-    }
+    // Everything is checked (every pipeline loads and plans) before anything is removed.
     // Every pipeline of the project counts, so pruning for one pipeline never drops another's points.
     let mut referenced = BTreeSet::new();
     // Entries measured on another machine (other device, threads or libtorch) of a point a pipeline still lists.
@@ -91,7 +89,7 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
             }
             Err(e) => {
                 // An unreadable pipeline could reference anything: refuse to prune rather than lose its points.
-                return Err(Error::Step {
+                return Err(Error::Refused {
                     step: "cache --prune".into(),
                     message: format!(
                         "not pruning: pipeline `{}` does not load: {e}",
@@ -100,6 +98,9 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
                 });
             }
         }
+    }
+    for path in &stale_peaks {
+        let _ = std::fs::remove_file(path);
     }
     let mut removed = 0;
     for (path, entry) in &entries {

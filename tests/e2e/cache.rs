@@ -327,3 +327,35 @@ fn prune_keeps_points_measured_on_other_machines() {
     assert!(p.path(&format!("cache/points/{fake}.json")).exists());
     assert!(!p.path(&format!("cache/points/{gone}.json")).exists());
 }
+
+#[test]
+fn prune_checks_everything_before_it_removes_anything() {
+    // A stale peaks file and a broken sibling pipeline: the prune is refused (exit 2) and the peaks file is still
+    // there (it used to be deleted first, then the prune refused).
+    let p = Project::new();
+    gpt2_only(&p, "[8]", 2);
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let peaks: Vec<_> = std::fs::read_dir(p.path("cache/peaks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!peaks.is_empty());
+    let stale = peaks[0].with_file_name("stale.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&peaks[0]).unwrap()).unwrap();
+    doc["key"]["method"] = "0".repeat(64).into();
+    std::fs::write(&stale, doc.to_string()).unwrap();
+    let listed = p.run(&["cache", "pipelines/p.yaml"]);
+    assert!(
+        listed.stdout.contains("from other measuring code"),
+        "{}",
+        listed.stdout
+    );
+    p.write("pipelines/broken.yaml", "steps: [");
+    let r = p.run(&["cache", "pipelines/p.yaml", "--prune"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("not pruning: pipeline"), "{}", r.stderr);
+    assert!(stale.exists(), "removed before the refusal");
+    std::fs::remove_file(p.path("pipelines/broken.yaml")).unwrap();
+    assert_eq!(p.run(&["cache", "pipelines/p.yaml", "--prune"]).code, 0);
+}
