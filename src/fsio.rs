@@ -120,6 +120,19 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 /// the run and lose its work. Only the nearest existing ancestor is looked at, so nothing outside the output's own
 /// path is touched.
 fn make_room(path: &Path, dir: &Path) {
+    remove_blocking_file(dir);
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        crate::output::warn(&format!(
+            "replacing `{}`, a folder where an output file belongs",
+            path.display()
+        ));
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// The nearest existing ancestor of `dir`, when it is a file (or anything but a folder) in the way: removed, with a
+/// warning. Only that ancestor is looked at, so nothing outside the output's own path is touched.
+fn remove_blocking_file(dir: &Path) {
     if let Some(blocking) = dir
         .ancestors()
         .find(|a| std::fs::symlink_metadata(a).is_ok())
@@ -133,13 +146,17 @@ fn make_room(path: &Path, dir: &Path) {
         ));
         let _ = std::fs::remove_file(blocking);
     }
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        crate::output::warn(&format!(
-            "replacing `{}`, a folder where an output file belongs",
-            path.display()
-        ));
-        let _ = std::fs::remove_dir_all(path);
-    }
+}
+
+/// Creates the output folder `dir` (and its parents), replacing a file of e3pipe's own outputs that stands where one
+/// of them belongs, as `write_atomic` would: done before a measuring worker starts, which writes its locks and
+/// points there itself.
+pub fn prepare_output_dir(dir: &Path) -> Result<()> {
+    remove_blocking_file(dir);
+    std::fs::create_dir_all(dir).map_err(|e| Error::Write {
+        path: dir.into(),
+        source: e,
+    })
 }
 
 /// The process umask, from `/proc/self/status` (Linux 4.7+): reading it there changes nothing, where `umask(2)`

@@ -61,7 +61,15 @@ impl Store {
         let path = self.entry_path(hash);
         let text = match crate::fsio::read_own(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
+            // No entry, also when a file stands where the cache folder belongs (it is replaced before any write).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Lookup::Miss;
+            }
             Err(e) => return Lookup::Corrupt(format!("cannot read: {e}")),
         };
         match serde_json::from_slice::<Entry>(&text) {

@@ -854,3 +854,20 @@ fn a_megabyte_of_name_is_not_echoed() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.len() < 1_000, "{} bytes", r.stderr.len());
 }
+
+#[test]
+fn a_file_where_the_cache_belongs_is_replaced_and_no_point_reads_as_corrupt() {
+    // The folder is replaced (with a warning) before anything is written; planning saw no cache, not a damaged one.
+    let p = Project::bert("[16]", "");
+    p.write("cache", "not a folder");
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("a file where an output folder belongs"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("corrupt"), "{}", r.stderr);
+    assert_eq!(r.points(), (1, 0, 0, 0));
+    assert!(p.path("cache/points").is_dir());
+}

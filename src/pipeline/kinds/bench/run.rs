@@ -191,6 +191,10 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
                 "  measuring in a shuffled order (seed {seed:#018x})"
             ));
         }
+        // The worker writes its locks and points itself: their folders are made (or repaired) first.
+        for dir in [store.points_dir(), store.dir.join("locks")] {
+            crate::fsio::prepare_output_dir(&dir)?;
+        }
         let job = Job {
             peaks: peaks_to_measure.cloned(),
             order: Some((seed, shuffled.len())),
