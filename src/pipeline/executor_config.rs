@@ -42,6 +42,38 @@ const OWN_OPTIONS: &[&str] = &[
     "--export",
 ];
 
+/// `sbatch`'s short options that take no argument (`-Q` quiet, `-W` wait, ...): in a bundle (`-Qo/x`) the next
+/// letter is another option; after any other letter, the rest of the bundle is that option's argument.
+const FLAGS_WITHOUT_ARGUMENT: &str = "HhOQsuVvW";
+
+/// Which of e3pipe's own options `arg` sets, parsed as `sbatch`'s option parser (getopt) reads it: a long option
+/// by any unambiguous prefix (`--outp=/x` is `--output`), short options bundled (`-Qo/x` is `-Q -o /x`).
+fn own_option(arg: &str) -> Option<&'static str> {
+    if let Some(long) = arg.strip_prefix("--") {
+        let name = long.split('=').next().unwrap_or_default();
+        if name.is_empty() {
+            return None;
+        }
+        return OWN_OPTIONS
+            .iter()
+            .find(|o| {
+                o.strip_prefix("--")
+                    .is_some_and(|own| own.starts_with(name))
+            })
+            .copied();
+    }
+    let bundle = arg.strip_prefix('-')?;
+    for c in bundle.chars() {
+        if let Some(own) = OWN_OPTIONS.iter().find(|o| o.len() == 2 && o.ends_with(c)) {
+            return Some(own);
+        }
+        if !FLAGS_WITHOUT_ARGUMENT.contains(c) {
+            return None; // the rest is this option's argument
+        }
+    }
+    None
+}
+
 // One value per run: its size does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
@@ -309,17 +341,14 @@ fn slurm(file: &Path, map: &Mapping) -> Result<SlurmConfig> {
                 };
                 for item in items {
                     let arg = text(file, key, item)?;
-                    // `--output=x`, `--output x` and the short forms with the value attached (`-ox`).
-                    let own = OWN_OPTIONS.iter().find(|o| {
-                        arg == **o
-                            || arg.starts_with(&format!("{o}="))
-                            || (!o.starts_with("--") && arg.starts_with(**o))
-                    });
-                    if let Some(option) = own {
+                    if let Some(option) = own_option(&arg) {
                         return Err(Error::BadValue {
                             path: file.into(),
                             field: "executor: sbatch_args".into(),
-                            message: format!("`{arg}`: e3pipe sets `{option}` itself"),
+                            message: format!(
+                                "`{}`: e3pipe sets `{option}` itself",
+                                crate::error::shorten(&arg, 60)
+                            ),
                         });
                     }
                     config.sbatch_args.push(arg);
@@ -338,6 +367,36 @@ mod tests {
     fn read(text: &str) -> Result<ExecutorConfig> {
         let value: Value = serde_yaml_ng::from_str(text).unwrap();
         ExecutorConfig::read(Path::new("p.yaml"), Some(&value))
+    }
+
+    #[test]
+    fn own_options_are_found_as_sbatch_parses_them() {
+        for arg in [
+            "--output=/x",
+            "--outp=/x",
+            "--o",
+            "--arr=0-3",
+            "-o/x",
+            "-Qo/x",
+            "-QWa1",
+            "-J",
+            "--export=ALL",
+            "--open",
+        ] {
+            assert!(own_option(arg).is_some(), "{arg}");
+        }
+        // Another option's argument that happens to hold a letter of ours; options e3pipe leaves alone.
+        for arg in [
+            "--qos=high",
+            "-pgpu-o",
+            "--exclusive",
+            "-N2",
+            "--partition=o",
+            "-t00:10:00",
+            "--",
+        ] {
+            assert!(own_option(arg).is_none(), "{arg}");
+        }
     }
 
     #[test]
