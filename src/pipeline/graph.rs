@@ -20,16 +20,30 @@ pub fn topological_order(pipeline: &Pipeline) -> Vec<&Step> {
         .collect()
 }
 
+/// The error for a step name `wanted` that `pipeline` lacks: a did-you-mean, or, when the name is a pipeline file
+/// typed after `--only`/`--force` (which took it as their value), the command that was meant.
+pub fn no_such_step(pipeline: &Pipeline, wanted: &str) -> Error {
+    if wanted.ends_with(".yaml") || wanted.ends_with(".yml") {
+        return Error::Usage(format!(
+            "`{}` is not a step of `{}` but looks like a pipeline file: `--only` and `--force` took it as their value; give the pipeline first: `e3pipe run {} --force` (or `--only <steps>`)",
+            crate::error::shorten(wanted, 60),
+            pipeline.file.display(),
+            crate::error::shorten(wanted, 60)
+        ));
+    }
+    Error::NoSuchStep {
+        path: pipeline.file.clone(),
+        step: crate::error::shorten(wanted, 60),
+        suggestion: suggest(wanted, pipeline.steps.iter().map(|s| s.name.as_str())),
+    }
+}
+
 /// Validates `--only` names (with a did-you-mean) and returns the selected step names.
 pub fn select<'a>(pipeline: &'a Pipeline, only: &[String]) -> Result<Vec<&'a str>> {
     let names: Vec<&str> = pipeline.steps.iter().map(|s| s.name.as_str()).collect();
     for wanted in only {
         if !names.contains(&wanted.as_str()) {
-            return Err(Error::NoSuchStep {
-                path: pipeline.file.clone(),
-                step: crate::error::shorten(wanted, 60),
-                suggestion: suggest(wanted, names.iter().copied()),
-            });
+            return Err(no_such_step(pipeline, wanted));
         }
     }
     Ok(topological_order(pipeline)

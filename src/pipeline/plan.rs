@@ -57,14 +57,7 @@ pub fn plan_with(
     let selected = graph::select(pipeline, only)?;
     for forced in &force.steps {
         if pipeline.step(forced).is_none() {
-            return Err(Error::NoSuchStep {
-                path: pipeline.file.clone(),
-                step: forced.clone(),
-                suggestion: crate::error::suggest(
-                    forced,
-                    pipeline.steps.iter().map(|s| s.name.as_str()),
-                ),
-            });
+            return Err(graph::no_such_step(pipeline, forced));
         }
     }
     let store = Store::new(&pipeline.root);
@@ -146,8 +139,10 @@ pub fn check_inputs(pipeline: &Pipeline, only: &[String]) -> Result<()> {
                 pipeline.file.display()
             )
         } else {
+            // A hint to paste: the pipeline the user gave, not the default one.
             format!(
-                "run `e3pipe run --only {},{}` first",
+                "run `e3pipe run {} --only {},{}` first",
+                pipeline.file.display(),
                 producers.join(","),
                 step.name
             )

@@ -288,7 +288,7 @@ fn only_plot_without_tables_names_what_to_run() {
     let p = Project::new();
     let r = p.run(&["run", "pipelines/p.yaml", "--only", "plot"]);
     assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("step `plot` needs `tables/inference_results.csv`, which is not there: run `e3pipe run --only aggregate,plot` first"), "{}", r.stderr);
+    assert!(r.stderr.contains("step `plot` needs `tables/inference_results.csv`, which is not there: run `e3pipe run pipelines/p.yaml --only aggregate,plot` first"), "{}", r.stderr);
     assert!(
         !r.stdout.contains("points:"),
         "refused before anything runs"
@@ -359,4 +359,24 @@ fn a_step_whose_needs_do_not_make_its_input_is_a_structural_error() {
         "steps:\n  - {name: b, kind: bench, model: configs/model/bert.yaml, bench: configs/bench/encoder.yaml}\n  - {name: aggregate, kind: aggregate, needs: [b]}\n  - {name: plot, kind: plot, needs: [aggregate]}\n",
     );
     assert_eq!(p.run(&["run", "pipelines/p.yaml", "--dry-run"]).code, 0);
+}
+
+#[test]
+fn a_pipeline_file_typed_after_force_is_named_as_such() {
+    // `e3pipe run --force quick.yaml`: `--force` took the file as a step name; the message says so and gives the
+    // command that was meant, instead of blaming the default pipeline for lacking a step `quick.yaml`.
+    let p = Project::new();
+    p.write(
+        "pipelines/scaling.yaml",
+        "steps:\n  - name: aggregate\n    kind: aggregate\n",
+    );
+    let r = p.run(&["run", "--force", "p.yaml"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("`p.yaml` is not a step of")
+            && r.stderr
+                .contains("give the pipeline first: `e3pipe run p.yaml --force`"),
+        "{}",
+        r.stderr
+    );
 }
