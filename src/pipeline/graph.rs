@@ -23,7 +23,10 @@ pub fn topological_order(pipeline: &Pipeline) -> Vec<&Step> {
 /// The error for a step name `wanted` that `pipeline` lacks: a did-you-mean, or, when the name is a pipeline file
 /// typed after `--only`/`--force` (which took it as their value), the command that was meant.
 pub fn no_such_step(pipeline: &Pipeline, wanted: &str) -> Error {
-    if wanted.ends_with(".yaml") || wanted.ends_with(".yml") {
+    let extension = std::path::Path::new(wanted)
+        .extension()
+        .map(|e| e.to_ascii_lowercase());
+    if extension.is_some_and(|e| e == "yaml" || e == "yml") {
         return Error::Usage(format!(
             "`{}` is not a step of `{}` but looks like a pipeline file: `--only` and `--force` took it as their value; give the pipeline first: `e3pipe run {} --force` (or `--only <steps>`)",
             crate::error::shorten(wanted, 60),
