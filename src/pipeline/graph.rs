@@ -25,7 +25,7 @@ pub fn topological_order(pipeline: &Pipeline) -> Vec<&Step> {
 pub fn no_such_step(pipeline: &Pipeline, wanted: &str) -> Error {
     let extension = std::path::Path::new(wanted)
         .extension()
-        .map(|e| e.to_ascii_lowercase());
+        .map(std::ffi::OsStr::to_ascii_lowercase);
     if extension.is_some_and(|e| e == "yaml" || e == "yml") {
         return Error::Usage(format!(
             "`{}` is not a step of `{}` but looks like a pipeline file: `--only` and `--force` took it as their value; give the pipeline first: `e3pipe run {} --force` (or `--only <steps>`)",
