@@ -65,7 +65,7 @@ pub const ALLOWED_KEYS: &[&str] = &[
 
 impl BartConfig {
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
+        crate::models::config::all_positive(&[
             ("vocab_size", self.vocab_size),
             ("d_model", self.d_model),
             ("encoder_layers", self.encoder_layers),
@@ -75,31 +75,12 @@ impl BartConfig {
             ("encoder_ffn_dim", self.encoder_ffn_dim),
             ("decoder_ffn_dim", self.decoder_ffn_dim),
             ("max_position_embeddings", self.max_position_embeddings),
-        ] {
-            if v <= 0 {
-                return Err(format!("`{name}` must be positive, got {v}"));
-            }
-        }
-        for dims in [
-            [self.vocab_size, self.d_model, 8],
-            [
-                self.encoder_ffn_dim.max(self.decoder_ffn_dim),
-                self.d_model,
-                8,
-            ],
-            [self.max_position_embeddings, self.d_model, 8],
-        ] {
-            if dims
-                .iter()
-                .try_fold(1i64, |n, &d| n.checked_mul(d))
-                .is_none()
-            {
-                return Err(format!(
-                    "{} make a tensor too large to address; check these values",
-                    dims.map(|d| d.to_string()).join(" × ")
-                ));
-            }
-        }
+        ])?;
+        crate::models::config::all_addressable(&[
+            &[self.vocab_size, self.d_model],
+            &[self.encoder_ffn_dim.max(self.decoder_ffn_dim), self.d_model],
+            &[self.max_position_embeddings, self.d_model],
+        ])?;
         for (name, heads) in [
             ("encoder_attention_heads", self.encoder_attention_heads),
             ("decoder_attention_heads", self.decoder_attention_heads),

@@ -419,6 +419,35 @@ fn one_of(name: &str, value: &str, accepted: &[&str]) -> Result<(), String> {
     ))
 }
 
+/// Every named count is positive.
+pub(crate) fn all_positive(values: &[(&str, i64)]) -> Result<(), String> {
+    match values.iter().find(|(_, v)| *v <= 0) {
+        Some((name, v)) => Err(format!("`{name}` must be positive, got {v}")),
+        None => Ok(()),
+    }
+}
+
+/// Every product of dimensions (times 8 bytes an element) is addressable: sizes past that are nonsense, not a model
+/// too large for this machine.
+pub(crate) fn all_addressable(products: &[&[i64]]) -> Result<(), String> {
+    for dims in products {
+        if dims
+            .iter()
+            .try_fold(8i64, |n, &d| n.checked_mul(d.max(1)))
+            .is_none()
+        {
+            return Err(format!(
+                "{} make a tensor too large to address; check these values",
+                dims.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" × ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn epsilon(name: &str, v: f64) -> Result<(), String> {
     if v.is_finite() && v > 0.0 && v < 1.0 {
         Ok(())
@@ -534,6 +563,16 @@ impl ArchConfig {
                 ..c.as_bert()
             })
             .validate(),
+            ArchConfig::Roberta(c)
+                if c.pad_token_id
+                    .is_some_and(|p| !(0..c.vocab_size).contains(&p)) =>
+            {
+                Err(format!(
+                    "`pad_token_id` {} is outside the vocabulary (0..{})",
+                    c.pad_token_id.unwrap_or_default(),
+                    c.vocab_size
+                ))
+            }
             ArchConfig::Roberta(c)
                 if c.max_position_embeddings <= c.pad_token_id.unwrap_or(1) + 1 =>
             {

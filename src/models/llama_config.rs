@@ -175,18 +175,40 @@ impl LlamaConfig {
             .or_else(|| self.rope_scaling.clone())
             .unwrap_or_default();
         let theta = params.rope_theta.or(self.rope_theta).unwrap_or(10_000.0);
+        // Each a positive finite number: a zero or negative base or factor makes every position NaN.
+        let usable = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(format!("`{name}` must be a positive number, got {v}"))
+            }
+        };
+        let theta = usable("rope_theta", theta)?;
         let kind = params.rope_type.as_deref().unwrap_or("default");
         match kind {
             "default" => Ok(Rope::Default { theta }),
             "llama3" => {
                 let need = |name: &str, v: Option<f64>| {
-                    v.ok_or_else(|| format!("rope type `llama3` needs `{name}`"))
+                    usable(
+                        name,
+                        v.ok_or_else(|| format!("rope type `llama3` needs `{name}`"))?,
+                    )
                 };
+                let (low, high) = (
+                    need("low_freq_factor", params.low_freq_factor)?,
+                    need("high_freq_factor", params.high_freq_factor)?,
+                );
+                // The band between the two wavelengths is interpolated over `high - low`.
+                if high <= low {
+                    return Err(format!(
+                        "`high_freq_factor` ({high}) must exceed `low_freq_factor` ({low})"
+                    ));
+                }
                 Ok(Rope::Llama3 {
                     theta,
                     factor: need("factor", params.factor)?,
-                    low_freq_factor: need("low_freq_factor", params.low_freq_factor)?,
-                    high_freq_factor: need("high_freq_factor", params.high_freq_factor)?,
+                    low_freq_factor: low,
+                    high_freq_factor: high,
                     original_max_position_embeddings: need(
                         "original_max_position_embeddings",
                         params.original_max_position_embeddings.map(|v| v as f64),
@@ -206,7 +228,7 @@ impl LlamaConfig {
 
     /// The numbers that would otherwise fail deep inside libtorch.
     pub fn validate(&self, family: LlamaFamily) -> Result<(), String> {
-        for (name, v) in [
+        crate::models::config::all_positive(&[
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
@@ -215,27 +237,12 @@ impl LlamaConfig {
             ("num_key_value_heads", self.kv_heads()),
             ("head_dim", self.head_size()),
             ("max_position_embeddings", self.max_position_embeddings),
-        ] {
-            if v <= 0 {
-                return Err(format!("`{name}` must be positive, got {v}"));
-            }
-        }
-        for dims in [
-            [self.vocab_size, self.hidden_size, 8],
-            [self.intermediate_size, self.hidden_size, 8],
-            [self.num_attention_heads, self.head_size(), self.hidden_size],
-        ] {
-            if dims
-                .iter()
-                .try_fold(1i64, |n, &d| n.checked_mul(d))
-                .is_none()
-            {
-                return Err(format!(
-                    "{} make a tensor too large to address; check these values",
-                    dims.map(|d| d.to_string()).join(" × ")
-                ));
-            }
-        }
+        ])?;
+        crate::models::config::all_addressable(&[
+            &[self.vocab_size, self.hidden_size],
+            &[self.intermediate_size, self.hidden_size],
+            &[self.num_attention_heads, self.head_size(), self.hidden_size],
+        ])?;
         if self.num_attention_heads % self.kv_heads() != 0 {
             return Err(format!(
                 "`num_attention_heads` ({}) must be a multiple of `num_key_value_heads` ({})",
@@ -330,6 +337,15 @@ mod tests {
         assert_eq!(c.biases(LlamaFamily::Qwen2), (true, false));
         assert_eq!(c.biases(LlamaFamily::Mistral), (false, false));
         assert_eq!(c.eos_token_id.as_ref().unwrap().ids(), [1, 2]);
+        for rope in [
+            r#""rope_theta": -5.0"#,
+            r#""rope_theta": 0.0"#,
+            r#""rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}"#,
+            r#""rope_scaling": {"rope_type": "llama3", "factor": -1.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}"#,
+        ] {
+            let c = config(&format!("{{{BASE}, {rope}}}"));
+            assert!(c.validate(LlamaFamily::Llama).is_err(), "{rope}");
+        }
         let bad = config(&format!(r#"{{{BASE}, "num_key_value_heads": 3}}"#));
         assert!(
             bad.validate(LlamaFamily::Llama)

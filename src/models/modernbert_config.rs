@@ -97,6 +97,16 @@ impl ModernBertConfig {
         }
     }
 
+    /// How many layers attend globally (counted, not iterated: a typo'd layer count must not loop for ever).
+    pub fn global_layers(&self) -> i64 {
+        if let Some(types) = &self.layer_types {
+            types.iter().filter(|t| *t == "full_attention").count() as i64
+        } else {
+            let every = self.global_attn_every_n_layers.unwrap_or(3).max(1);
+            (self.num_hidden_layers.max(0) + every - 1) / every
+        }
+    }
+
     /// A token sees the tokens within this distance in a local layer.
     pub fn half_window(&self) -> i64 {
         self.local_attention / 2
@@ -122,7 +132,7 @@ impl ModernBertConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
+        crate::models::config::all_positive(&[
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
             ("intermediate_size", self.intermediate_size),
@@ -130,26 +140,11 @@ impl ModernBertConfig {
             ("num_attention_heads", self.num_attention_heads),
             ("max_position_embeddings", self.max_position_embeddings),
             ("local_attention", self.local_attention),
-        ] {
-            if v <= 0 {
-                return Err(format!("`{name}` must be positive, got {v}"));
-            }
-        }
-        for dims in [
-            [self.vocab_size, self.hidden_size, 8],
-            [self.intermediate_size, self.hidden_size, 16],
-        ] {
-            if dims
-                .iter()
-                .try_fold(1i64, |n, &d| n.checked_mul(d))
-                .is_none()
-            {
-                return Err(format!(
-                    "{} make a tensor too large to address; check these values",
-                    dims.map(|d| d.to_string()).join(" × ")
-                ));
-            }
-        }
+        ])?;
+        crate::models::config::all_addressable(&[
+            &[self.vocab_size, self.hidden_size],
+            &[self.intermediate_size, self.hidden_size, 2],
+        ])?;
         if self.hidden_size % self.num_attention_heads != 0
             || (self.hidden_size / self.num_attention_heads) % 2 != 0
         {
@@ -163,6 +158,14 @@ impl ModernBertConfig {
                 "`norm_eps` must be a small positive number, got {}",
                 self.norm_eps
             ));
+        }
+        for global in [true, false] {
+            let theta = self.rope_theta(global);
+            if !(theta.is_finite() && theta > 0.0) {
+                return Err(format!(
+                    "a rotary base must be a positive number, got {theta}"
+                ));
+            }
         }
         if self.hidden_activation != "gelu" {
             return Err(format!(
@@ -225,6 +228,7 @@ mod tests {
         for c in [&v4, &v5] {
             let globals: Vec<bool> = (0..4).map(|i| c.global_layer(i)).collect();
             assert_eq!(globals, [true, false, false, true]);
+            assert_eq!(c.global_layers(), 2);
             assert!((c.rope_theta(true) - 160_000.0).abs() < 1e-9);
             assert!((c.rope_theta(false) - 10_000.0).abs() < 1e-9);
             assert_eq!(c.half_window(), 64);

@@ -77,6 +77,18 @@ impl Counter {
         self.work.weight_bytes += k * n * self.elem;
     }
 
+    /// `count` identical layers: one counted by `layer`, times `count` (a loop over a typo'd billion layers would
+    /// not end).
+    fn layers(&mut self, count: i64, layer: impl Fn(&mut Counter)) {
+        let mut one = Counter::new(0);
+        one.elem = self.elem;
+        layer(&mut one);
+        let times = count.max(0) as f64;
+        self.work.flops += one.work.flops * times;
+        self.work.bytes += one.work.bytes * times;
+        self.work.weight_bytes += one.work.weight_bytes * times;
+    }
+
     /// Parameters read without a matmul: biases, norm weights, embedding rows.
     fn params(&mut self, count: f64) {
         self.work.bytes += count * self.elem;
@@ -231,7 +243,7 @@ fn llama_pass(
     let (qkv_bias, o_bias) = c.biases(family);
     let window = c.window(family).map(|w| w as f64);
     n.params(m * d); // embedding rows
-    for _ in 0..c.num_hidden_layers {
+    n.layers(c.num_hidden_layers, |n| {
         n.params(d); // input RMSNorm
         n.linear(m, d, h * dh); // q
         n.linear(m, d, kv * dh); // k
@@ -252,7 +264,7 @@ fn llama_pass(
         if c.mlp_bias {
             n.params(2.0 * ff + d);
         }
-    }
+    });
     n.params(d); // final norm
     n.linear(b, d, c.vocab_size as f64); // LM head, last position only
     n.work
@@ -283,9 +295,9 @@ fn gpt2_prefill(c: &Gpt2Config, l: f64, b: f64, dtype_bytes: usize) -> Work {
     let mut n = Counter::new(dtype_bytes);
     let d = c.n_embd as f64;
     n.params(2.0 * b * l * d); // wte and wpe rows
-    for _ in 0..c.n_layer {
-        gpt2_block(c, &mut n, b * l, l, l, b);
-    }
+    n.layers(c.n_layer, |n| {
+        gpt2_block(c, n, b * l, l, l, b);
+    });
     n.params(2.0 * d); // ln_f
     n.linear(b, d, c.vocab_size as f64); // tied LM head, last position only
     n.work
@@ -295,9 +307,9 @@ fn gpt2_step(c: &Gpt2Config, keys: f64, b: f64, dtype_bytes: usize) -> Work {
     let mut n = Counter::new(dtype_bytes);
     let d = c.n_embd as f64;
     n.params(2.0 * b * d);
-    for _ in 0..c.n_layer {
-        gpt2_block(c, &mut n, b, 1.0, keys, b);
-    }
+    n.layers(c.n_layer, |n| {
+        gpt2_block(c, n, b, 1.0, keys, b);
+    });
     n.params(2.0 * d);
     n.linear(b, d, c.vocab_size as f64);
     n.work
@@ -310,7 +322,7 @@ fn bert_forward(c: &BertConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
     let ff = c.intermediate_size as f64;
     let m = b * l;
     n.params(3.0 * m * d + 2.0 * d); // word, position and token-type rows; LayerNorm
-    for _ in 0..c.num_hidden_layers {
+    n.layers(c.num_hidden_layers, |n| {
         for _ in 0..3 {
             n.linear(m, d, d); // query, key, value
             n.params(d);
@@ -322,7 +334,7 @@ fn bert_forward(c: &BertConfig, l: f64, b: f64, dtype_bytes: usize) -> Work {
         n.params(ff);
         n.linear(m, ff, d);
         n.params(3.0 * d);
-    }
+    });
     n.work
 }
 
@@ -344,19 +356,23 @@ fn modernbert_forward(c: &ModernBertConfig, l: f64, b: f64, dtype_bytes: usize) 
     let ff = c.intermediate_size as f64;
     let m = b * l;
     n.params(m * d + d); // token rows, embedding norm
-    for i in 0..c.num_hidden_layers {
-        n.params(2.0 * d); // attention and MLP norms
-        n.linear(m, d, 3.0 * d); // Wqkv
-        let entries = if c.global_layer(i) {
-            l * l
-        } else {
-            local_score_entries(l, c.half_window() as f64)
-        };
-        n.work.flops += b * h * 4.0 * entries * (d / h);
-        n.work.bytes += b * h * 4.0 * l * (d / h) * n.elem; // q, k, v in, the output out
-        n.linear(m, d, d); // Wo
-        n.linear(m, d, 2.0 * ff); // Wi
-        n.linear(m, ff, d); // Wo of the MLP
+    let global = c.global_layers();
+    for (count, entries) in [
+        (global, l * l),
+        (
+            c.num_hidden_layers - global,
+            local_score_entries(l, c.half_window() as f64),
+        ),
+    ] {
+        n.layers(count, |n| {
+            n.params(2.0 * d); // attention and MLP norms
+            n.linear(m, d, 3.0 * d); // Wqkv
+            n.work.flops += b * h * 4.0 * entries * (d / h);
+            n.work.bytes += b * h * 4.0 * l * (d / h) * n.elem; // q, k, v in, the output out
+            n.linear(m, d, d); // Wo
+            n.linear(m, d, 2.0 * ff); // Wi
+            n.linear(m, ff, d); // Wo of the MLP
+        });
     }
     n.params(d); // final norm
     n.work
@@ -370,7 +386,7 @@ fn bart_first_token(c: &BartConfig, l: f64, b: f64, dtype_bytes: usize) -> Work 
     let h = c.encoder_attention_heads as f64;
     let m = b * l;
     n.params(2.0 * m * d + 2.0 * d); // token and position rows, layernorm_embedding
-    for _ in 0..c.encoder_layers {
+    n.layers(c.encoder_layers, |n| {
         for _ in 0..3 {
             n.linear(m, d, d); // q, k, v
             n.params(d);
@@ -382,12 +398,12 @@ fn bart_first_token(c: &BartConfig, l: f64, b: f64, dtype_bytes: usize) -> Work 
         n.params(c.encoder_ffn_dim as f64);
         n.linear(m, c.encoder_ffn_dim as f64, d);
         n.params(3.0 * d);
-    }
-    for _ in 0..c.decoder_layers {
+    });
+    n.layers(c.decoder_layers, |n| {
         n.linear(m, d, d); // cross k
         n.linear(m, d, d); // cross v
         n.params(2.0 * d);
-    }
+    });
     let first = bart_decoder_step(c, 1.0, l, b, dtype_bytes);
     n.work.flops += first.flops;
     n.work.bytes += first.bytes;
@@ -401,7 +417,7 @@ fn bart_decoder_step(c: &BartConfig, keys: f64, l: f64, b: f64, dtype_bytes: usi
     let d = c.d_model as f64;
     let h = c.decoder_attention_heads as f64;
     n.params(2.0 * b * d + 2.0 * d);
-    for _ in 0..c.decoder_layers {
+    n.layers(c.decoder_layers, |n| {
         for _ in 0..3 {
             n.linear(b, d, d);
             n.params(d);
@@ -419,7 +435,7 @@ fn bart_decoder_step(c: &BartConfig, keys: f64, l: f64, b: f64, dtype_bytes: usi
         n.params(c.decoder_ffn_dim as f64);
         n.linear(b, c.decoder_ffn_dim as f64, d);
         n.params(3.0 * d);
-    }
+    });
     n.linear(b, d, c.vocab_size as f64);
     n.params(c.vocab_size as f64); // final_logits_bias
     n.work
@@ -434,9 +450,9 @@ fn t5_ffn(c: &T5Config, n: &mut Counter, m: f64) {
     } else {
         1
     };
-    for _ in 0..inputs {
+    n.layers(inputs, |n| {
         n.linear(m, d, ff);
-    }
+    });
     n.linear(m, ff, d);
 }
 
@@ -448,7 +464,7 @@ fn t5_first_token(c: &T5Config, l: f64, b: f64, dtype_bytes: usize) -> Work {
     let dkv = c.d_kv as f64;
     let m = b * l;
     n.params(m * d);
-    for _ in 0..c.num_layers {
+    n.layers(c.num_layers, |n| {
         n.params(d);
         for _ in 0..3 {
             n.linear(m, d, inner); // q, k, v
@@ -456,14 +472,14 @@ fn t5_first_token(c: &T5Config, l: f64, b: f64, dtype_bytes: usize) -> Work {
         n.written(b * h * l * l); // the position bias, an input of the attention kernel
         n.attention(b * h, l, l, dkv, false);
         n.linear(m, inner, d); // o
-        t5_ffn(c, &mut n, m);
-    }
+        t5_ffn(c, n, m);
+    });
     n.params(d); // final layer norm
     // The cross-attention keys and values of every decoder layer, computed once from the encoder output.
-    for _ in 0..c.num_decoder_layers.unwrap_or(c.num_layers) {
+    n.layers(c.num_decoder_layers.unwrap_or(c.num_layers), |n| {
         n.linear(m, d, inner);
         n.linear(m, d, inner);
-    }
+    });
     let first = t5_decoder_step(c, 1.0, l, b, dtype_bytes);
     n.work.flops += first.flops;
     n.work.bytes += first.bytes;
@@ -479,7 +495,7 @@ fn t5_decoder_step(c: &T5Config, keys: f64, l: f64, b: f64, dtype_bytes: usize) 
     let inner = (c.num_heads * c.d_kv) as f64;
     let dkv = c.d_kv as f64;
     n.params(b * d);
-    for _ in 0..c.num_decoder_layers.unwrap_or(c.num_layers) {
+    n.layers(c.num_decoder_layers.unwrap_or(c.num_layers), |n| {
         n.params(d);
         for _ in 0..3 {
             n.linear(b, d, inner);
@@ -491,8 +507,8 @@ fn t5_decoder_step(c: &T5Config, keys: f64, l: f64, b: f64, dtype_bytes: usize) 
         n.linear(b, d, inner); // cross q
         n.attention(b * h, 1.0, l, dkv, false);
         n.linear(b, inner, d);
-        t5_ffn(c, &mut n, b);
-    }
+        t5_ffn(c, n, b);
+    });
     n.params(d);
     n.linear(b, d, c.vocab_size as f64);
     n.work

@@ -356,7 +356,21 @@ fn roberta_distilbert_modernbert_and_bart_run_beside_the_llama_family() {
     }
     // ModernBERT at 128 tokens: two of three layers local (±8 tokens), so fewer FLOPs than all-global would count.
     let modern = p.results("modernbert-tiny");
-    assert!(modern["metrics"]["128"]["flops"].as_f64().unwrap() > 0.0);
+    let flops = modern["metrics"]["128"]["flops"].as_f64().unwrap();
+    let config: e3pipe::models::config::ArchConfig =
+        serde_json::from_value(modern["config"]["model"]["hyperparameters"].clone()).unwrap();
+    let e3pipe::models::config::ArchConfig::ModernBert(local) = config else {
+        panic!("{config:?}")
+    };
+    let all_global =
+        e3pipe::models::config::ArchConfig::ModernBert(e3pipe::models::config::ModernBertConfig {
+            global_attn_every_n_layers: Some(1),
+            ..local.clone()
+        });
+    let global_flops = e3pipe::models::work::point_work(&all_global, 128, 0, 1, 4)
+        .headline
+        .flops;
+    assert!(flops < global_flops, "{flops} vs {global_flops}");
     assert!(p.path("figs/latency_curve.png").is_file());
     // RoBERTa's stand-in tokenizer is labelled; DistilBERT's is its own (BERT's WordPiece).
     assert!(
@@ -368,5 +382,35 @@ fn roberta_distilbert_modernbert_and_bart_run_beside_the_llama_family() {
     assert_eq!(
         p.results("distilbert-tiny")["config"]["model"]["tokenizer"],
         "built-in encoder"
+    );
+}
+
+#[test]
+fn a_model_too_large_for_the_host_is_an_oom_point_not_a_crash_or_a_hang() {
+    // A billion layers: the work is counted per layer times the count (not looped), and the worker refuses to build
+    // weights larger than the host's memory, so the point is `oom` with the size, and the run ends (exit 1).
+    let p = Project::new();
+    p.write(
+        "configs/model/llama.yaml",
+        &tiny("llama", "").replace("num_hidden_layers: 2", "num_hidden_layers: 1000000000000"),
+    );
+    p.write(
+        "configs/bench/decoder.yaml",
+        &bench_yaml("decoder", "[8]", 2, 1),
+    );
+    p.write(
+        "pipelines/p.yaml",
+        "steps:\n  - name: l\n    kind: bench\n    model: configs/model/llama.yaml\n    bench: configs/bench/decoder.yaml\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let pt = point(&p.results("llama-tiny"), 8).clone();
+    assert_eq!(pt["status"], "oom", "{pt:#}");
+    assert!(
+        pt["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its weights need at least"),
+        "{pt:#}"
     );
 }

@@ -166,6 +166,27 @@ fn array_task(job_file: &std::path::Path) -> Result<()> {
 }
 
 /// `result` with who measured it.
+/// Refuses, as an out-of-memory failure of its points, a CPU model whose weights alone exceed the host's memory:
+/// building it would abort the process (an allocation the allocator cannot serve) instead of failing cleanly. The
+/// count is a lower bound (the weights one decode step or forward reads, `models::work`).
+fn too_large_for_host(job: &Job, device: Device) -> Result<()> {
+    let (Device::Cpu, Some(config)) = (device, &job.model.config) else {
+        return Ok(());
+    };
+    let elt = kind_of(job.dtype).elt_size_in_bytes();
+    let work = e3pipe::models::work::point_work(config, 1, 2, 1, elt);
+    let need = work.decode_step.unwrap_or(work.headline).weight_bytes;
+    match e3pipe::bench::memory::total_bytes() {
+        Some(total) if need > total as f64 => Err(Error::Model {
+            model: job.model.name.clone(),
+            message: format!(
+                "out of memory before loading: its weights need at least {need:.3e} bytes; this machine has {total}"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn tagged(mut result: PointResult, measurer: &Measurer) -> PointResult {
     result.executor = measurer.executor.to_string();
     result.slurm_job_id.clone_from(&measurer.slurm_job_id);
@@ -321,6 +342,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
             progress.set_message(format!("loading {}", job.model.name));
             // A model too large for this machine (or one libtorch rejects) fails its points, not the worker.
             match catch_torch(|| {
+                too_large_for_host(job, device)?;
                 let model = Model::load(&job.model, device, kind_of(job.dtype))?;
                 let tok = match &job.model.tokenizer {
                     Some(path) => tokenizer::from_file(path)?,
