@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
         "interrupt",
         "cli",
         "method_text",
+        "rerun",
     ],
     &["output", "paths"],
     &["fsio"],

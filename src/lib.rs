@@ -30,6 +30,7 @@ pub mod output;
 pub mod paths;
 pub mod pipeline;
 pub mod report;
+pub mod rerun;
 pub mod results;
 pub mod yaml;
 

@@ -48,7 +48,8 @@ impl AnchorCheck {
             )
         } else {
             format!(
-                "anchor {point} re-measured at {change}, outside both intervals: the machine has drifted since the cached points of this curve were measured, and the new points would be spliced onto them; `e3pipe run --force {step}` re-measures the whole curve in one run"
+                "anchor {point} re-measured at {change}, outside both intervals: the machine has drifted since the cached points of this curve were measured, and the new points would be spliced onto them; `{}` re-measures the whole curve in one run",
+                crate::rerun::run_with(&format!("--force {}", crate::rerun::shell_quote(step)))
             )
         }
     }

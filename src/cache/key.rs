@@ -11,6 +11,21 @@ use crate::models::config::{Arch, ArchConfig};
 use crate::models::hardware::HardwareId;
 use crate::models::runtime::CudaRuntime;
 
+/// Key fields that do not change which curve a point lies on: the axes and the measuring effort.
+const CURVE_FREE: &[&str] = &[
+    "context_length",
+    "batch_size",
+    "num_runs",
+    "warmup_runs",
+    "min_duration_s",
+    "target_rel_ci",
+    "max_runs",
+    "max_duration_s",
+    "warmup_s",
+    "read_back",
+    "record_outputs",
+];
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointKey {
     pub method_version: u32,
@@ -136,6 +151,17 @@ impl PointKey {
         // Serialising a plain struct of strings and numbers into a hasher cannot fail.
         let _ = serde_json::to_writer(&mut hasher, self);
         hasher.finalize().to_hex().to_string()
+    }
+
+    /// Which curve the point belongs to: its flat key without the length and batch size (the axes) and without
+    /// what only sets how long or how often it is measured. Points of one model from different pipelines share a
+    /// results document when their curves are the same (`pipeline::kinds::bench::results_file::carried`).
+    pub fn curve(fields: &serde_json::Map<String, serde_json::Value>) -> String {
+        let mut f = fields.clone();
+        for axis_or_effort in CURVE_FREE {
+            f.remove(*axis_or_effort);
+        }
+        serde_json::Value::Object(f).to_string()
     }
 
     /// The key as a flat JSON object, stored in each entry so `--dry-run` can name the fields that changed.

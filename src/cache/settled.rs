@@ -34,11 +34,21 @@ pub fn file_stamp(path: &Path) -> Option<FileStamp> {
     Some((meta.len(), mtime))
 }
 
+/// A results document's identity for the index: its size and a digest of its bytes, so that an edit which keeps
+/// both size and mtime (`touch -r`) is still seen. Documents are read whole by every reader anyway.
+pub fn content_stamp(path: &Path) -> Option<FileStamp> {
+    let bytes = crate::fsio::read_own(path).ok()?;
+    let digest = blake3::hash(&bytes);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest.as_bytes()[..16]);
+    Some((bytes.len() as u64, u128::from_le_bytes(first)))
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settled {
     /// Fingerprint of the results document last written for the model ...
     pub fingerprint: String,
-    /// ... and that document's stamp when it was written (or found unchanged).
+    /// ... and that document's `content_stamp` when it was written (or found unchanged).
     pub document: Option<FileStamp>,
     entries: HashMap<String, FileStamp>,
 }

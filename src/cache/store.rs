@@ -93,7 +93,27 @@ impl Store {
             result: result.clone(),
             checksum: checksum(result),
         };
-        write_json(&self.entry_path(&hash), &entry)
+        write_json(&self.entry_path(&hash), &entry)?;
+        // Then say that this model's points changed, for the documents that keep other pipelines' points
+        // (`results_file::carried`): a unique line per write, so every write changes it.
+        crate::fsio::write_atomic(
+            &self.changes_path(&result.model),
+            format!("{hash} {}\n", result.finished_at).as_bytes(),
+        )
+    }
+
+    /// `cache/changes/<model>.txt`: the last entry written for the model (what `changes` reads).
+    pub fn changes_path(&self, model: &str) -> PathBuf {
+        self.dir
+            .join("changes")
+            .join(format!("{}.txt", crate::paths::sanitize(model)))
+    }
+
+    /// What the model's last written entry was, as `put` recorded it; empty when none was recorded.
+    pub fn changes(&self, model: &str) -> String {
+        crate::fsio::read_own(&self.changes_path(model))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// The hashes of the entries present, from one listing of the directory (no entry is read).

@@ -48,6 +48,7 @@ pub fn run(
             ),
         });
     }
+    let typed = pipeline.to_string_lossy().into_owned();
     let pipeline = Pipeline::load(pipeline)?;
     let force = match force {
         None => Force::default(),
@@ -127,6 +128,16 @@ pub fn run(
         slurm_identity::on_node(&pipeline.root, s, choice, step).map(Some)
     };
     let plan = pipeline::plan::plan_with(&pipeline, only, &force, Some(&remote))?;
+    // Hints name this pipeline and its steps, so they can be pasted.
+    let mut steps_by_model = std::collections::BTreeMap::new();
+    for step in &plan.steps {
+        if let Some(bench) = step.work.as_any().downcast_ref::<BenchPlan>() {
+            steps_by_model
+                .entry(bench.bench.model.name.clone())
+                .or_insert_with(|| bench.step.clone());
+        }
+    }
+    crate::rerun::set(&typed, steps_by_model);
     pipeline::plan::check_inputs(&pipeline, only)?;
     if dry_run {
         output::result(plan.render(executor.as_ref()).trim_end_matches('\n'));

@@ -692,18 +692,20 @@ pub fn curve_warnings(rows: &[Row]) -> Vec<CurveWarning> {
                 .map(|m| format!("{}…", m.chars().take(8).collect::<String>()))
                 .collect();
             warn(format!(
-                "curve {name} mixes points measured by {} different builds of the measuring code (method {}); `e3pipe run --force <step>` remeasures it with one",
+                "curve {name} mixes points measured by {} different builds of the measuring code (method {}); `{}` remeasures it with one",
                 methods.len(),
-                short.join(", ")
+                short.join(", "),
+                crate::rerun::force_model(model)
             ));
         }
         let runs = distinct(&|r| r.run_id.as_deref());
         if runs.len() > 1 {
             warn(format!(
-                "curve {name} mixes points measured in {} different runs ({} … {}); timings drift between runs, so compare within one (`e3pipe run --force <step>`)",
+                "curve {name} mixes points measured in {} different runs ({} … {}); timings drift between runs, so compare within one (`{}`)",
                 runs.len(),
                 runs[0],
-                runs[runs.len() - 1]
+                runs[runs.len() - 1],
+                crate::rerun::force_model(model)
             ));
         }
     }
@@ -760,7 +762,8 @@ fn inputs_hash(dir: &Path, models: &[String]) -> String {
 }
 
 /// Runs the aggregate step; returns the line to print.
-/// `models`: aggregate only these models' results (the pipeline's bench steps); empty means every file.
+/// `models`: the models of the pipeline's bench steps, whose documents must be there (a damaged one is removed
+/// for the bench step to write again); every model's document in `latest/inference/` is aggregated.
 pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Result<String> {
     let derived = Derived {
         step,
@@ -772,9 +775,11 @@ pub fn run_step(step: &str, root: &Path, forced: bool, models: &[String]) -> Res
     let input_dir = derived.require(
         root,
         paths::LATEST_DIR,
-        "run `e3pipe run --only <bench steps>` first",
+        &format!("run `{}` first", crate::rerun::run_with("")),
     )?;
-    let inputs = inputs_hash(&input_dir, models);
+    // Every model's document, not only this pipeline's: running one pipeline never drops another's rows from
+    // the tables and figures (the original tool's rule too). `models` are the ones this pipeline must have.
+    let inputs = inputs_hash(&input_dir, &[]);
     derived.run(root, inputs, forced, || {
         build(step, root, &input_dir, models)
     })
@@ -785,12 +790,13 @@ fn build(step: &str, root: &Path, input_dir: &Path, models: &[String]) -> Result
         let file = paths::latest_results(root, model);
         if !file.is_file() {
             output::warn(&format!(
-                "no results for model `{model}` (`{}` is missing): its rows are left out; `e3pipe run` measures them again",
-                file.strip_prefix(root).unwrap_or(&file).display()
+                "no results for model `{model}` (`{}` is missing): its rows are left out; `{}` measures them again",
+                file.strip_prefix(root).unwrap_or(&file).display(),
+                crate::rerun::run_with("")
             ));
         }
     }
-    let (rows, skipped) = collect(input_dir, models);
+    let (rows, skipped) = collect(input_dir, &[]);
     let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     // A damaged results file of one of this pipeline's own bench steps is ours to repair (the bench step writes
     // `latest/inference/<model>.json` over anything there): dropping its model from the tables with exit 0 would
@@ -806,9 +812,10 @@ fn build(step: &str, root: &Path, input_dir: &Path, models: &[String]) -> Result
         return Err(Error::Step {
             step: step.into(),
             message: format!(
-                "`{}` is damaged ({}); removed it: the next `e3pipe run` writes it again from the cache",
+                "`{}` is damaged ({}); removed it: the next `{}` writes it again from the cache",
                 shown(&damaged.file),
-                damaged.reason
+                damaged.reason,
+                crate::rerun::run_with("")
             ),
         });
     }

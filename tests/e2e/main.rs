@@ -17,5 +17,6 @@ mod memory;
 mod project;
 mod report;
 mod roofline;
+mod shared_project;
 mod slurm;
 mod validation;

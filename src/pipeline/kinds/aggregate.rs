@@ -1,5 +1,6 @@
-//! `kind: aggregate`: every results document of the bench steps upstream (or all of `latest/inference/` when none
-//! is) becomes the tables (`report::aggregate`). It writes fixed files, so a pipeline has at most one.
+//! `kind: aggregate`: every results document in `latest/inference/` becomes the tables (`report::aggregate`): the
+//! bench steps upstream must have written theirs; other pipelines' models stay in the tables. It writes fixed
+//! files, so a pipeline has at most one.
 
 use std::sync::Arc;
 
@@ -61,8 +62,8 @@ impl Settings for AggregateSettings {
     }
 }
 
-/// `forced`: redo even when the inputs' hash is unchanged. `models`: the models of the bench steps upstream (the
-/// only results aggregated); empty when there are none, and then every result in `latest/inference/` is.
+/// `forced`: redo even when the inputs' hash is unchanged. `models`: the models of the bench steps upstream, whose
+/// documents must be there.
 #[derive(Debug)]
 struct AggregatePlan {
     forced: bool,

@@ -120,7 +120,7 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
     let table = derived.require(
         root,
         paths::RESULTS_TABLE,
-        "run `e3pipe run --only aggregate` first",
+        &format!("run `{}` first", crate::rerun::run_with("")),
     )?;
     // Never draw from a table that is not what aggregate wrote (truncated, edited by hand, half-copied).
     let tables = root.join(paths::TABLES_DIR);
@@ -131,8 +131,9 @@ pub fn run_step(step: &str, root: &Path, options: &PlotOptions, forced: bool) ->
         return Err(Error::Step {
             step: step.into(),
             message: format!(
-                "`{}` is not what aggregate wrote (damaged or edited); rebuild it with `e3pipe run --only aggregate,plot`",
-                paths::RESULTS_TABLE
+                "`{}` is not what aggregate wrote (damaged or edited); rebuild it with `{}`",
+                paths::RESULTS_TABLE,
+                crate::rerun::run_with("")
             ),
         });
     }

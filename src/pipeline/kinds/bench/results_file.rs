@@ -210,9 +210,12 @@ fn header(plan: &BenchPlan, peaks: Option<&Peaks>) -> ResultsDocument {
 /// result: the header, and each point's length, cache key and whether it is infeasible (an `ok` point's result is
 /// fixed by its key). Also the code that writes the document, so a new format is written out.
 /// The document depends on nothing else: a point's roof is its own run's, measured once with it and never again.
-pub fn fingerprint(plan: &BenchPlan) -> String {
+/// `changes`: the model's last cache write (`Store::changes`), since another pipeline's new point of the same
+/// curve belongs in the document too (`carried`).
+pub fn fingerprint(plan: &BenchPlan, changes: &str) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(env!("E3PIPE_DOCUMENT_ID").as_bytes());
+    hasher.update(changes.as_bytes());
     let _ = serde_json::to_writer(&mut hasher, &header(plan, None));
     for p in &plan.points {
         let state = match &p.state {
@@ -224,6 +227,56 @@ pub fn fingerprint(plan: &BenchPlan) -> String {
         );
     }
     hasher.finalize().to_hex().to_string()
+}
+
+/// The cached points of the same model and curve (`PointKey::curve`) at a (length, batch size) this step does not
+/// plan, the newest measurement of each: another pipeline's points, so that running one pipeline never drops
+/// them from the model's document, the tables or the figures. `e3pipe cache --prune` removes those no pipeline
+/// plans any more.
+pub fn carried(
+    plan: &BenchPlan,
+    store: &crate::cache::store::Store,
+    own: &[(String, PointResult)],
+) -> Vec<(String, PointResult)> {
+    let Some(first) = plan.points.first() else {
+        return Vec::new();
+    };
+    let curve = crate::cache::key::PointKey::curve(&plan.key(first).fields());
+    let planned: std::collections::BTreeSet<(usize, usize)> = plan
+        .points
+        .iter()
+        .map(|p| (p.context_length, p.batch_size))
+        .chain(own.iter().map(|(_, r)| (r.context_length, r.batch_size)))
+        .collect();
+    let mut newest: BTreeMap<(usize, usize), crate::cache::store::Entry> = BTreeMap::new();
+    for (_, entry) in store.entries() {
+        let Some(entry) = entry else { continue };
+        let at = (entry.result.context_length, entry.result.batch_size);
+        if entry.result.model != plan.bench.model.name
+            || planned.contains(&at)
+            || crate::cache::key::PointKey::curve(&entry.key) != curve
+        {
+            continue;
+        }
+        if newest
+            .get(&at)
+            .is_none_or(|e| e.result.finished_at < entry.result.finished_at)
+        {
+            newest.insert(at, entry);
+        }
+    }
+    newest
+        .into_values()
+        // Read again the checked way: a damaged entry is left out (and measured again by whoever plans it).
+        .filter_map(|e| match store.get(&e.hash) {
+            crate::cache::store::Lookup::Hit(entry) => Some((entry.hash, entry.result)),
+            _ => None,
+        })
+        .map(|(hash, mut result)| {
+            use_current_statistics(&mut result);
+            (hash, result)
+        })
+        .collect()
 }
 
 /// Writes the step's results unless `latest/inference/<model>.json` already holds exactly these points.

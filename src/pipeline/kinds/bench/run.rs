@@ -11,7 +11,7 @@ use crate::bench::peaks::Peaks;
 use crate::bench::result::{PointResult, Status, Unmeasured, headline_metric};
 use crate::bench::stats::level_label;
 use crate::cache::peaks::PeaksKey;
-use crate::cache::settled::{Settled, file_stamp};
+use crate::cache::settled::{Settled, content_stamp, file_stamp};
 use crate::cache::store::{Lookup, Store};
 use crate::error::{Error, Result};
 use crate::interrupt::INTERRUPTED;
@@ -111,9 +111,10 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     let document = crate::paths::latest_results(root, &model_spec.name);
     let settled_path = Settled::path(&store.dir, &model_spec.name);
     if job_points.is_empty()
-        && bench.settled.fingerprint == results_file::fingerprint(bench)
+        && bench.settled.fingerprint
+            == results_file::fingerprint(bench, &store.changes(&model_spec.name))
         && bench.settled.document.is_some()
-        && bench.settled.document == file_stamp(&document)
+        && bench.settled.document == content_stamp(&document)
         && bench
             .points
             .iter()
@@ -192,7 +193,11 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             ));
         }
         // The worker writes its locks and points itself: their folders are made (or repaired) first.
-        for dir in [store.points_dir(), store.dir.join("locks")] {
+        for dir in [
+            store.points_dir(),
+            store.dir.join("locks"),
+            store.dir.join("changes"),
+        ] {
             crate::fsio::prepare_output_dir(&dir)?;
         }
         let job = Job {
@@ -243,8 +248,25 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     }
     check_anchors(bench, &anchors, &mut results);
     let results: Vec<(String, PointResult)> = results.into_iter().flatten().collect();
+    // The model's last cache write, taken before the entries are read: a point written after it is seen by the
+    // next run.
+    let changes = store.changes(&model_spec.name);
+    let carried = if interrupted {
+        Vec::new()
+    } else {
+        results_file::carried(bench, &store, &results)
+    };
+    if !carried.is_empty() {
+        output::progress(&format!(
+            "  {} more cached point(s) of `{}` from other pipelines kept in its results",
+            carried.len(),
+            model_spec.name
+        ));
+    }
+    let document_points: Vec<(String, PointResult)> =
+        results.iter().chain(&carried).cloned().collect();
     // Each point's own run's roof (this run's was measured by the worker just now, with its points).
-    let roofs = results_file::roofs(bench, &store.dir, &results);
+    let roofs = results_file::roofs(bench, &store.dir, &document_points);
     if let Some(warning) = peaks_to_measure
         .and_then(|_| roofs.get(crate::clock::run_id()))
         .and_then(results_file::unsteady)
@@ -253,8 +275,8 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     }
     print_summary(bench, &results, &roofs);
     if !interrupted {
-        let fingerprint = results_file::fingerprint(bench);
-        if let Some(path) = results_file::write(root, bench, &results, &roofs)? {
+        let fingerprint = results_file::fingerprint(bench, &changes);
+        if let Some(path) = results_file::write(root, bench, &document_points, &roofs)? {
             output::progress(&format!(
                 "  wrote {}",
                 path.strip_prefix(root).unwrap_or(&path).display()
@@ -271,7 +293,7 @@ pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
             } else {
                 String::new()
             },
-            file_stamp(&document),
+            content_stamp(&document),
         );
         for (hash, r) in &results {
             if r.status == Status::Ok
