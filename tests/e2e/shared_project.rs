@@ -116,3 +116,58 @@ fn a_hand_altered_document_with_its_size_and_mtime_kept_is_written_again() {
     };
     assert_eq!(median(&after), median(&before), "the altered copy stayed");
 }
+
+#[test]
+fn a_damaged_document_heals_to_the_same_bytes_and_so_do_the_tables() {
+    let p = Project::bert(
+        "[8, 16]",
+        &format!("{AGGREGATE_AFTER_B}{PLOT_AFTER_AGGREGATE}"),
+    );
+    assert_eq!(p.run(&["run", "pipelines/p.yaml"]).code, 0);
+    let files = [
+        "latest/inference/bert-tiny.json",
+        "tables/inference_results.csv",
+        "tables/inference_results.parquet",
+        "tables/summary.csv",
+        "figs/latency_curve.svg",
+        "figs/latency_curve.png",
+        "figs/report.html",
+    ];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(p.path(f)).unwrap())
+        .collect();
+    let results_before = crate::project::walk(&p.path("results")).len();
+    for damage in ["delete", "truncate"] {
+        let doc = p.path(files[0]);
+        if damage == "delete" {
+            std::fs::remove_file(&doc).unwrap();
+        } else {
+            std::fs::write(&doc, &before[0][..before[0].len() / 3]).unwrap();
+        }
+        let r = p.run(&["run", "pipelines/p.yaml"]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        assert_eq!(r.points(), (0, 2, 0, 0), "{}", r.all());
+        for (f, bytes) in files.iter().zip(&before) {
+            assert!(
+                std::fs::read(p.path(f)).unwrap() == *bytes,
+                "{f} after {damage}"
+            );
+        }
+        // The same document is not recorded twice in `results/`.
+        assert_eq!(
+            crate::project::walk(&p.path("results")).len(),
+            results_before
+        );
+    }
+    // Rebuilt by force from the same points, the tables and figures are the same bytes.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = p.run(&["run", "pipelines/p.yaml", "--force", "aggregate,plot"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for (f, bytes) in files.iter().zip(&before).skip(1) {
+        assert!(
+            std::fs::read(p.path(f)).unwrap() == *bytes,
+            "{f} after a forced rebuild"
+        );
+    }
+}

@@ -306,16 +306,39 @@ pub fn write(
     }) {
         return Ok(None);
     }
+    // Named by its newest point, so the same points make the same document, byte for byte (a healed
+    // `latest/` is what it was); a results file of that name holding another document gets a suffix.
     let results = root.join(RESULTS_DIR);
-    let mut exp_id = format!("inference_scaling_{}", file_name_time());
-    let mut n = 2;
-    while results.join(format!("{exp_id}.json")).exists() {
-        exp_id = format!("inference_scaling_{}_{n}", file_name_time());
+    let base = format!(
+        "inference_scaling_{}",
+        points
+            .iter()
+            .filter_map(|(_, p)| crate::clock::file_name_time_of(&p.finished_at))
+            .max()
+            .unwrap_or_else(file_name_time)
+    );
+    let mut n = 1;
+    loop {
+        let exp_id = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}_{n}")
+        };
+        let doc = document(&exp_id, plan, points, roofs);
+        let path = results.join(format!("{exp_id}.json"));
+        let same = crate::fsio::read_own(&path)
+            .ok()
+            .and_then(|t| serde_json::from_slice::<Value>(&t).ok())
+            .is_some_and(|old| serde_json::to_value(&doc).is_ok_and(|new| new == old));
+        if same {
+            write_json(&latest, &doc)?;
+            return Ok(None);
+        }
+        if !path.exists() {
+            write_json(&path, &doc)?;
+            write_json(&latest, &doc)?;
+            return Ok(Some(path));
+        }
         n += 1;
     }
-    let doc = document(&exp_id, plan, points, roofs);
-    let path = results.join(format!("{exp_id}.json"));
-    write_json(&path, &doc)?;
-    write_json(&latest, &doc)?;
-    Ok(Some(path))
 }
