@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 struct Context {
-    /// The pipeline as the user typed it, quoted for a shell where needed.
+    /// The pipeline as the user typed it, quoted for a shell where needed, and the options a rerun needs too
+    /// (`--executor slurm`).
     pipeline: String,
     /// The bench step of each model (the first, when several measure one).
     steps_by_model: BTreeMap<String, String>,
@@ -15,9 +16,14 @@ struct Context {
 static CONTEXT: OnceLock<Context> = OnceLock::new();
 
 /// Records what this `e3pipe run` was given. The first call wins.
-pub fn set(pipeline_as_typed: &str, steps_by_model: BTreeMap<String, String>) {
+pub fn set(pipeline_as_typed: &str, options: &str, steps_by_model: BTreeMap<String, String>) {
+    let pipeline = shell_quote(pipeline_as_typed);
     let _ = CONTEXT.set(Context {
-        pipeline: shell_quote(pipeline_as_typed),
+        pipeline: if options.is_empty() {
+            pipeline
+        } else {
+            format!("{pipeline} {options}")
+        },
         steps_by_model,
     });
 }

@@ -270,6 +270,14 @@ pub fn headline_metric(arch: Arch) -> &'static str {
     }
 }
 
+/// `headline_metric` as people name it.
+pub fn headline_metric_label(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Encoder => "forward pass",
+        _ => "TTFT",
+    }
+}
+
 impl PointResult {
     pub fn median(&self, metric: &str) -> Option<f64> {
         self.stats.get(metric).map(|s| s.median)

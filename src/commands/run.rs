@@ -48,6 +48,7 @@ pub fn run(
             ),
         });
     }
+    let started = std::time::Instant::now();
     let typed = pipeline.to_string_lossy().into_owned();
     let pipeline = Pipeline::load(pipeline)?;
     let force = match force {
@@ -137,7 +138,12 @@ pub fn run(
                 .or_insert_with(|| bench.step.clone());
         }
     }
-    crate::rerun::set(&typed, steps_by_model);
+    let options = match choice.executor {
+        Some(ExecutorArg::Slurm) => "--executor slurm",
+        Some(ExecutorArg::Local) => "--executor local",
+        None => "",
+    };
+    crate::rerun::set(&typed, options, steps_by_model);
     pipeline::plan::check_inputs(&pipeline, only)?;
     if dry_run {
         output::result(plan.render(executor.as_ref()).trim_end_matches('\n'));
@@ -165,6 +171,17 @@ pub fn run(
     interrupt::install_handler();
     let outcome = pipeline::execute::execute(&plan, executor.as_ref())?;
     output::result(&outcome.counts.to_string());
+    for line in outcome.counts.facts() {
+        output::result(&line);
+    }
+    output::result(&format!(
+        "wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let report = std::path::Path::new(crate::paths::FIGS_DIR).join(crate::paths::REPORT_PAGE);
+    if plan.root.join(&report).is_file() {
+        output::result(&format!("report: {}", report.display()));
+    }
     let failed =
         outcome.counts.failed + outcome.counts.infeasible > 0 || !outcome.failed_steps.is_empty();
     if !outcome.failed_steps.is_empty() {

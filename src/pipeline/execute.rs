@@ -22,7 +22,8 @@ pub fn execute(plan: &Plan, executor: &dyn Executor) -> Result<Outcome> {
         let name = &step.name;
         if submitted && step.kind.input().is_some() {
             output::progress(&format!(
-                "step `{name}`: waits for the submitted jobs; run `e3pipe run` again once they finish"
+                "step `{name}`: waits for the submitted jobs; run `{}` again once they finish",
+                crate::rerun::run_with("")
             ));
             continue;
         }

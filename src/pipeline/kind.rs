@@ -196,13 +196,74 @@ pub struct RunContext<'a> {
     pub submitted: bool,
 }
 
-/// Point counts for the closing line.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Point counts for the closing line, and what each bench step's model contributed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Counts {
     pub computed: usize,
     pub cached: usize,
     pub failed: usize,
     pub infeasible: usize,
+    pub models: Vec<ModelTally>,
+}
+
+/// One bench step's share of the counts, for the closing summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelTally {
+    pub model: String,
+    /// What its latency is, as people name it (`bench::result::headline_metric_label`).
+    pub metric: &'static str,
+    pub computed: usize,
+    pub cached: usize,
+}
+
+impl Counts {
+    /// The closing summary's lines after the points line (which keeps its exact form: tools parse it): what
+    /// each model's latency means, and which models' points are new and which came from the cache.
+    pub fn facts(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut by_metric: Vec<(&str, Vec<&str>)> = Vec::new();
+        for t in &self.models {
+            match by_metric.iter_mut().find(|(m, _)| *m == t.metric) {
+                Some((_, models)) => models.push(&t.model),
+                None => by_metric.push((t.metric, vec![&t.model])),
+            }
+        }
+        if !by_metric.is_empty() {
+            let parts: Vec<String> = by_metric
+                .iter()
+                .map(|(metric, models)| {
+                    let gloss = match *metric {
+                        "TTFT" => " (time to first token)",
+                        "forward pass" => " (the whole input, once)",
+                        _ => "",
+                    };
+                    format!("{metric}{gloss} for {}", models.join(", "))
+                })
+                .collect();
+            lines.push(format!("latency: {}", parts.join("; ")));
+        }
+        let list = |pick: &dyn Fn(&ModelTally) -> usize| -> String {
+            let parts: Vec<String> = self
+                .models
+                .iter()
+                .filter(|t| pick(t) > 0)
+                .map(|t| format!("{} {}", t.model, pick(t)))
+                .collect();
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(", ")
+            }
+        };
+        if !self.models.is_empty() {
+            lines.push(format!(
+                "measured now: {}; from the cache: {}",
+                list(&|t| t.computed),
+                list(&|t| t.cached)
+            ));
+        }
+        lines
+    }
 }
 
 impl fmt::Display for Counts {

@@ -736,8 +736,9 @@ impl Executor for Slurm {
         let ids: Vec<String> = arrays.iter().map(|a| a.id.clone()).collect();
         if !self.config.wait {
             return Ok(WorkerStatus::Submitted(format!(
-                "Slurm array(s) {} measuring; run `e3pipe run` again once they finish to collect the points",
-                ids.join(", ")
+                "Slurm array(s) {} measuring; run `{}` again once they finish to collect the points",
+                ids.join(", "),
+                crate::rerun::run_with("")
             )));
         }
         let store = Store::new(&job.root);

@@ -26,6 +26,19 @@ use crate::pipeline::worker_process::WorkerStatus;
 /// Settles a bench step: records infeasible points, reads cached ones, has the worker measure the rest, and
 /// writes the step's results.
 pub fn run(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
+    let (computed, cached) = (ctx.counts.computed, ctx.counts.cached);
+    let outcome = settle(bench, ctx);
+    let tally = crate::pipeline::kind::ModelTally {
+        model: bench.bench.model.name.clone(),
+        metric: crate::bench::result::headline_metric_label(bench.bench.model.arch),
+        computed: ctx.counts.computed - computed,
+        cached: ctx.counts.cached.saturating_sub(cached),
+    };
+    ctx.counts.models.push(tally);
+    outcome
+}
+
+fn settle(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
     let root = ctx.root;
     let counts = &mut *ctx.counts;
     let model_spec = &bench.bench.model;
@@ -439,8 +452,19 @@ fn print_summary(
     roofs: &results_file::Roofs,
 ) {
     let model = &bench.bench.model.name;
-    output::result(&format!("{model}: Context Length Scaling Results:"));
-    for (_, r) in results {
+    output::result(&format!(
+        "{model}: Context Length Scaling Results ({}):",
+        crate::bench::result::headline_metric_label(bench.bench.model.arch)
+    ));
+    // By length (the worker measured them shuffled); a point from an earlier run says so.
+    let mut sorted: Vec<&PointResult> = results.iter().map(|(_, r)| r).collect();
+    sorted.sort_by_key(|r| (r.context_length, r.batch_size));
+    for r in sorted {
+        let cached = if r.run_id.is_empty() || r.run_id == crate::clock::run_id() {
+            ""
+        } else {
+            " · cached"
+        };
         match (r.status, r.latency_ms()) {
             (Status::Ok, Some(ms)) => {
                 let warning = r
@@ -467,7 +491,7 @@ fn print_summary(
                     .map(|roof| format!("  {}", roof.summary()))
                     .unwrap_or_default();
                 output::result(&format!(
-                    "  {}: {ms:.2}ms{interval}{roof}{warning}",
+                    "  {}: {ms:.2}ms{interval}{roof}{warning}{cached}",
                     bench.length_label(r.context_length, r.batch_size)
                 ));
             }
