@@ -6,19 +6,32 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub const DEFAULT_PIPELINE: &str = "pipelines/scaling.yaml";
 
+const EXAMPLES: &str = "\
+Examples:
+  e3pipe run                               measure pipelines/scaling.yaml (only what is not cached)
+  e3pipe run pipelines/quick.yaml          a first look in under a minute
+  e3pipe run pipelines/quick.yaml --dry-run
+  e3pipe graph pipelines/quick.yaml
+  e3pipe compare ../before . --noise-from ../before-repeat
+  e3pipe cache --prune --dry-run
+
+Exit status: 0 done, 1 some work failed, 2 invalid input (nothing written), 3 `compare` could not tell,
+130 interrupted (finished points are kept).";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "e3pipe",
     // The libtorch release a build is for: a bundle for another release is refused at start-up.
     version = concat!(env!("CARGO_PKG_VERSION"), " (libtorch ", env!("E3PIPE_LIBTORCH_VERSION"), ")"),
-    about = "Measure how transformer inference latency grows with context length"
+    about = "Measure how transformer inference latency grows with context length",
+    after_help = EXAMPLES
 )]
 pub struct Cli {
-    /// More logging (-v info, -vv debug); `RUST_LOG` overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    /// More detail on stderr: -v the log at info level, -vv at debug (`RUST_LOG` overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Global options")]
     pub verbose: u8,
-    /// Only errors.
-    #[arg(short, long, global = true)]
+    /// Results (stdout) and errors only: no progress, status lines or warnings.
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -26,19 +39,29 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a pipeline's steps in dependency order, reusing cached points.
+    /// Run a pipeline's steps in dependency order, measuring only the points not cached.
+    #[command(after_help = "\
+Examples:
+  e3pipe run                                   pipelines/scaling.yaml
+  e3pipe run pipelines/quick.yaml --dry-run    each point: cached, new, stale (and why)
+  e3pipe run pipelines/quick.yaml --only plot  redraw the figures from the tables
+  e3pipe run pipelines/quick.yaml --force bench-gpt2
+  e3pipe run pipelines/scaling.yaml --executor slurm --no-wait
+
+The closing lines: `points: C computed, K cached, F failed, I infeasible` (this exact form), then what each
+latency is, which points are new, the wall time and the report page (figs/report.html).")]
     Run {
-        /// Pipeline file.
+        /// Pipeline file (YAML); its project is the folder above `pipelines/`.
         #[arg(default_value = DEFAULT_PIPELINE)]
         pipeline: PathBuf,
         /// Run only these steps (comma-separated), reading what upstream steps left on disk.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_name = "STEPS")]
         only: Vec<String>,
-        /// Print the plan (each point cached / new / stale) and run nothing.
+        /// Print the plan (each point cached / new / stale, and why) and run nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Recompute ignoring the cache: everything, or only the named steps (comma-separated).
-        #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "")]
+        /// Measure again ignoring the cache: every step, or only the named ones (`--force=a,b`).
+        #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "", value_name = "STEPS")]
         force: Option<Vec<String>>,
         /// What measures the points: the worker on this machine, or Slurm array jobs (overrides the pipeline's
         /// `executor:` block).
@@ -48,27 +71,46 @@ pub enum Command {
         #[arg(long)]
         no_wait: bool,
     },
-    /// Draw the pipeline's DAG.
+    /// Draw the pipeline's DAG (steps, what each needs, and bench steps no aggregate reads).
+    #[command(after_help = "\
+Examples:
+  e3pipe graph pipelines/quick.yaml
+  e3pipe graph --format dot | dot -Tpng > dag.png
+  e3pipe graph --format mermaid >> docs/pipeline.md")]
     Graph {
+        /// Pipeline file (YAML).
         #[arg(default_value = DEFAULT_PIPELINE)]
         pipeline: PathBuf,
+        /// `text` for people, `dot` for Graphviz, `mermaid` for Markdown pages.
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
-    /// Print the machine's measured peaks (matmul FLOP/s, memory bandwidth) for the pipeline's bench steps,
-    /// measuring them where they are not cached.
+    /// Print the machine's measured roofs (matmul FLOP/s, memory bandwidth) for the pipeline's bench steps.
+    ///
+    /// Measures them where they are not cached for this run; the roofline and MFU columns read points against
+    /// the roof of the run that measured them.
     Peaks {
+        /// Pipeline file (YAML).
         #[arg(default_value = DEFAULT_PIPELINE)]
         pipeline: PathBuf,
         /// Measure again even when cached.
         #[arg(long)]
         force: bool,
     },
-    /// Did inference get slower? Compares two runs' points (project directories, results directories or results
-    /// files): exit 0 when nothing is slower and everything could be told, 1 when something is slower, 3 when
-    /// nothing is but some rows are inconclusive (too few runs to tell), 2 for invalid input.
+    /// Did inference get slower? Compare two runs' points.
+    ///
+    /// Exit 0 when nothing is slower and everything could be told, 1 when something is slower, 3 when nothing
+    /// is but some rows are inconclusive (too few runs, or the run-to-run drift unknown: give `--noise-from`),
+    /// 2 for invalid input.
+    #[command(after_help = "\
+Examples:
+  e3pipe compare ../main .                                  two projects (rows between runs: inconclusive)
+  e3pipe compare ../main . --noise-from ../main-repeat      with the run-to-run drift measured
+  e3pipe compare results/a.json results/b.json --metric tbt_ms --format markdown")]
     Compare {
+        /// The reference: a project folder, a results folder (`latest/inference/`) or one results file.
         baseline: PathBuf,
+        /// What is judged against it, in any of the same forms.
         candidate: PathBuf,
         /// Metrics to compare (repeat or comma-separate): `latency` (first token / forward), `itl_ms`,
         /// `e2e_latency_ms` (these three by default), or any statistic a point records (`tbt_ms`,
@@ -85,6 +127,7 @@ pub enum Command {
         /// alpha of the changes reported).
         #[arg(long, value_enum, default_value_t = CorrectionArg::Holm)]
         correction: CorrectionArg,
+        /// `table` for a terminal, `markdown` for a pull request, `json` for tools.
         #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
         format: CompareFormat,
         /// Compare points measured on different hardware or with a different dtype, thread count, batch,
@@ -100,21 +143,35 @@ pub enum Command {
         #[arg(long, value_name = "REPEAT")]
         noise_from: Vec<PathBuf>,
     },
-    /// What a bench step would measure on here: the device, the GPU (model, memory, compute capability, UUID,
-    /// MIG profile, driver, power limit), the CUDA runtime and cuDNN, the loaded libtorch, threads and the CPU.
+    /// What a bench step would measure on here: device, GPU, CUDA runtime, libtorch, threads, CPU.
+    ///
+    /// The GPU's model, memory, compute capability, UUID, MIG profile, driver and power limit; the CUDA runtime
+    /// and cuDNN; the loaded libtorch. Exit 2 when the asked-for device cannot be used.
     Identify {
         /// The model config's `device:` to resolve (`auto`, `cpu`, `cuda`, `cuda:N`).
         #[arg(long, default_value = "auto")]
         device: String,
+        /// `text` for people, `json` for tools.
         #[arg(long, value_enum, default_value_t = IdentifyFormat::Text)]
         format: IdentifyFormat,
     },
-    /// Show the point cache; `--prune` removes entries no pipeline in `pipelines/` references.
+    /// Show the point cache: points per model and bytes on disk; `--prune` removes what no pipeline plans.
+    #[command(after_help = "\
+Examples:
+  e3pipe cache                      this project's cache
+  e3pipe cache --prune --dry-run    what a prune would remove
+  e3pipe cache ../other-project --prune")]
     Cache {
-        #[arg(default_value = DEFAULT_PIPELINE)]
-        pipeline: PathBuf,
+        /// The project folder (or any file inside it, such as one of its pipelines).
+        #[arg(default_value = ".")]
+        project: PathBuf,
+        /// Remove the entries no pipeline in the project's `pipelines/` plans (measurements of its points on
+        /// other machines are kept), and the results of models no pipeline measures.
         #[arg(long)]
         prune: bool,
+        /// With `--prune`: list what would be removed and remove nothing.
+        #[arg(long, requires = "prune")]
+        dry_run: bool,
     },
 }
 

@@ -114,8 +114,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Identify { device, format } => {
             commands::identify::run(&device, format).map(|()| ExitCode::SUCCESS)
         }
-        Command::Cache { pipeline, prune } => {
-            commands::cache::run(&pipeline, prune).map(|()| ExitCode::SUCCESS)
-        }
+        Command::Cache {
+            project,
+            prune,
+            dry_run,
+        } => commands::cache::run(&project, prune, dry_run).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -11,31 +11,37 @@ use crate::output;
 use crate::pipeline::plan::{Force, plan};
 use crate::pipeline::spec::Pipeline;
 
-pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
-    let pipeline = Pipeline::load(pipeline_file)?;
-    let store = Store::new(&pipeline.root);
+/// `project`: the project folder, or any file in it (a pipeline, as earlier versions took).
+pub fn run(project: &Path, prune: bool, dry_run: bool) -> Result<()> {
+    let root = project_of(project)?;
+    let store = Store::new(&root);
     let entries = store.entries();
     let total_bytes: u64 = entries
         .iter()
         .filter_map(|(p, _)| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let mut per_model: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_model: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     let mut unreadable = 0;
-    for (_, entry) in &entries {
+    for (path, entry) in &entries {
         match entry {
-            Some(e) => *per_model.entry(e.result.model.clone()).or_default() += 1,
+            Some(e) => {
+                let slot = per_model.entry(e.result.model.clone()).or_default();
+                slot.0 += 1;
+                slot.1 += std::fs::metadata(path).map_or(0, |m| m.len());
+            }
             None => unreadable += 1,
         }
     }
     output::result(&format!(
-        "cache {}: {} entries, {} bytes",
-        store.dir.display(),
+        "{}/: {} entr{}, {}",
+        crate::paths::for_people(&store.dir),
         entries.len(),
-        total_bytes
+        if entries.len() == 1 { "y" } else { "ies" },
+        human_bytes(total_bytes)
     ));
-    for (model, n) in &per_model {
-        output::result(&format!("  {model}: {n} point(s)"));
+    for (model, (n, bytes)) in &per_model {
+        output::result(&format!("  {model}: {n} point(s), {}", human_bytes(*bytes)));
     }
     if unreadable > 0 {
         output::result(&format!(
@@ -51,7 +57,7 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
         .collect();
     if !peaks.is_empty() {
         output::result(&format!(
-            "  machine peaks: {} entr{} ({} from other measuring code)",
+            "  machine roofs: {} entr{} ({} from other measuring code)",
             peaks.len(),
             if peaks.len() == 1 { "y" } else { "ies" },
             stale_peaks.len()
@@ -65,7 +71,8 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
     let mut referenced = BTreeSet::new();
     // Entries measured on another machine (other device, threads or libtorch) of a point a pipeline still lists.
     let mut portable = BTreeSet::new();
-    let dir = pipeline.root.join("pipelines");
+    let mut measured_models = BTreeSet::new();
+    let dir = root.join("pipelines");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| {
             d.filter_map(std::result::Result::ok)
@@ -73,18 +80,35 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
                 .collect()
         })
         .unwrap_or_default();
-    if !files.contains(&pipeline.file) {
-        files.push(pipeline.file.clone());
-    }
-    for file in files
+    files.sort();
+    let pipelines: Vec<&std::path::PathBuf> = files
         .iter()
         .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-    {
+        .collect();
+    if pipelines.is_empty() {
+        return Err(Error::Refused {
+            step: "cache --prune".into(),
+            message: format!(
+                "not pruning: `{}` holds no pipeline, so every entry would look unused",
+                shown(&root, &dir)
+            ),
+        });
+    }
+    for file in pipelines {
         match Pipeline::load(file).and_then(|p| plan(&p, &[], &Force::default())) {
             Ok(plan) => {
-                for (hash, key) in plan.steps.iter().flat_map(|s| s.work.cache_points()) {
-                    portable.insert(portable_fields(&key.fields()));
-                    referenced.insert(hash);
+                for step in &plan.steps {
+                    if let Some(bench) =
+                        step.work
+                            .as_any()
+                            .downcast_ref::<crate::pipeline::kinds::bench::plan::BenchPlan>()
+                    {
+                        measured_models.insert(bench.bench.model.name.clone());
+                    }
+                    for (hash, key) in step.work.cache_points() {
+                        portable.insert(portable_fields(&key.fields()));
+                        referenced.insert(hash);
+                    }
                 }
             }
             Err(e) => {
@@ -93,16 +117,15 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
                     step: "cache --prune".into(),
                     message: format!(
                         "not pruning: pipeline `{}` does not load: {e}",
-                        file.display()
+                        shown(&root, file)
                     ),
                 });
             }
         }
     }
-    for path in &stale_peaks {
-        let _ = std::fs::remove_file(path);
-    }
-    let mut removed = 0;
+    // What goes: entries no pipeline plans (named by model and point), roofs of other measuring code, and
+    // e3pipe's own results of models no pipeline measures (the original tool's files are never touched).
+    let mut doomed: Vec<(std::path::PathBuf, String)> = Vec::new();
     for (path, entry) in &entries {
         let hash = path
             .file_stem()
@@ -111,15 +134,116 @@ pub fn run(pipeline_file: &Path, prune: bool) -> Result<()> {
         let elsewhere = entry
             .as_ref()
             .is_some_and(|e| portable.contains(&portable_fields(&e.key)));
-        if !referenced.contains(&hash) && !elsewhere && std::fs::remove_file(path).is_ok() {
+        if !referenced.contains(&hash) && !elsewhere {
+            let name = entry.as_ref().map_or_else(
+                || format!("unreadable entry {}", shown(&root, path)),
+                |e| {
+                    format!(
+                        "point {}@{}×b{} ({}…)",
+                        e.result.model,
+                        e.result.context_length,
+                        e.result.batch_size,
+                        hash.chars().take(12).collect::<String>()
+                    )
+                },
+            );
+            doomed.push((path.clone(), name));
+        }
+    }
+    for path in &stale_peaks {
+        doomed.push((
+            (*path).clone(),
+            format!("roof of other measuring code {}", shown(&root, path)),
+        ));
+    }
+    for (path, model) in own_documents(&root.join(crate::paths::LATEST_DIR)) {
+        if !measured_models.contains(&model) {
+            doomed.push((
+                path.clone(),
+                format!(
+                    "results of `{model}`, which no pipeline measures: {}",
+                    shown(&root, &path)
+                ),
+            ));
+        }
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let mut removed = 0;
+    for (path, name) in &doomed {
+        if dry_run || std::fs::remove_file(path).is_ok() {
             removed += 1;
+            output::result(&format!("  {verb} {name}"));
         }
     }
     output::result(&format!(
-        "pruned {removed} entr{} no pipeline references",
-        if removed == 1 { "y" } else { "ies" }
+        "{} {removed} file(s) no pipeline needs{}",
+        if dry_run { "would prune" } else { "pruned" },
+        if dry_run {
+            " (dry run: nothing removed)"
+        } else {
+            ""
+        }
     ));
     Ok(())
+}
+
+/// The project a path names: a folder is the project; a file is in `<project>/pipelines/` or the project itself.
+fn project_of(path: &Path) -> Result<std::path::PathBuf> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::BadValue {
+        path: path.into(),
+        field: "PROJECT".into(),
+        message: format!("cannot be read ({e}); give the project folder (`e3pipe cache .`)"),
+    })?;
+    Ok(if meta.is_dir() {
+        path.to_path_buf()
+    } else {
+        crate::pipeline::spec::project_root(path)
+    })
+}
+
+/// e3pipe's own documents in `latest/inference/` (they carry `schema_version`), with their model.
+fn own_documents(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(std::path::PathBuf, String)> = read
+        .filter_map(std::result::Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter_map(|p| {
+            let doc: serde_json::Value =
+                serde_json::from_slice(&crate::fsio::read_own(&p).ok()?).ok()?;
+            doc.get("schema_version")?;
+            let model = doc.get("model")?.as_str()?.to_string();
+            Some((p, model))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A path as the project names it (relative to its root).
+fn shown(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Bytes for people: `812 B`, `4.2 KiB`, `1.3 GiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// A key's fields without those that name the machine, as one comparable string.
@@ -129,4 +253,16 @@ fn portable_fields(fields: &serde_json::Map<String, serde_json::Value>) -> Strin
         f.remove(machine);
     }
     serde_json::Value::Object(f).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bytes_read_in_binary_units() {
+        assert_eq!(super::human_bytes(0), "0 B");
+        assert_eq!(super::human_bytes(1023), "1023 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(super::human_bytes(u64::MAX), "16384.0 TiB");
+    }
 }

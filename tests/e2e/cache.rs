@@ -285,18 +285,61 @@ fn cache_command_lists_and_prunes() {
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points().0, 4);
     let r = p.run(&["cache", "pipelines/p.yaml"]);
     assert!(
-        r.stdout.contains(": 4 entries, ") && r.stdout.contains("  gpt2-tiny: 2 point(s)\n"),
+        r.stdout.contains("cache/: 4 entries, ") && r.stdout.contains("  gpt2-tiny: 2 point(s), "),
         "{}",
         r.stdout
     );
-    gpt2_only(&p, "[8]", 2);
-    let r = p.run(&["cache", "pipelines/p.yaml", "--prune"]);
     assert!(
-        r.stdout.contains("pruned 1 entry no pipeline references"),
+        r.stdout.contains(" KiB\n"),
+        "sizes in binary units: {}",
+        r.stdout
+    );
+    // The project folder is what `cache` takes (a pipeline file still names its project).
+    assert_eq!(p.run(&["cache"]).stdout, r.stdout);
+    gpt2_only(&p, "[8]", 2);
+    // A dry run names what would go and removes nothing.
+    let r = p.run(&["cache", "--prune", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("  would remove point gpt2-tiny@16×b1 (")
+            && r.stdout
+                .contains("would prune 1 file(s) no pipeline needs (dry run: nothing removed)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(p.cache_entries().len(), 4);
+    let r = p.run(&["cache", ".", "--prune"]);
+    assert!(
+        r.stdout.contains("  removed point gpt2-tiny@16×b1 (")
+            && r.stdout.contains("pruned 1 file(s) no pipeline needs"),
         "{}",
         r.stdout
     );
     assert_eq!(p.cache_entries().len(), 3);
+    // The results of a model no pipeline measures go too; the original tool's files never do.
+    p.write(
+        "latest/inference/seed.json",
+        r#"{"exp_id": "x", "metrics": {"8": {"latency_ms": 1.0}}}"#,
+    );
+    let gone = p
+        .results("gpt2-tiny")
+        .to_string()
+        .replace("gpt2-tiny", "renamed-model");
+    p.write("latest/inference/renamed-model.json", &gone);
+    let r = p.run(&["cache", "--prune"]);
+    assert!(
+        r.stdout
+            .contains("removed results of `renamed-model`, which no pipeline measures"),
+        "{}",
+        r.stdout
+    );
+    assert!(!p.path("latest/inference/renamed-model.json").exists());
+    assert!(
+        p.path("latest/inference/seed.json").exists()
+            && p.path("latest/inference/gpt2-tiny.json").exists()
+    );
+    // `--dry-run` alone is refused by the parser.
+    assert_eq!(p.run(&["cache", "--dry-run"]).code, 2);
     assert_eq!(p.run(&["run", "pipelines/p.yaml"]).points(), (0, 3, 0, 0));
 }
 
@@ -320,7 +363,7 @@ fn prune_keeps_points_measured_on_other_machines() {
     p.write(&format!("cache/points/{gone}.json"), &doc.to_string());
     let r = p.run(&["cache", "pipelines/p.yaml", "--prune"]);
     assert!(
-        r.stdout.contains("pruned 1 entry no pipeline references"),
+        r.stdout.contains("pruned 1 file(s) no pipeline needs"),
         "{}",
         r.stdout
     );

@@ -215,7 +215,7 @@ fn every_point_is_read_against_measured_peaks() {
     assert!(
         listing
             .stdout
-            .contains("machine peaks: 2 entries (1 from other measuring code)"),
+            .contains("machine roofs: 2 entries (1 from other measuring code)"),
         "{}",
         listing.stdout
     );
