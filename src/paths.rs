@@ -62,22 +62,6 @@ pub fn latest_results(root: &Path, model: &str) -> PathBuf {
         .join(format!("{}.json", sanitize(model)))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_names_become_safe_file_names() {
-        assert_eq!(sanitize("tiny/a b"), "tiny_a_b");
-        assert_eq!(
-            latest_results(Path::new("/p"), "gpt2/medium"),
-            Path::new("/p/latest/inference/gpt2_medium.json")
-        );
-        assert_eq!(RESULTS_TABLE, format!("{TABLES_DIR}/{}", TABLE_FILES[0]));
-        assert_eq!(headline_figure(), "figs/latency_curve.png");
-    }
-}
-
 /// A path as a message shows it: relative to the working folder when it lies below it (`cache/points/x.json`, not
 /// `/home/me/project/cache/points/x.json` or `./cache/...`), else as it is.
 pub fn for_people(path: &Path) -> String {
@@ -100,5 +84,21 @@ pub fn for_people(path: &Path) -> String {
         Some(r) if r.as_os_str().is_empty() => ".".into(),
         Some(r) => r.display().to_string(),
         None => path.display().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_become_safe_file_names() {
+        assert_eq!(sanitize("tiny/a b"), "tiny_a_b");
+        assert_eq!(
+            latest_results(Path::new("/p"), "gpt2/medium"),
+            Path::new("/p/latest/inference/gpt2_medium.json")
+        );
+        assert_eq!(RESULTS_TABLE, format!("{TABLES_DIR}/{}", TABLE_FILES[0]));
+        assert_eq!(headline_figure(), "figs/latency_curve.png");
     }
 }
