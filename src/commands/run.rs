@@ -51,6 +51,13 @@ pub fn run(
     let started = std::time::Instant::now();
     let typed = pipeline.to_string_lossy().into_owned();
     let pipeline = Pipeline::load(pipeline)?;
+    if pipeline.steps.iter().any(|s| s.kind.name() == "aggregate") {
+        for step in pipeline::graph::unaggregated(&pipeline) {
+            output::warn(&format!(
+                "bench step `{step}` is not in the `needs` of an aggregate step: its points are measured, but the tables may be built before them; add it to the aggregate step's `needs`"
+            ));
+        }
+    }
     let force = match force {
         None => Force::default(),
         // `--force` alone (or `--force=`): everything.

@@ -56,6 +56,32 @@ pub fn select<'a>(pipeline: &'a Pipeline, only: &[String]) -> Result<Vec<&'a str
         .collect())
 }
 
+/// Bench steps that no aggregate step needs, directly or through other steps: their points are measured, but no
+/// table of this pipeline is built after them. `e3pipe run` warns when the pipeline has an aggregate step; every
+/// drawing marks them.
+pub fn unaggregated(pipeline: &Pipeline) -> Vec<&str> {
+    let edges: Vec<(String, Vec<String>)> = pipeline
+        .steps
+        .iter()
+        .map(|s| (s.name.clone(), s.needs.clone()))
+        .collect();
+    let read: Vec<String> = pipeline
+        .steps
+        .iter()
+        .filter(|s| s.kind.name() == "aggregate")
+        .flat_map(|s| dag::upstream(&edges, &s.name))
+        .collect();
+    pipeline
+        .steps
+        .iter()
+        .filter(|s| s.kind.name() == "bench" && !read.contains(&s.name))
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
+/// What a drawing says beside a bench step no aggregate reads.
+pub const UNAGGREGATED_MARK: &str = "no aggregate step needs it";
+
 /// One line of key parameters per step, shared by every drawing.
 pub fn describe(step: &Step) -> String {
     step.settings.describe()
@@ -63,15 +89,27 @@ pub fn describe(step: &Step) -> String {
 
 /// The text drawing: steps in topological order with their inputs.
 pub fn render_text(pipeline: &Pipeline) -> String {
+    let unaggregated = unaggregated(pipeline);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "pipeline {} ({} steps)",
-        pipeline.file.display(),
+        crate::paths::for_people(&pipeline.file),
         pipeline.steps.len()
     );
     for (i, step) in topological_order(pipeline).iter().enumerate() {
-        let _ = writeln!(out, "{:>2}. {}  [{}]", i + 1, step.name, describe(step));
+        let mark = if unaggregated.contains(&step.name.as_str()) {
+            format!("  ({UNAGGREGATED_MARK})")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{:>2}. {}  [{}]{mark}",
+            i + 1,
+            step.name,
+            describe(step)
+        );
         if !step.needs.is_empty() {
             let _ = writeln!(out, "      <- {}", step.needs.join(", "));
         }
@@ -85,10 +123,21 @@ fn quoted(s: &str) -> String {
 
 /// Graphviz `dot` text.
 pub fn render_dot(pipeline: &Pipeline) -> String {
+    let unaggregated = unaggregated(pipeline);
     let mut out = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box];\n");
     for step in topological_order(pipeline) {
-        let label = format!("{}\\n{}", step.name, describe(step).replace('"', "'"));
-        let _ = writeln!(out, "  {} [label=\"{}\"];", quoted(&step.name), label);
+        let mut label = format!("{}\\n{}", step.name, describe(step).replace('"', "'"));
+        let mut style = "";
+        if unaggregated.contains(&step.name.as_str()) {
+            let _ = write!(label, "\\n({UNAGGREGATED_MARK})");
+            style = ", style=dashed";
+        }
+        let _ = writeln!(
+            out,
+            "  {} [label=\"{}\"{style}];",
+            quoted(&step.name),
+            label
+        );
     }
     for step in topological_order(pipeline) {
         for need in &step.needs {
@@ -108,9 +157,13 @@ pub fn render_mermaid(pipeline: &Pipeline) -> String {
             .collect();
         format!("s_{cleaned}")
     };
+    let unaggregated = unaggregated(pipeline);
     let mut out = String::from("flowchart LR\n");
     for step in topological_order(pipeline) {
-        let label = format!("{}<br/>{}", step.name, describe(step)).replace('"', "'");
+        let mut label = format!("{}<br/>{}", step.name, describe(step)).replace('"', "'");
+        if unaggregated.contains(&step.name.as_str()) {
+            let _ = write!(label, "<br/>({UNAGGREGATED_MARK})");
+        }
         let _ = writeln!(out, "    {}[\"{}\"]", id(&step.name), label);
     }
     for step in topological_order(pipeline) {

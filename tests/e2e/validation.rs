@@ -270,6 +270,53 @@ fn graph_formats() {
 }
 
 #[test]
+fn a_bench_step_no_aggregate_needs_is_warned_about_and_marked() {
+    let p = Project::new();
+    p.write(
+        "pipelines/p.yaml",
+        &crate::project::THREE_MODELS.replace(
+            "needs: [bench-gpt2, bench-t5, bench-bert]",
+            "needs: [bench-gpt2]",
+        ),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for step in ["bench-t5", "bench-bert"] {
+        assert!(
+            r.stderr.contains(&format!(
+                "warning: bench step `{step}` is not in the `needs` of an aggregate step"
+            )),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!r.stderr.contains("`bench-gpt2` is not"), "{}", r.stderr);
+    let text = p.run(&["graph", "pipelines/p.yaml"]).stdout;
+    let marked: Vec<&str> = text
+        .lines()
+        .filter(|l| l.ends_with("(no aggregate step needs it)"))
+        .collect();
+    assert_eq!(marked.len(), 2, "{text}");
+    assert!(
+        marked[0].contains(". bench-t5  ") && marked[1].contains(". bench-bert  "),
+        "{text}"
+    );
+    let dot = p
+        .run(&["graph", "pipelines/p.yaml", "--format", "dot"])
+        .stdout;
+    assert_eq!(dot.matches("style=dashed").count(), 2, "{dot}");
+    // A pipeline without an aggregate step (measure only) is not warned about, only marked.
+    p.write("pipelines/m.yaml", crate::project::BERT_ONLY);
+    let r = p.run(&["run", "pipelines/m.yaml", "--dry-run"]);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    assert!(
+        p.run(&["graph", "pipelines/m.yaml"])
+            .stdout
+            .contains("(no aggregate step needs it)")
+    );
+}
+
+#[test]
 fn only_with_an_unknown_step_suggests() {
     let p = Project::new();
     let r = p.run(&["run", "pipelines/p.yaml", "--only", "plto"]);
