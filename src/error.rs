@@ -14,19 +14,22 @@ fn hint(suggestion: Option<&String>) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read `{}`", path.display())]
+    #[error("cannot read `{}`", crate::shown_path::for_people(path))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
 
-    #[error("cannot write `{}`", path.display())]
+    #[error("cannot write `{}`", crate::shown_path::for_people(path))]
     Write {
         path: PathBuf,
         source: std::io::Error,
     },
 
-    #[error("`{}` is not valid YAML at line {line}, column {column}: {message}", path.display())]
+    #[error(
+        "`{}` is not valid YAML at line {line}, column {column}: {message}",
+        crate::shown_path::for_people(path)
+    )]
     YamlSyntax {
         path: PathBuf,
         line: usize,
@@ -34,14 +37,14 @@ pub enum Error {
         message: String,
     },
 
-    #[error("`{}`: {message}", path.display())]
+    #[error("`{}`: {message}", crate::shown_path::for_people(path))]
     YamlShape { path: PathBuf, message: String },
 
     /// A file that cannot be input at all: a directory, FIFO or device, unreadable, too large, not UTF-8.
-    #[error("`{}`: {message}", path.display())]
+    #[error("`{}`: {message}", crate::shown_path::for_people(path))]
     BadInput { path: PathBuf, message: String },
 
-    #[error("`{}`: unknown key `{}` in {context}{}", path.display(), echo(key), hint(suggestion.as_ref()))]
+    #[error("`{}`: unknown key `{}` in {context}{}", crate::shown_path::for_people(path), echo(key), hint(suggestion.as_ref()))]
     UnknownKey {
         path: PathBuf,
         context: String,
@@ -50,7 +53,7 @@ pub enum Error {
     },
 
     /// `expected` lists the registered kinds (`pipeline::kind::Registry::expected`).
-    #[error("`{}`: step `{}` has unknown kind `{}` (expected {expected}){}", path.display(), echo(step), echo(kind), hint(suggestion.as_ref()))]
+    #[error("`{}`: step `{}` has unknown kind `{}` (expected {expected}){}", crate::shown_path::for_people(path), echo(step), echo(kind), hint(suggestion.as_ref()))]
     UnknownKind {
         path: PathBuf,
         step: String,
@@ -59,10 +62,14 @@ pub enum Error {
         suggestion: Option<String>,
     },
 
-    #[error("`{}`: step `{}` is declared twice", path.display(), echo(step))]
+    #[error(
+        "`{}`: step `{}` is declared twice",
+        crate::shown_path::for_people(path),
+        echo(step)
+    )]
     DuplicateStep { path: PathBuf, step: String },
 
-    #[error("`{}`: step `{}` needs unknown step `{}`{}", path.display(), echo(step), echo(needed), hint(suggestion.as_ref()))]
+    #[error("`{}`: step `{}` needs unknown step `{}`{}", crate::shown_path::for_people(path), echo(step), echo(needed), hint(suggestion.as_ref()))]
     UnknownNeed {
         path: PathBuf,
         step: String,
@@ -70,31 +77,35 @@ pub enum Error {
         suggestion: Option<String>,
     },
 
-    #[error("`{}`: steps form a cycle: `{}`", path.display(), echo(&cycle.join(" -> ")))]
+    #[error("`{}`: steps form a cycle: `{}`", crate::shown_path::for_people(path), echo(&cycle.join(" -> ")))]
     Cycle { path: PathBuf, cycle: Vec<String> },
 
-    #[error("pipeline `{}` has no step `{}`{}", path.display(), echo(step), hint(suggestion.as_ref()))]
+    #[error("pipeline `{}` has no step `{}`{}", crate::shown_path::for_people(path), echo(step), hint(suggestion.as_ref()))]
     NoSuchStep {
         path: PathBuf,
         step: String,
         suggestion: Option<String>,
     },
 
-    #[error("`{}`: step `{step}`: config file `{}` does not exist", path.display(), config.display())]
+    #[error("`{}`: step `{step}`: config file `{}` does not exist{}", crate::shown_path::for_people(path), crate::shown_path::for_people(config), hint(suggestion.as_ref()))]
     MissingConfig {
         path: PathBuf,
         step: String,
         config: PathBuf,
+        suggestion: Option<String>,
     },
 
-    #[error("`{}`: {field}: {message}", path.display())]
+    #[error("`{}`: {field}: {message}", crate::shown_path::located(path, field))]
     BadValue {
         path: PathBuf,
         field: String,
         message: String,
     },
 
-    #[error("step `{step}` needs `{}`, which is not there: {hint}", missing.display())]
+    #[error(
+        "step `{step}` needs `{}`, which is not there: {hint}",
+        crate::shown_path::for_people(missing)
+    )]
     MissingInput {
         step: String,
         missing: PathBuf,
@@ -104,10 +115,13 @@ pub enum Error {
     #[error("model `{model}`: {message}")]
     Model { model: String, message: String },
 
-    #[error("`{}`: {message}", path.display())]
+    #[error("`{}`: {message}", crate::shown_path::for_people(path))]
     ModelFile { path: PathBuf, message: String },
 
-    #[error("tokenizer `{}` cannot be loaded: {message}", path.display())]
+    #[error(
+        "tokenizer `{}` cannot be loaded: {message}",
+        crate::shown_path::for_people(path)
+    )]
     Tokenizer { path: PathBuf, message: String },
 
     #[error("point {model}@{length}: {message}")]
@@ -186,6 +200,14 @@ pub fn shorten(text: &str, max_chars: usize) -> String {
 }
 
 /// The closest candidate within edit distance 2, for `did you mean` hints.
+/// `a` or `an` before `word` as it is spoken (`an encoder`, `a decoder`, `an aggregate`).
+pub fn article(word: &str) -> &'static str {
+    match word.trim_start_matches('`').chars().next() {
+        Some(c) if "aeiouAEIOU".contains(c) => "an",
+        _ => "a",
+    }
+}
+
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     candidates
         .into_iter()
@@ -203,5 +225,18 @@ mod tests {
     fn suggests_close_names_only() {
         assert_eq!(suggest("plto", ["plot", "aggregate"]), Some("plot".into()));
         assert_eq!(suggest("zzzzzz", ["plot", "aggregate"]), None);
+    }
+}
+
+#[cfg(test)]
+mod article_tests {
+    #[test]
+    fn articles_follow_the_word() {
+        assert_eq!(super::article("encoder"), "an");
+        assert_eq!(super::article("encoder-decoder"), "an");
+        assert_eq!(super::article("decoder"), "a");
+        assert_eq!(super::article("aggregate"), "an");
+        assert_eq!(super::article("bench"), "a");
+        assert_eq!(super::article(""), "a");
     }
 }

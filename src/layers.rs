@@ -4,6 +4,7 @@
 
 /// Top-level modules by layer, lowest first.
 const LAYERS: &[&[&str]] = &[
+    &["shown_path"],
     &[
         "error",
         "clock",

@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod report;
 pub mod rerun;
 pub mod results;
+pub mod shown_path;
 pub mod yaml;
 
 use std::process::ExitCode;

@@ -62,31 +62,6 @@ pub fn latest_results(root: &Path, model: &str) -> PathBuf {
         .join(format!("{}.json", sanitize(model)))
 }
 
-/// A path as a message shows it: relative to the working folder when it lies below it (`cache/points/x.json`, not
-/// `/home/me/project/cache/points/x.json` or `./cache/...`), else as it is.
-pub fn for_people(path: &Path) -> String {
-    let cwd = std::env::current_dir().ok();
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.as_ref()
-            .map_or_else(|| path.to_path_buf(), |c| c.join(path))
-    };
-    let relative = cwd
-        .as_ref()
-        .and_then(|c| absolute.strip_prefix(c).ok())
-        .map(|r| {
-            r.components()
-                .filter(|c| !matches!(c, std::path::Component::CurDir))
-                .collect::<PathBuf>()
-        });
-    match relative {
-        Some(r) if r.as_os_str().is_empty() => ".".into(),
-        Some(r) => r.display().to_string(),
-        None => path.display().to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -160,55 +160,65 @@ impl BenchConfig {
             bad("arch", format!("unknown arch `{arch_text}` (expected `decoder`, `encoder-decoder` or `encoder`){hint}"))
         })?;
 
-        let (context_lengths, scaling) =
-            match (map.get("context_lengths"), map.get("context_length")) {
-                (Some(_), Some(_)) => return Err(bad(
+        let (context_lengths, scaling) = match (
+            map.get("context_lengths"),
+            map.get("context_length"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
                     "context_length",
                     "give `context_lengths` (a sweep) or `context_length` (one point), not both"
                         .into(),
-                )),
-                (Some(Value::Sequence(seq)), _) => {
-                    if seq.is_empty() {
-                        return Err(bad(
-                            "context_lengths",
-                            "is empty; list at least one length".into(),
-                        ));
-                    }
-                    let mut lengths = Vec::with_capacity(seq.len());
-                    // A set, not a scan of the list: a million lengths are checked in milliseconds.
-                    let mut seen = std::collections::HashSet::with_capacity(seq.len());
-                    for v in seq {
-                        let n = v.as_i64().ok_or_else(|| {
-                            bad(
-                                "context_lengths",
-                                format!("`{}` is not an integer", show(v)),
-                            )
-                        })?;
-                        if n <= 0 {
-                            return Err(bad(
-                                "context_lengths",
-                                format!("lengths must be positive, got {n}"),
-                            ));
-                        }
-                        let n = n as usize;
-                        if !seen.insert(n) {
-                            return Err(bad("context_lengths", format!("{n} is listed twice")));
-                        }
-                        lengths.push(n);
-                    }
-                    (lengths, true)
-                }
-                (Some(v), None) => {
+                ));
+            }
+            (Some(Value::Sequence(seq)), _) => {
+                if seq.is_empty() {
                     return Err(bad(
                         "context_lengths",
-                        format!("expected a list like [128, 256], got `{}`", show(v)),
+                        "is empty; list at least one length".into(),
                     ));
                 }
-                (None, _) => (
-                    vec![int("context_length", Some(DEFAULT_CONTEXT_LENGTH as i64), 1)? as usize],
-                    false,
-                ),
-            };
+                let mut lengths = Vec::with_capacity(seq.len());
+                // A set, not a scan of the list: a million lengths are checked in milliseconds.
+                let mut seen = std::collections::HashSet::with_capacity(seq.len());
+                for v in seq {
+                    let n = v.as_i64().ok_or_else(|| {
+                        bad(
+                            "context_lengths",
+                            format!("`{}` is not an integer", show(v)),
+                        )
+                    })?;
+                    if n <= 0 {
+                        return Err(bad(
+                            "context_lengths",
+                            format!("lengths must be positive, got {n}"),
+                        ));
+                    }
+                    let n = n as usize;
+                    if !seen.insert(n) {
+                        return Err(bad("context_lengths", format!("{n} is listed twice")));
+                    }
+                    lengths.push(n);
+                }
+                (lengths, true)
+            }
+            (Some(v), None) => {
+                return Err(bad(
+                    "context_lengths",
+                    format!("expected a list like [128, 256], got `{}`", show(v)),
+                ));
+            }
+            (None, Some(Value::Sequence(_))) => {
+                return Err(bad(
+                        "context_length",
+                        "takes one length; for a list of lengths write `context_lengths`\n  did you mean `context_lengths`?".into(),
+                    ));
+            }
+            (None, _) => (
+                vec![int("context_length", Some(DEFAULT_CONTEXT_LENGTH as i64), 1)? as usize],
+                false,
+            ),
+        };
         let seconds = |key: &str, positive: bool| -> Result<Option<f64>> {
             match map.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -377,10 +387,15 @@ fn batch_sizes(
     Ok(sizes)
 }
 
+/// A value as one short line (`[32, 64]`, not YAML's block list), for messages.
 fn show(v: &Value) -> String {
-    serde_yaml_ng::to_string(v)
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    let text = match v {
+        Value::String(s) => s.clone(),
+        _ => serde_json::to_string(v)
+            .unwrap_or_default()
+            .replace(',', ", "),
+    };
+    crate::error::shorten(&text, 60)
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub fn run(project: &Path, prune: bool, dry_run: bool) -> Result<()> {
     }
     output::result(&format!(
         "{}/: {} entr{}, {}",
-        crate::paths::for_people(&store.dir),
+        crate::shown_path::for_people(&store.dir),
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" },
         human_bytes(total_bytes)
@@ -263,6 +263,6 @@ mod tests {
         assert_eq!(super::human_bytes(1023), "1023 B");
         assert_eq!(super::human_bytes(1536), "1.5 KiB");
         assert_eq!(super::human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
-        assert_eq!(super::human_bytes(u64::MAX), "16384.0 TiB");
+        assert_eq!(super::human_bytes(u64::MAX), "16777216.0 TiB");
     }
 }

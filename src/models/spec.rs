@@ -181,7 +181,8 @@ impl ModelSpec {
             return Err(bad(
                 "arch",
                 format!(
-                    "`{arch}` does not match model_type of the config (a `{}` model)",
+                    "`{arch}` does not match model_type of the config ({} `{}` model)",
+                    crate::error::article(c.arch().as_str()),
                     c.arch()
                 ),
             ));

@@ -30,7 +30,7 @@ pub fn no_such_step(pipeline: &Pipeline, wanted: &str) -> Error {
         return Error::Usage(format!(
             "`{}` is not a step of `{}` but looks like a pipeline file: `--only` and `--force` took it as their value; give the pipeline first: `e3pipe run {} --force` (or `--only <steps>`)",
             crate::error::shorten(wanted, 60),
-            pipeline.file.display(),
+            crate::shown_path::for_people(&pipeline.file),
             crate::error::shorten(wanted, 60)
         ));
     }
@@ -94,7 +94,7 @@ pub fn render_text(pipeline: &Pipeline) -> String {
     let _ = writeln!(
         out,
         "pipeline {} ({} steps)",
-        crate::paths::for_people(&pipeline.file),
+        crate::shown_path::for_people(&pipeline.file),
         pipeline.steps.len()
     );
     for (i, step) in topological_order(pipeline).iter().enumerate() {

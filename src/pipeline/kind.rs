@@ -123,10 +123,27 @@ impl StepContext<'_> {
             })?;
         let path = self.root.join(rel);
         if !path.exists() {
+            // The nearest name among the files beside where it should be.
+            let rel_path = std::path::Path::new(rel);
+            let folder = rel_path.parent().unwrap_or(std::path::Path::new(""));
+            let siblings: Vec<String> = std::fs::read_dir(self.root.join(folder))
+                .map(|d| {
+                    d.filter_map(std::result::Result::ok)
+                        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let wanted = rel_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let suggestion = crate::error::suggest(&wanted, siblings.iter().map(String::as_str))
+                .map(|s| folder.join(s).display().to_string());
             return Err(Error::MissingConfig {
                 path: self.file.into(),
                 step: self.step.into(),
                 config: PathBuf::from(rel),
+                suggestion,
             });
         }
         Ok(path)

@@ -134,15 +134,16 @@ pub fn check_inputs(pipeline: &Pipeline, only: &[String]) -> Result<()> {
             .collect();
         let hint = if producers.is_empty() {
             format!(
-                "add a `{}` step to `{}` to make it",
+                "add {} `{}` step to `{}` to make it",
+                crate::error::article(input.made_by),
                 input.made_by,
-                pipeline.file.display()
+                crate::shown_path::for_people(&pipeline.file)
             )
         } else {
             // A hint to paste: the pipeline the user gave, not the default one.
             format!(
                 "run `e3pipe run {} --only {},{}` first",
-                pipeline.file.display(),
+                crate::rerun::shell_quote(&crate::shown_path::for_people(&pipeline.file)),
                 producers.join(","),
                 step.name
             )

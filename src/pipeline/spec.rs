@@ -52,6 +52,9 @@ impl Pipeline {
 
     /// [`Pipeline::load`] with the step kinds of `registry`.
     pub fn load_with(file: &Path, registry: &Registry) -> Result<Pipeline> {
+        if !file.exists() {
+            return Err(no_pipeline(file));
+        }
         let map = yaml::read_mapping(file)?;
         yaml::check_keys(file, "the pipeline", &map, TOP_KEYS)?;
         let root = project_root(file);
@@ -228,6 +231,62 @@ impl Pipeline {
         }
         found
     }
+}
+
+/// A pipeline file that is not there: outside a project, say so; inside one, name its pipelines (and the
+/// nearest).
+fn no_pipeline(file: &Path) -> Error {
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut pipelines: Vec<String> = std::fs::read_dir(folder)
+        .map(|d| {
+            d.filter_map(std::result::Result::ok)
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| {
+                    Path::new(n).extension().is_some_and(|x| {
+                        x.eq_ignore_ascii_case("yaml") || x.eq_ignore_ascii_case("yml")
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    pipelines.sort();
+    let shown = crate::shown_path::for_people(file);
+    let message = if !folder.is_dir() {
+        let here = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| ".".into());
+        format!(
+            "no pipeline `{shown}`: there is no `{}/` folder here ({here}); run e3pipe in a project folder (one with `pipelines/`), or give a pipeline file",
+            crate::shown_path::for_people(folder)
+        )
+    } else if pipelines.is_empty() {
+        format!(
+            "no pipeline `{shown}`, and `{}/` holds none",
+            crate::shown_path::for_people(folder)
+        )
+    } else {
+        let wanted = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nearest = crate::error::suggest(&wanted, pipelines.iter().map(String::as_str))
+            .map(|s| {
+                format!(
+                    "\n  did you mean `{}`?",
+                    crate::shown_path::for_people(&folder.join(s))
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "no pipeline `{shown}`; `{}/` has: {}{nearest}",
+            crate::shown_path::for_people(folder),
+            crate::error::shorten(&pipelines.join(", "), 200)
+        )
+    };
+    Error::Usage(message)
 }
 
 /// `<root>/pipelines/x.yaml` -> `<root>`; a pipeline anywhere else uses its own folder.

@@ -18,13 +18,47 @@ fn three_architectures_end_to_end() {
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(r.points(), (6, 0, 0, 0));
+    // The closing lines: the counts in their exact form, then what each latency is, what is new, the wall
+    // time and the report.
+    let tail: Vec<&str> = r
+        .stdout
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     assert_eq!(
-        r.stdout.lines().last(),
-        Some("points: 6 computed, 0 cached, 0 failed, 0 infeasible")
+        tail[0], "points: 6 computed, 0 cached, 0 failed, 0 infeasible",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        tail[1],
+        "latency: TTFT (time to first token) for gpt2-tiny, t5-tiny; forward pass (the whole input, once) for bert-tiny"
+    );
+    assert_eq!(
+        tail[2],
+        "measured now: gpt2-tiny 2, t5-tiny 2, bert-tiny 2; from the cache: none"
+    );
+    assert!(
+        tail[3].starts_with("wall time: ") && tail[3].ends_with(" s"),
+        "{}",
+        tail[3]
+    );
+    assert_eq!(tail[4], "report: figs/report.html");
+    let again = p.run(&["run", "pipelines/p.yaml"]);
+    assert!(
+        again
+            .stdout
+            .contains("measured now: none; from the cache: gpt2-tiny 2, t5-tiny 2, bert-tiny 2"),
+        "{}",
+        again.stdout
     );
     assert!(
         r.stdout
-            .contains("gpt2-tiny: Context Length Scaling Results:\n  32 tokens: "),
+            .contains("gpt2-tiny: Context Length Scaling Results (TTFT):\n  32 tokens: "),
         "{}",
         r.stdout
     );

@@ -389,7 +389,7 @@ fn an_anchor_is_re_measured_when_a_curve_gains_points() {
     );
     assert!(
         r.stderr
-            .contains("`e3pipe run --force b` re-measures the whole curve"),
+            .contains("`e3pipe run pipelines/p.yaml --force b` re-measures the whole curve"),
         "{}",
         r.all()
     );

@@ -270,7 +270,8 @@ fn a_bad_executor_block_submits_nothing_and_no_wait_returns_at_once() {
     ]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(
-        r.stderr.contains("run `e3pipe run` again once they finish"),
+        r.stderr
+            .contains("run `e3pipe run pipelines/p.yaml --executor slurm` again once they finish"),
         "{}",
         r.stderr
     );

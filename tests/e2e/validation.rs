@@ -317,6 +317,84 @@ fn a_bench_step_no_aggregate_needs_is_warned_about_and_marked() {
 }
 
 #[test]
+fn value_errors_point_at_the_line_and_suggest_what_was_meant() {
+    let p = Project::new();
+    // One length where a list was meant.
+    p.write(
+        "configs/bench/decoder.yaml",
+        "name: test\narch: decoder\ncontext_length: [32, 64]\nnum_tokens: 4\nnum_runs: 1\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml", "--dry-run"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.starts_with(
+            "error: `configs/bench/decoder.yaml:3:1`: context_length: takes one length"
+        ) && r.stderr.contains("did you mean `context_lengths`?"),
+        "{}",
+        r.stderr
+    );
+    // A bad value: the file, line and column of its key, the value on one line.
+    p.write(
+        "configs/bench/decoder.yaml",
+        "name: test\narch: decoder\ncontext_lengths: [32]\nnum_tokens: 4\n  \nnum_runs: 1\nthreads: [1, 2]\n",
+    );
+    let r = p.run(&["run", "pipelines/p.yaml", "--dry-run"]);
+    assert!(
+        r.stderr.starts_with(
+            "error: `configs/bench/decoder.yaml:7:1`: threads: expected an integer, got `[1, 2]`"
+        ),
+        "{}",
+        r.stderr
+    );
+    // A config file that is not there: the nearest one beside it.
+    p.write(
+        "configs/bench/decoder.yaml",
+        &crate::project::bench_yaml("decoder", "[32]", 4, 1),
+    );
+    p.write(
+        "pipelines/p.yaml",
+        &crate::project::THREE_MODELS
+            .replace("configs/bench/encoder.yaml", "configs/bench/encodr.yaml"),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("config file `configs/bench/encodr.yaml` does not exist\n  did you mean `configs/bench/encoder.yaml`?"),
+        "{}",
+        r.stderr
+    );
+    // The article follows the architecture.
+    p.write(
+        "pipelines/p.yaml",
+        &crate::project::THREE_MODELS
+            .replace("configs/bench/encoder.yaml", "configs/bench/seq2seq.yaml"),
+    );
+    let r = p.run(&["run", "pipelines/p.yaml"]);
+    assert!(r.stderr.contains("(an `encoder` model)"), "{}", r.stderr);
+    // A pipeline that is not there: the project's pipelines and the nearest; outside a project, that there is none.
+    let r = p.run(&["run", "pipelines/q.yaml"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("no pipeline `pipelines/q.yaml`; `pipelines/` has: p.yaml"),
+        "{}",
+        r.stderr
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_e3pipe"))
+        .arg("run")
+        .current_dir(empty.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("there is no `pipelines/` folder here"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn only_with_an_unknown_step_suggests() {
     let p = Project::new();
     let r = p.run(&["run", "pipelines/p.yaml", "--only", "plto"]);

@@ -16,7 +16,12 @@ pub(crate) fn read_table(path: &Path) -> Result<Vec<Row>> {
         .with_infer_schema_length(None)
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
         .and_then(polars::prelude::SerReader::finish)
-        .map_err(|e| Error::Report(format!("cannot read `{}`: {e}", path.display())))?;
+        .map_err(|e| {
+            Error::Report(format!(
+                "cannot read `{}`: {e}",
+                crate::shown_path::for_people(path)
+            ))
+        })?;
     let mut rows = vec![Row::default(); df.height()];
     for column in COLUMNS {
         // A missing column (a table written by an older e3pipe or elsewhere) reads as empty, and so does an empty

@@ -35,8 +35,12 @@ impl Kind for Bench {
                 path: bench.file.clone(),
                 field: "arch".into(),
                 message: format!(
-                    "step `{}`: bench arch `{}` does not match model `{}` (a `{}` model)",
-                    step.step, bench.arch, model.name, model.arch
+                    "step `{}`: bench arch `{}` does not match model `{}` ({} `{}` model)",
+                    step.step,
+                    bench.arch,
+                    model.name,
+                    crate::error::article(model.arch.as_str()),
+                    model.arch
                 ),
             });
         }
