@@ -255,9 +255,7 @@ fn no_pipeline(file: &Path) -> Error {
     pipelines.sort();
     let shown = crate::shown_path::for_people(file);
     let message = if !folder.is_dir() {
-        let here = std::env::current_dir()
-            .map(|d| d.display().to_string())
-            .unwrap_or_else(|_| ".".into());
+        let here = std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string());
         format!(
             "no pipeline `{shown}`: there is no `{}/` folder here ({here}); run e3pipe in a project folder (one with `pipelines/`), or give a pipeline file",
             crate::shown_path::for_people(folder)
