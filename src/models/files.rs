@@ -220,6 +220,18 @@ pub fn check_tokenizer(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A `tokenizer.json` loaded as the worker loads it (the `tokenizers` crate), so that a file that is JSON but no
+/// tokenizer (`{"model": 42}`) is refused while planning.
+pub fn load_tokenizer(path: &Path) -> Result<()> {
+    check_tokenizer(path)?;
+    tokenizers::Tokenizer::from_file(path)
+        .map(|_| ())
+        .map_err(|e| Error::Tokenizer {
+            path: path.into(),
+            message: crate::error::shorten(&e.to_string(), 200),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

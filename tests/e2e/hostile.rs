@@ -84,6 +84,30 @@ fn tokenizer_and_model_paths_that_would_hang_or_lie() {
         &format!("{BERT_TINY}tokenizer: tok.json\n"),
     );
     refused(&p, "pipelines/p.yaml", &["tok.json", "not a regular file"]);
+    // JSON, but no tokenizer: loaded while planning, so refused before the worker starts or the cache is made.
+    std::fs::remove_file(p.path("tok.json")).unwrap();
+    for not_a_tokenizer in [
+        r#"{"version": "1.0", "model": 42}"#,
+        r#"{"model": {"type": "BPE"}}"#,
+        "{}",
+    ] {
+        p.write("tok.json", not_a_tokenizer);
+        refused(
+            &p,
+            "pipelines/p.yaml",
+            &["tokenizer `tok.json` cannot be loaded"],
+        );
+    }
+    // The real one loads (and a cached run would not read it again).
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/tokenizers/bert/tokenizer.json"),
+        p.path("tok.json"),
+    )
+    .unwrap();
+    assert_eq!(p.run(&["run", "pipelines/p.yaml", "--dry-run"]).code, 0);
+    // (A dry run may leave its file-hash memo in `cache/`; the refusals below must write nothing.)
+    let _ = std::fs::remove_dir_all(p.path("cache"));
     // A TorchScript "model" that is not a zip archive.
     p.write("model.pt", "not a model");
     p.write(

@@ -450,6 +450,15 @@ pub fn plan(bench: &BenchStep, ctx: &PlanContext<'_>) -> Result<BenchPlan> {
     } else {
         points
     };
+    // A tokenizer that will cut prompts in this run is loaded now, so one that is JSON but no tokenizer is invalid
+    // input (exit 2, nothing written), not a failure in the worker. Skipped when everything is cached.
+    if let Some(tokenizer) = &model.tokenizer
+        && points
+            .iter()
+            .any(|p| !matches!(p.state, PointState::Cached | PointState::Infeasible(_)))
+    {
+        files::load_tokenizer(tokenizer)?;
+    }
     Ok(BenchPlan {
         step: ctx.step.to_string(),
         bench: bench.clone(),
