@@ -41,6 +41,36 @@ pub struct Job {
     /// The shuffle the points are in: its seed and how many points it ordered (`bench::order`).
     #[serde(default)]
     pub order: Option<(u64, usize)>,
+    /// Where this job stands in the whole run (all its bench steps), for one overall count and ETA.
+    #[serde(default)]
+    pub progress: Option<Progress>,
+}
+
+/// The run's overall progress when a job starts: points measured by the jobs before it, points the whole run
+/// measures, and the seconds spent measuring so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done_before: usize,
+    pub total: usize,
+    pub elapsed_before_s: f64,
+}
+
+impl Progress {
+    /// Time left, from the run's rate so far (seconds per point over every step), once a point is done.
+    pub fn eta_s(&self, done: usize, elapsed_s: f64) -> Option<f64> {
+        (done > 0 && self.total >= done)
+            .then(|| elapsed_s / done as f64 * (self.total - done) as f64)
+    }
+
+    /// `1 min 20 s`, `45 s`, `2 h 05 min`.
+    pub fn human(seconds: f64) -> String {
+        let s = seconds.max(0.0).round() as u64;
+        match s {
+            0..60 => format!("{s} s"),
+            60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+            _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        }
+    }
 }
 
 /// Who is measuring, recorded in each point.
@@ -95,4 +125,24 @@ pub struct Finished {
     pub hash: String,
     pub outcome: Outcome,
     pub result: PointResult,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Progress;
+
+    #[test]
+    fn eta_is_the_rate_so_far_times_what_is_left() {
+        let p = Progress {
+            done_before: 4,
+            total: 10,
+            elapsed_before_s: 8.0,
+        };
+        assert_eq!(p.eta_s(0, 0.0), None);
+        assert_eq!(p.eta_s(5, 10.0), Some(10.0));
+        assert_eq!(p.eta_s(10, 20.0), Some(0.0));
+        assert_eq!(Progress::human(45.4), "45 s");
+        assert_eq!(Progress::human(80.0), "1 min 20 s");
+        assert_eq!(Progress::human(7500.0), "2 h 05 min");
+    }
 }

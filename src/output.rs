@@ -151,6 +151,11 @@ pub fn status(line: &str) {
     }
 }
 
+/// `-q`: no progress of any kind (status lines, progress bars).
+pub fn quiet() -> bool {
+    verbosity() <= Verbosity::Quiet
+}
+
 /// Progress: stderr, unless `-q`.
 pub fn progress(line: &str) {
     if verbosity() > Verbosity::Quiet {

@@ -18,6 +18,21 @@ pub fn execute(plan: &Plan, executor: &dyn Executor) -> Result<Outcome> {
     let mut counts = Counts::default();
     let mut failed_steps: Vec<String> = Vec::new();
     let mut submitted = false;
+    let mut overall = crate::job::Progress {
+        total: plan.steps.iter().map(|s| s.work.pending_points().0).sum(),
+        ..crate::job::Progress::default()
+    };
+    let measuring_steps = plan
+        .steps
+        .iter()
+        .filter(|s| s.work.pending_points().0 > 0)
+        .count();
+    if overall.total > 0 {
+        output::progress(&format!(
+            "measuring {} point(s) in {measuring_steps} bench step(s)",
+            overall.total
+        ));
+    }
     for step in &plan.steps {
         let name = &step.name;
         if submitted && step.kind.input().is_some() {
@@ -44,6 +59,7 @@ pub fn execute(plan: &Plan, executor: &dyn Executor) -> Result<Outcome> {
             counts: &mut counts,
             executor,
             submitted: false,
+            overall: &mut overall,
         };
         let outcome = step.work.run(name, &mut ctx);
         submitted |= ctx.submitted;

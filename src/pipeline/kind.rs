@@ -211,6 +211,8 @@ pub struct RunContext<'a> {
     pub executor: &'a dyn Executor,
     /// Set by a step whose work was handed to a scheduler and not waited for: steps reading its outputs wait too.
     pub submitted: bool,
+    /// The whole run's progress over its bench steps (for one overall count and ETA).
+    pub overall: &'a mut crate::job::Progress,
 }
 
 /// Point counts for the closing line, and what each bench step's model contributed.

@@ -616,3 +616,45 @@ fn points_are_measured_in_a_shuffled_order_their_seed_replays() {
         orders[0].1
     );
 }
+
+#[test]
+fn one_progress_bar_counts_the_whole_run_and_quiet_draws_none() {
+    // At a terminal (`script` gives the run one): the bar counts points over every bench step, with an ETA.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to give the run a terminal");
+        return;
+    }
+    let p = Project::new();
+    let binary = env!("CARGO_BIN_EXE_e3pipe");
+    let at_a_terminal = |args: &str| -> String {
+        let log = p.path("tty.log");
+        let status = std::process::Command::new("script")
+            .args(["-qec", &format!("{binary} {args}"), log.to_str().unwrap()])
+            .current_dir(p.root())
+            .env("E3PIPE_NO_CUDA", "1")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args}");
+        String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned()
+    };
+    let shown = at_a_terminal("run pipelines/p.yaml");
+    assert!(
+        shown.contains("measuring 6 point(s) in 3 bench step(s)"),
+        "{shown}"
+    );
+    // The third step's bar goes on from the points of the first two.
+    assert!(shown.contains("5/6 points of this run"), "{shown}");
+    assert!(shown.contains("6/6 points of this run"), "{shown}");
+    assert!(shown.contains("  ETA "), "{shown}");
+    let quiet = at_a_terminal("-q run pipelines/p.yaml --force");
+    assert!(
+        !quiet.contains("points of this run") && !quiet.contains("measuring 6"),
+        "{quiet}"
+    );
+    assert!(quiet.contains("points: 6 computed"), "{quiet}");
+}

@@ -287,11 +287,35 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
     if let Some(key) = &job.peaks {
         measure_peaks(job, key, device, &store)?;
     }
-    let progress = ProgressBar::new(job.points.len() as u64);
+    // One bar for the whole run: this job's points continue the count of the bench steps before it, and the
+    // ETA is the run's rate so far times what is left. None under `-q`.
+    let overall = job.progress.unwrap_or(e3pipe::job::Progress {
+        done_before: 0,
+        total: job.points.len(),
+        elapsed_before_s: 0.0,
+    });
+    let progress = if e3pipe::output::quiet() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(overall.total.max(overall.done_before + job.points.len()) as u64)
+    };
     progress.set_style(
-        ProgressStyle::with_template("  {bar:30} {pos}/{len} points  {msg}  [{elapsed}]")
+        ProgressStyle::with_template("  {bar:30} {pos}/{len} points of this run  {msg}{prefix}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    progress.set_position(overall.done_before as u64);
+    let started = std::time::Instant::now();
+    let advance = || {
+        progress.inc(1);
+        let done = progress.position() as usize;
+        let elapsed_s = overall.elapsed_before_s + started.elapsed().as_secs_f64();
+        match overall.eta_s(done, elapsed_s) {
+            Some(eta_s) if done < overall.total => {
+                progress.set_prefix(format!("  ETA {}", e3pipe::job::Progress::human(eta_s)))
+            }
+            _ => progress.set_prefix(""),
+        }
+    };
     // Loading is the expensive part when another run already computed everything: only load when needed.
     let mut loaded: Option<(Model, Tokenizer)> = None;
     let mut load_error: Option<Error> = None;
@@ -316,7 +340,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
                                 outcome: Outcome::Cached,
                                 result: *result,
                             })?;
-                            progress.inc(1);
+                            advance();
                             continue;
                         }
                         Waited::Lock(lock) => lock,
@@ -335,7 +359,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
                 outcome: Outcome::Cached,
                 result: entry.result,
             })?;
-            progress.inc(1);
+            advance();
             continue;
         }
         if loaded.is_none() && load_error.is_none() {
@@ -401,7 +425,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
                 outcome: Outcome::Failed,
                 result,
             })?;
-            progress.inc(1);
+            advance();
             continue;
         };
         progress.set_message(label.clone());
@@ -440,7 +464,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
             outcome,
             result,
         })?;
-        progress.inc(1);
+        advance();
     }
     progress.finish_and_clear();
     Ok(())

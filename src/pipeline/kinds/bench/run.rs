@@ -216,10 +216,22 @@ fn settle(bench: &BenchPlan, ctx: &mut RunContext<'_>) -> Result<()> {
         let job = Job {
             peaks: peaks_to_measure.cloned(),
             order: Some((seed, shuffled.len())),
+            // The total grows when points changed since planning (another run, a damaged entry).
+            progress: Some(crate::job::Progress {
+                total: ctx
+                    .overall
+                    .total
+                    .max(ctx.overall.done_before + shuffled.len()),
+                ..*ctx.overall
+            }),
             ..job(bench, root, shuffled)
         };
         let mut finished = Vec::new();
+        let measuring = std::time::Instant::now();
         let status = ctx.executor.measure(&job, &mut |f| finished.push(f))?;
+        ctx.overall.done_before += job.points.len();
+        ctx.overall.total = ctx.overall.total.max(ctx.overall.done_before);
+        ctx.overall.elapsed_before_s += measuring.elapsed().as_secs_f64();
         if let WorkerStatus::Submitted(message) = &status {
             output::progress(&format!("step `{}`: {message}", bench.step));
             ctx.submitted = true;
@@ -418,6 +430,7 @@ fn job(bench: &BenchPlan, root: &Path, points: Vec<JobPoint>) -> Job {
         peaks: None,
         points_per_task: None,
         order: None,
+        progress: None,
     }
 }
 
