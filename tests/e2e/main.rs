@@ -8,6 +8,7 @@ mod bench;
 mod cache;
 mod cluster;
 mod compare;
+mod custom_figures;
 mod families;
 mod hostile;
 mod html_report;

@@ -311,7 +311,7 @@ fn run_job(job: &Job, measurer: &Measurer, locking: bool) -> Result<()> {
         let elapsed_s = overall.elapsed_before_s + started.elapsed().as_secs_f64();
         match overall.eta_s(done, elapsed_s) {
             Some(eta_s) if done < overall.total => {
-                progress.set_prefix(format!("  ETA {}", e3pipe::job::Progress::human(eta_s)))
+                progress.set_prefix(format!("  ETA {}", e3pipe::job::Progress::human(eta_s)));
             }
             _ => progress.set_prefix(""),
         }

@@ -1,14 +1,16 @@
-//! `kind: plot`: the figures drawn from the table aggregate wrote (`report::plot`), with its options `log2_x` and
-//! `predict_lengths`. It writes fixed files, so a pipeline has at most one.
+//! `kind: plot`: the figures drawn from the table aggregate wrote (`report::plot`), with its options `log2_x`,
+//! `predict_lengths` and the user's own `figures:`. It writes fixed files, so a pipeline has at most one.
 
 use std::sync::Arc;
 
 use serde_yaml_ng::Value;
 
-use crate::error::Result;
+use crate::error::{Result, shorten, suggest};
 use crate::output;
 use crate::paths;
 use crate::pipeline::kind::{Input, Kind, PlanContext, Planned, RunContext, Settings, StepContext};
+use crate::report::columns::{COLUMNS, Kind as ColumnKind};
+use crate::report::plot::custom::FigureSpec;
 use crate::report::plot::{self, PlotOptions};
 
 #[derive(Debug)]
@@ -20,7 +22,7 @@ impl Kind for Plot {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["log2_x", "predict_lengths"]
+        &["log2_x", "predict_lengths", "figures"]
     }
 
     fn one_per_pipeline(&self) -> bool {
@@ -61,6 +63,7 @@ impl Kind for Plot {
         Ok(Arc::new(PlotSettings(PlotOptions {
             log2_x,
             predict_lengths,
+            figures: figure_specs(step)?,
         })))
     }
 }
@@ -109,4 +112,126 @@ impl Planned for PlotPlan {
         output::progress(&line);
         Ok(())
     }
+}
+
+/// `figures:`: the user's own figures, each checked against the table's columns (with a did-you-mean) before
+/// anything runs.
+fn figure_specs(step: &StepContext<'_>) -> Result<Vec<FigureSpec>> {
+    const KEYS: [&str; 7] = ["name", "x", "y", "color", "facet", "log_x", "log_y"];
+    let list = match step.map.get("figures") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Sequence(list)) => list,
+        Some(_) => {
+            return Err(step.bad_value(
+                "figures",
+                "expected a list of figures, each `{name, x, y}` with optional `color`, `facet`, `log_x`, `log_y`",
+            ));
+        }
+    };
+    let columns: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
+    let mut specs: Vec<FigureSpec> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let field = |key: &str| format!("figures[{i}].{key}");
+        let Value::Mapping(map) = item else {
+            return Err(step.bad_value(
+                &format!("figures[{i}]"),
+                "expected a mapping with `name`, `x` and `y`",
+            ));
+        };
+        for key in map.keys() {
+            let key = key.as_str().unwrap_or("");
+            if !KEYS.contains(&key) {
+                let hint = suggest(key, KEYS)
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                return Err(step.bad_value(
+                    &format!("figures[{i}]"),
+                    format!(
+                        "unknown key `{}` (a figure takes {}){hint}",
+                        shorten(key, 40),
+                        KEYS.map(|k| format!("`{k}`")).join(", ")
+                    ),
+                ));
+            }
+        }
+        let text = |key: &str| -> Result<Option<String>> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(step.bad_value(&field(key), "expected a column name")),
+            }
+        };
+        let flag = |key: &str| -> Result<bool> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(false),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(step.bad_value(&field(key), "expected true or false")),
+            }
+        };
+        // A column of the table; `numeric` for the axes.
+        let column = |key: &str, numeric: bool| -> Result<Option<String>> {
+            let Some(name) = text(key)? else {
+                return Ok(None);
+            };
+            match COLUMNS.iter().find(|c| c.name == name) {
+                Some(c) if numeric && c.kind == ColumnKind::Text => Err(step.bad_value(
+                    &field(key),
+                    format!("`{name}` is a text column; `x` and `y` take numeric ones (`context_length`, `latency_ms`, `tbt_ms`, …)"),
+                )),
+                Some(_) => Ok(Some(name)),
+                None => {
+                    let hint = suggest(&name, columns.iter().copied())
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    Err(step.bad_value(
+                        &field(key),
+                        format!(
+                            "`{}` is not a column of `{}`{hint}",
+                            shorten(&name, 60),
+                            paths::RESULTS_TABLE
+                        ),
+                    ))
+                }
+            }
+        };
+        let name = text("name")?
+            .ok_or_else(|| step.bad_value(&field("name"), "missing; a figure needs a file name"))?;
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(step.bad_value(
+                &field("name"),
+                format!(
+                    "`{}` cannot name a file: use up to 64 letters, digits, `_` or `-`",
+                    shorten(&name, 60)
+                ),
+            ));
+        }
+        if paths::FIGURES.contains(&name.as_str()) || name == "report" {
+            return Err(step.bad_value(
+                &field("name"),
+                format!("`{name}` is a figure e3pipe draws itself; choose another name"),
+            ));
+        }
+        if specs.iter().any(|s| s.name == name) {
+            return Err(step.bad_value(&field("name"), format!("`{name}` names two figures")));
+        }
+        let x = column("x", true)?
+            .ok_or_else(|| step.bad_value(&field("x"), "missing; the column across"))?;
+        let y = column("y", true)?
+            .ok_or_else(|| step.bad_value(&field("y"), "missing; the column up"))?;
+        specs.push(FigureSpec {
+            name,
+            x,
+            y,
+            color: column("color", false)?,
+            facet: column("facet", false)?,
+            log_x: flag("log_x")?,
+            log_y: flag("log_y")?,
+        });
+    }
+    Ok(specs)
 }

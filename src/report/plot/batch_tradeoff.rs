@@ -67,21 +67,9 @@ fn groups<'r>(rows: &'r [Row], axes: &Axes) -> Vec<Group<'r>> {
         .collect()
 }
 
-/// Axis labels at 1, 2 and 5 times the powers of ten inside `range`.
+/// Axis labels at 1, 2 and 5 times the powers of ten inside `range` (`ticks`).
 fn ticks(range: std::ops::Range<f64>) -> Vec<f64> {
-    let (lo, hi) = (range.start.max(1e-12), range.end);
-    let mut out = Vec::new();
-    let mut decade = 10f64.powf(lo.log10().floor());
-    while decade <= hi && out.len() < 64 {
-        for m in [1.0, 2.0, 5.0] {
-            let v = decade * m;
-            if v >= lo && v <= hi {
-                out.push(v);
-            }
-        }
-        decade *= 10.0;
-    }
-    out
+    crate::report::plot::ticks::log_values(range.start.max(1e-12), range.end)
 }
 
 /// Whether the table has generators with decode timings (the decode panel is drawn only then).

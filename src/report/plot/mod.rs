@@ -7,11 +7,14 @@
 //!   beside the panels, never over data; past 8 models a figure draws one row of panels per architecture.
 //! - `ttft_tbt_curves`, `inference_performance`, `inference_memory_tradeoff` as the seed drew them.
 //!
+//! - The user's own figures (`custom`): any numeric column against another, from a plot step's `figures:`.
+//!
 //! The figures (`figures`) are made of panels (`panel`) over curves (`series`), with axes (`axes`) and a look
 //! (`style`) shared by all.
 
 mod axes;
 mod batch_tradeoff;
+pub mod custom;
 mod facet;
 mod figures;
 mod hotspots;
@@ -21,6 +24,7 @@ mod roofline;
 mod series;
 mod style;
 mod table;
+mod ticks;
 
 use std::path::Path;
 
@@ -45,6 +49,8 @@ pub struct PlotOptions {
     pub log2_x: bool,
     /// Lengths to predict from the scaling fit, drawn dashed.
     pub predict_lengths: Vec<usize>,
+    /// The user's own figures.
+    pub figures: Vec<custom::FigureSpec>,
 }
 
 impl PlotOptions {
@@ -201,54 +207,73 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
         &|a, h| batch_tradeoff::figure(&a, &rows, h),
         &|a, h| batch_tradeoff::figure(&a, &rows, h),
     )?;
-    let page = html::page(
-        &rows,
-        &fits(&rows),
-        &[
-            Figure {
-                name: latency,
-                title: "Latency and peak memory against context length",
-                svg: &latency_svg,
-            },
-            Figure {
-                name: ttft_tbt,
-                title: "Time to first token, time between tokens, end to end",
-                svg: &ttft_svg,
-            },
-            Figure {
-                name: performance,
-                title: "Throughput by model",
-                svg: &performance_svg,
-            },
-            Figure {
-                name: tradeoff,
-                title: "Latency against peak memory",
-                svg: &tradeoff_svg,
-            },
-            Figure {
-                name: roofline_name,
-                title: "Roofline",
-                svg: &roofline_svg,
-            },
-            Figure {
-                name: batch_name,
-                title: "Throughput against latency per batch size, with the Pareto front",
-                svg: &batch_svg,
-            },
-        ],
+    let mut custom_svgs: Vec<(String, String, String)> = Vec::new();
+    for spec in &options.figures {
+        let svg = render(
+            figs,
+            &spec.name,
+            custom::size(&rows, spec),
+            &|a, h| custom::figure(&a, &rows, spec, h),
+            &|a, h| custom::figure(&a, &rows, spec, h),
+        )?;
+        custom_svgs.push((
+            spec.name.clone(),
+            format!("{} against {}", spec.y, spec.x),
+            svg,
+        ));
+    }
+    let mut page_figures = vec![
+        Figure {
+            name: latency,
+            title: "Latency and peak memory against context length",
+            svg: &latency_svg,
+        },
+        Figure {
+            name: ttft_tbt,
+            title: "Time to first token, time between tokens, end to end",
+            svg: &ttft_svg,
+        },
+        Figure {
+            name: performance,
+            title: "Throughput by model",
+            svg: &performance_svg,
+        },
+        Figure {
+            name: tradeoff,
+            title: "Latency against peak memory",
+            svg: &tradeoff_svg,
+        },
+        Figure {
+            name: roofline_name,
+            title: "Roofline",
+            svg: &roofline_svg,
+        },
+        Figure {
+            name: batch_name,
+            title: "Throughput against latency per batch size, with the Pareto front",
+            svg: &batch_svg,
+        },
+    ];
+    page_figures.extend(
+        custom_svgs
+            .iter()
+            .map(|(name, title, svg)| Figure { name, title, svg }),
     );
+    let page = html::page(&rows, &fits(&rows), &page_figures);
     write_atomic(&figs.join(paths::REPORT_PAGE), page.as_bytes())?;
     Ok(Built {
         message: format!(
             "step `{step}`: drew {} and {} more figures (PNG and SVG) and {}/{} from {} rows",
             paths::headline_figure(),
-            paths::FIGURES.len() - 1,
+            paths::FIGURES.len() - 1 + options.figures.len(),
             paths::FIGS_DIR,
             paths::REPORT_PAGE,
             rows.len()
         ),
         outputs: paths::FIGURES
             .iter()
+            .copied()
+            .chain(options.figures.iter().map(|f| f.name.as_str()))
             .flat_map(|f| [format!("{f}.png"), format!("{f}.svg")])
             .chain(std::iter::once(paths::REPORT_PAGE.to_string()))
             .collect(),

@@ -39,6 +39,11 @@ const PALETTE: [RGBColor; 18] = [
     RGBColor(0, 0, 0),
 ];
 
+/// The `i`-th colour of the palette (curves that are not models: a user's figure coloured by another column).
+pub(super) fn nth_color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
 /// Dash (length, gap) in pixels of the second, third, … batch size's lines; the smallest batch size is solid.
 /// Predictions are thinner dashes with hollow circles, so neither is read as the other.
 const DASHES: [(u32, u32); 5] = [(4, 5), (14, 5), (24, 6), (2, 9), (30, 10)];
