@@ -83,11 +83,13 @@ fn the_report_is_one_self_contained_page_that_chromium_renders_whole() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stderr.contains("figs/report.html"), "{}", r.stderr);
     let html = p.read("figs/report.html");
-    // Self-contained: no script at all, nothing fetched from anywhere.
-    assert!(
-        !html.to_lowercase().contains("<script"),
-        "a script in the page"
+    // Self-contained: one inline script (the table sorting), nothing fetched from anywhere.
+    assert_eq!(
+        html.to_lowercase().matches("<script").count(),
+        1,
+        "one script"
     );
+    assert!(html.contains("<script>document.querySelectorAll('table.sortable')"));
     for link in links(&html) {
         assert!(
             !link.trim_matches(['"', '\'']).starts_with("http"),
@@ -96,7 +98,27 @@ fn the_report_is_one_self_contained_page_that_chromium_renders_whole() {
     }
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(html.contains("&lt;img src=x onerror=alert(2)&gt; crashed"));
-    assert_eq!(html.matches("<svg ").count(), 6, "six inline figures");
+    // Five figures: `batch_tradeoff` compares batch sizes, and this sweep has one.
+    assert_eq!(html.matches("<svg ").count(), 5, "five inline figures");
+    assert!(!p.path("figs/batch_tradeoff.png").exists() && !html.contains("fig-batch_tradeoff"));
+    // The story on top: the header (what, on what, when, headline numbers) and the table of contents before
+    // the first figure.
+    let first_figure = html.find("<figure").unwrap();
+    for part in [
+        "<header id=\"top\">",
+        "on cpu (",
+        "fp32",
+        "libtorch 2.",
+        "measured until 20",
+        "id=\"headline\"",
+        "<nav id=\"contents\">",
+        "href=\"#fig-latency_curve\"",
+        "href=\"#results\"",
+        "id=\"warnings\"",
+    ] {
+        let at = html.find(part).unwrap_or_else(|| panic!("{part} missing"));
+        assert!(at < first_figure, "{part} after the first figure");
+    }
     // A hover title per drawn point: 3 tiny models × 2 lengths + the file's 2 + its failed length, in the latency
     // panel alone.
     assert!(html.matches("<title>").count() > 9 + 1, "hover titles");
@@ -106,12 +128,15 @@ fn the_report_is_one_self_contained_page_that_chromium_renders_whole() {
     let page = p.path("figs/report.html");
     let (dom, log) = browse(&page, &["--dump-dom"]);
     for id in [
+        "top",
+        "contents",
+        "headline",
+        "warnings",
         "fig-latency_curve",
         "fig-ttft_tbt_curves",
         "fig-inference_performance",
         "fig-inference_memory_tradeoff",
         "fig-roofline",
-        "fig-batch_tradeoff",
         "results-table",
         "fit-table",
         "measured-with",
@@ -144,6 +169,49 @@ fn the_report_is_one_self_contained_page_that_chromium_renders_whole() {
         .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
         .collect();
     assert!(console.is_empty(), "console: {console:?}");
+    // A click on a column header sorts the rows in the browser, by the number, and a second click reverses.
+    let clicked = p.path("figs/clicked.html");
+    std::fs::write(
+        &clicked,
+        html.replace(
+            "</body>",
+            "<script>var t=document.getElementById('results-table'),h=t.tHead.rows[0].cells[5];var col=function(){return [].map.call(t.tBodies[0].rows,function(r){return r.cells[5].getAttribute('data-v')||''}).join(',')};document.body.setAttribute('data-before',col());h.click();document.body.setAttribute('data-first',col());h.click();document.body.setAttribute('data-second',col());</script></body>",
+        ),
+    )
+    .unwrap();
+    let (dom, log) = browse(&clicked, &["--dump-dom"]);
+    assert!(!log.contains("Uncaught"), "{log}");
+    let order = |attr: &str| -> Vec<f64> {
+        let at = dom
+            .find(&format!("{attr}=\""))
+            .unwrap_or_else(|| panic!("no {attr} in the DOM"))
+            + attr.len()
+            + 2;
+        dom[at..]
+            .split('"')
+            .next()
+            .unwrap()
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let (before, first, second) = (
+        order("data-before"),
+        order("data-first"),
+        order("data-second"),
+    );
+    assert!(first.len() >= 6 && first.len() == before.len(), "{first:?}");
+    assert!(
+        first.windows(2).all(|w| w[0] <= w[1]),
+        "ascending after one click: {first:?}"
+    );
+    assert!(
+        second.windows(2).all(|w| w[0] >= w[1]),
+        "descending after two: {second:?}"
+    );
+    assert_ne!(before, first, "the click changed the order");
+    assert!(dom.contains("aria-sort=\"descending\""));
     // And it draws: a screenshot that is not blank.
     let shot = p.path("report.png");
     browse(

@@ -53,7 +53,10 @@ impl XScale {
 /// Values on a linear or a log10 axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum YScale {
+    /// From zero: latency, where the curve's height against zero is the point.
     Linear,
+    /// Fitted to the data (memory: a 5 % difference must not vanish into a band at the top).
+    Fitted,
     #[allow(dead_code)] // for the roofline figure (issue 12); exercised by the unit test below
     Log10,
 }
@@ -61,13 +64,18 @@ pub(super) enum YScale {
 impl YScale {
     /// Whether `value` can be drawn at all (a log axis has no place for 0 or below).
     pub(super) fn shows(self, value: f64) -> bool {
-        value.is_finite() && (self == YScale::Linear || value > 0.0)
+        value.is_finite() && (self != YScale::Log10 || value > 0.0)
     }
 
     /// The bottom of the axis for data reaching `max`: 0, or below the smallest positive value on a log axis.
     pub(super) fn floor(self, values: &[f64], max: f64) -> f64 {
         match self {
             YScale::Linear => 0.0,
+            YScale::Fitted => {
+                let lo = values.iter().copied().fold(f64::MAX, f64::min).min(max);
+                let span = (max / 1.1 - lo).max(lo.abs() * 0.02);
+                (lo - 0.15 * span).max(0.0)
+            }
             YScale::Log10 => {
                 values
                     .iter()
@@ -82,17 +90,17 @@ impl YScale {
     /// Where `value` sits on the axis (clamped to `floor` on a log axis).
     pub(super) fn of(self, value: f64, floor: f64) -> f64 {
         match self {
-            YScale::Linear => value,
+            YScale::Linear | YScale::Fitted => value,
             YScale::Log10 => value.max(floor).log10(),
         }
     }
 
-    /// The label of an axis position.
-    pub(super) fn label(self, at: f64) -> String {
-        short_number(match self {
-            YScale::Linear => at,
-            YScale::Log10 => 10f64.powf(at),
-        })
+    /// The label of an axis position, with `decimals` for every label of a linear axis (`ticks::decimals_for`).
+    pub(super) fn label(self, at: f64, decimals: usize) -> String {
+        match self {
+            YScale::Linear | YScale::Fitted => format!("{at:.decimals$}"),
+            YScale::Log10 => short_number(10f64.powf(at)),
+        }
     }
 }
 
@@ -112,6 +120,11 @@ mod tests {
         let floor = YScale::Log10.floor(&[5.0, 50.0], 100.0);
         assert!(close(floor, 4.0));
         assert!(close(YScale::Log10.of(1.0, floor), floor.log10()));
-        assert_eq!(YScale::Log10.label(2.0), "100");
+        assert_eq!(YScale::Log10.label(2.0, 0), "100");
+        assert_eq!(YScale::Linear.label(0.05, 2), "0.05");
+        assert_eq!(YScale::Linear.label(0.1, 2), "0.10");
+        // Memory fitted to the data: 0.23–0.31 GB does not start at 0.
+        let floor = YScale::Fitted.floor(&[0.23, 0.31], 0.31 * 1.1);
+        assert!(floor > 0.2 && floor < 0.23, "{floor}");
     }
 }

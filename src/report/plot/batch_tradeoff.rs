@@ -1,10 +1,11 @@
-//! `figs/batch_tradeoff`: what a larger batch buys and costs, the chart servers are sized by. Per model and context
-//! length, each batch size is a point of throughput against the latency a request sees, in the model's colour with
-//! its batch size's marker; a model and length's points are joined thinly in batch order, and its Pareto front
+//! `figs/batch_tradeoff`: what a larger batch buys and costs, the chart servers are sized by; drawn only when the
+//! table holds two or more batch sizes. Small multiples, a row per model: each batch size is a point of throughput
+//! against the latency a request sees, in the model's colour with its architecture's marker (as in every figure),
+//! labelled with its batch size; a length's points are joined thinly in batch order, and its Pareto front
 //! (`report::pareto`) is drawn thick. Points off the front are hollow: another batch size is faster and of more
-//! throughput. Two panels: requests (sequences/s against the whole request: the generation, or the forward pass of
-//! an encoder) for every model, and decode (generated tokens/s against the inter-token latency) for generators.
-//! Both axes are log10, since batch sizes and lengths span decades.
+//! throughput. Two columns: requests (sequences/s against the whole request: the generation, or the forward pass
+//! of an encoder), and decode (generated tokens/s against the inter-token latency) for generators. Both axes are
+//! log10, since batch sizes and lengths span decades.
 
 use plotters::coord::Shift;
 use plotters::coord::combinators::BindKeyPoints;
@@ -16,7 +17,7 @@ use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::legend::{self, Entry, Glyph};
 use crate::report::plot::panel::DrawResult;
 use crate::report::plot::series::batch_note;
-use crate::report::plot::style::{Palette, short_number};
+use crate::report::plot::style::{Marker, Palette, short_number};
 
 /// One panel's axes: what each point's latency and throughput are.
 struct Axes {
@@ -72,15 +73,68 @@ fn ticks(range: std::ops::Range<f64>) -> Vec<f64> {
     crate::report::plot::ticks::log_values(range.start.max(1e-12), range.end)
 }
 
-/// Whether the table has generators with decode timings (the decode panel is drawn only then).
-fn has_decode(rows: &[Row]) -> bool {
-    !groups(rows, &DECODE).is_empty()
+/// The models of the table in the legend's order (architecture, then name), with whether each generates.
+fn models(rows: &[Row]) -> Vec<(&str, &str)> {
+    let mut models: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.model.as_str(), r.arch.as_str()))
+        .collect();
+    let rank = |arch: &str| match arch {
+        "decoder" => 0,
+        "encoder-decoder" => 1,
+        _ => 2,
+    };
+    models.sort_by(|a, b| (rank(a.1), a.0).cmp(&(rank(b.1), b.0)));
+    models.dedup();
+    models
 }
 
-/// Pixel size of the figure: one or two panels beside the legend.
+/// The label of the key point at `at`, formatted as its axis's others are (`5 10 20`, not `5.00 10.0 20.0`).
+fn tick_label(at: f64, ticks: &[f64]) -> String {
+    let logs: Vec<f64> = ticks.iter().map(|t| t.log10()).collect();
+    let labels = crate::report::plot::ticks::labels(&logs, true);
+    ticks
+        .iter()
+        .zip(labels)
+        .min_by(|a, b| (a.0 - at).abs().total_cmp(&(b.0 - at).abs()))
+        .map_or_else(|| short_number(at), |(_, l)| l)
+}
+
+/// Where a panel's labels are, so that none is drawn over another: a label moves a line down or up, or is left out.
+#[derive(Default)]
+struct Labels(Vec<(i32, i32)>);
+
+impl Labels {
+    fn place(&mut self, at: (i32, i32)) -> Option<(i32, i32)> {
+        let free = |p: (i32, i32), taken: &[(i32, i32)]| {
+            taken
+                .iter()
+                .all(|q| (p.0 - q.0).abs() > 34 || (p.1 - q.1).abs() > 13)
+        };
+        let spot = [0, 14, -14, 28]
+            .into_iter()
+            .map(|dy| (at.0, at.1 + dy))
+            .find(|p| free(*p, &self.0))?;
+        self.0.push(spot);
+        Some(spot)
+    }
+}
+
+/// Whether the figure is drawn at all: it compares batch sizes, so the table needs two or more.
+pub(super) fn applies(rows: &[Row]) -> bool {
+    Palette::of(rows).swept()
+}
+
+/// Pixel size of the figure: small multiples, a row per model (requests, and decode for generators), beside the
+/// legend.
 pub(super) fn size(rows: &[Row]) -> (u32, u32) {
-    let panels = if has_decode(rows) { 2 } else { 1 };
-    (760 * panels + legend::LEGEND_WIDTH_PX, 700)
+    let columns = if groups(rows, &DECODE).is_empty() {
+        1
+    } else {
+        2
+    };
+    let n = models(rows).len().clamp(1, 40) as u32;
+    (620 * columns + legend::LEGEND_WIDTH_PX, 80 + 430 * n)
 }
 
 pub(super) fn figure<DB: DrawingBackend>(
@@ -91,22 +145,42 @@ pub(super) fn figure<DB: DrawingBackend>(
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
     let (panels, legend_area) = legend::split(root);
-    let axes: Vec<&Axes> = if has_decode(rows) {
-        vec![&REQUESTS, &DECODE]
-    } else {
-        vec![&REQUESTS]
-    };
-    for (area, axes) in panels.split_evenly((1, axes.len())).iter().zip(axes) {
-        panel(area, rows, axes, &palette, hot)?;
+    let models = models(rows);
+    let decode = !groups(rows, &DECODE).is_empty();
+    let columns = if decode { 2 } else { 1 };
+    let cells = panels.split_evenly((models.len().max(1), columns));
+    for (i, (model, arch)) in models.iter().enumerate() {
+        let own: Vec<Row> = rows.iter().filter(|r| r.model == *model).cloned().collect();
+        panel(
+            &cells[i * columns],
+            &own,
+            &REQUESTS,
+            model,
+            arch,
+            &palette,
+            hot,
+        )?;
+        if decode {
+            let area = &cells[i * columns + 1];
+            if groups(&own, &DECODE).is_empty() {
+                area.draw(&Text::new(
+                    format!("{model}: no decode steps ({arch})"),
+                    (60, 60),
+                    ("sans-serif", 15)
+                        .into_font()
+                        .color(&RGBColor(120, 120, 120)),
+                ))?;
+            } else {
+                panel(area, &own, &DECODE, model, arch, &palette, hot)?;
+            }
+        }
     }
     let mut entries = legend::models(rows, &palette);
-    entries.extend(legend::batch_markers(&palette));
     entries.push(Entry::grey("thick line: Pareto front", Glyph::Line(None)));
-    entries.push(Entry::grey(
-        "hollow: off the front (beaten on both)",
-        Glyph::HollowTriangle,
-    ));
-    entries.push(Entry::grey("label: context length", Glyph::Dot));
+    entries.push(Entry::grey("thin line: one length's batches", Glyph::Thin));
+    entries.push(Entry::grey("hollow: off the front", Glyph::Hollow));
+    entries.push(Entry::grey("b4: batch size", Glyph::Dot));
+    entries.push(Entry::grey("512 tok: context length", Glyph::Dot));
     legend::draw(&legend_area, &entries)?;
     root.present()
 }
@@ -115,6 +189,8 @@ fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     rows: &[Row],
     axes: &Axes,
+    model: &str,
+    arch: &str,
     palette: &Palette,
     hot: &Hotspots,
 ) -> DrawResult<DB> {
@@ -133,26 +209,28 @@ fn panel<DB: DrawingBackend>(
         // Room either side, so labels beside the points stay inside.
         (min / 1.6)..(max * 1.6)
     };
+    let (x_ticks, y_ticks) = (ticks(range(&xs)), ticks(range(&ys)));
     let mut chart = ChartBuilder::on(area)
-        .caption(axes.title, ("sans-serif", 22))
+        .caption(format!("{model}: {}", axes.title), ("sans-serif", 18))
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(80)
         .build_cartesian_2d(
-            range(&xs).log_scale().with_key_points(ticks(range(&xs))),
-            range(&ys).log_scale().with_key_points(ticks(range(&ys))),
+            range(&xs).log_scale().with_key_points(x_ticks.clone()),
+            range(&ys).log_scale().with_key_points(y_ticks.clone()),
         )?;
     chart
         .configure_mesh()
         .x_desc(axes.x_desc)
         .y_desc(axes.y_desc)
         .light_line_style(WHITE)
-        .x_label_formatter(&|at| short_number(*at))
-        .y_label_formatter(&|at| short_number(*at))
+        .x_label_formatter(&|at| tick_label(*at, &x_ticks))
+        .y_label_formatter(&|at| tick_label(*at, &y_ticks))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 16))
         .draw()?;
     let at = |p: (f64, f64)| p;
+    let mut labels = Labels::default();
     for g in &groups {
         let Some((first, _, _)) = g.rows.first() else {
             continue;
@@ -172,25 +250,32 @@ fn panel<DB: DrawingBackend>(
         if on.len() > 1 {
             chart.draw_series(LineSeries::new(on, color.stroke_width(3)))?;
         }
-        // The context length beside the group's first (smallest batch) point.
-        chart.draw_series(std::iter::once(
-            EmptyElement::at(at(g.rows[0].1))
-                + Text::new(
-                    first.context_length.unwrap_or(0).to_string(),
-                    (-14, 10),
-                    ("sans-serif", 13).into_font().color(&color),
-                ),
-        ))?;
+        // The context length below the group's first (smallest batch) point; each point's batch size above it;
+        // a label that would overlap one already drawn moves or is left out (the hover text still has it).
+        let corner = area.get_base_pixel();
+        let first_pixel = chart.backend_coord(&at(g.rows[0].1));
+        if let Some(spot) =
+            labels.place((first_pixel.0 - corner.0 - 20, first_pixel.1 - corner.1 + 10))
+        {
+            area.draw(&Text::new(
+                format!("{} tok", first.context_length.unwrap_or(0)),
+                spot,
+                ("sans-serif", 13).into_font().color(&color),
+            ))?;
+        }
+        let marker = Marker::of_arch(arch);
         for (r, p, on_front) in &g.rows {
             // Markers are drawn in the panel's pixels (the chart's point, less the panel's corner).
             let pixel = chart.backend_coord(&at(*p));
-            let corner = area.get_base_pixel();
-            palette.batch_marker(r.batch_size).draw_at(
-                area,
-                (pixel.0 - corner.0, pixel.1 - corner.1),
-                color,
-                *on_front == Some(false),
-            )?;
+            let local = (pixel.0 - corner.0, pixel.1 - corner.1);
+            marker.draw_styled_at(area, local, color, *on_front == Some(false))?;
+            if let Some(spot) = labels.place((local.0 + 7, local.1 - 18)) {
+                area.draw(&Text::new(
+                    format!("b{}", r.batch_size.unwrap_or(1)),
+                    spot,
+                    ("sans-serif", 12).into_font().color(&RGBColor(70, 70, 70)),
+                ))?;
+            }
             hot.add(
                 pixel,
                 format!(

@@ -159,7 +159,7 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
                 title: &facet.title("Peak memory vs context length"),
                 y_desc: &memory_label(rows),
                 x,
-                y: YScale::Linear,
+                y: YScale::Fitted,
             },
             &mem,
             &[],

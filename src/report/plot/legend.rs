@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use crate::report::aggregate::Row;
 use crate::report::plot::facet;
 use crate::report::plot::panel::DrawResult;
-use crate::report::plot::style::{BatchMarker, Marker, Palette};
+use crate::report::plot::style::{Marker, Palette};
 
 /// Width of the legend column.
 pub(super) const LEGEND_WIDTH_PX: u32 = 320;
@@ -29,8 +29,10 @@ pub(super) enum Glyph {
     Roof,
     /// A grey line in a batch size's dash (`None`: solid).
     Line(Option<(u32, u32)>),
-    /// A batch size's marker in the trade-off figure.
-    Batch(BatchMarker),
+    /// A thin line (one length's batch sizes in order).
+    Thin,
+    /// A hollow marker (off the Pareto front).
+    Hollow,
 }
 
 pub(super) struct Entry {
@@ -89,20 +91,6 @@ pub(super) fn batch_lines(palette: &Palette) -> Vec<Entry> {
         .batches()
         .iter()
         .map(|&b| Entry::grey(&format!("batch {b}"), Glyph::Line(palette.dash(Some(b)))))
-        .collect()
-}
-
-/// One entry per batch size, with its marker (the batch trade-off figure).
-pub(super) fn batch_markers(palette: &Palette) -> Vec<Entry> {
-    palette
-        .batches()
-        .iter()
-        .map(|&b| {
-            Entry::grey(
-                &format!("batch {b}"),
-                Glyph::Batch(palette.batch_marker(Some(b))),
-            )
-        })
         .collect()
 }
 
@@ -169,7 +157,10 @@ pub(super) fn draw<DB: DrawingBackend>(
                     x += size + gap;
                 }
             }
-            Glyph::Batch(marker) => marker.draw_at(area, (24, y), c, false)?,
+            Glyph::Thin => {
+                area.draw(&PathElement::new(vec![(8, y), (40, y)], c.stroke_width(1)))?;
+            }
+            Glyph::Hollow => area.draw(&Circle::new((24, y), 6, c.stroke_width(2)))?,
         }
         area.draw(&Text::new(
             shortened(&e.label),

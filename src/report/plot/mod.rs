@@ -200,13 +200,21 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
         &|a, h| roofline::figure(&a, &rows, h),
         &|a, h| roofline::figure(&a, &rows, h),
     )?;
-    let batch_svg = render(
-        figs,
-        batch_name,
-        batch_tradeoff::size(&rows),
-        &|a, h| batch_tradeoff::figure(&a, &rows, h),
-        &|a, h| batch_tradeoff::figure(&a, &rows, h),
-    )?;
+    // Batch sizes compared only when there are two or more; a figure left from a sweep that had them goes.
+    let batch_svg = if batch_tradeoff::applies(&rows) {
+        Some(render(
+            figs,
+            batch_name,
+            batch_tradeoff::size(&rows),
+            &|a, h| batch_tradeoff::figure(&a, &rows, h),
+            &|a, h| batch_tradeoff::figure(&a, &rows, h),
+        )?)
+    } else {
+        for ext in ["png", "svg"] {
+            let _ = std::fs::remove_file(figs.join(format!("{batch_name}.{ext}")));
+        }
+        None
+    };
     let mut custom_svgs: Vec<(String, String, String)> = Vec::new();
     for spec in &options.figures {
         let svg = render(
@@ -248,12 +256,14 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
             title: "Roofline",
             svg: &roofline_svg,
         },
-        Figure {
+    ];
+    if let Some(svg) = &batch_svg {
+        page_figures.push(Figure {
             name: batch_name,
             title: "Throughput against latency per batch size, with the Pareto front",
-            svg: &batch_svg,
-        },
-    ];
+            svg,
+        });
+    }
     page_figures.extend(
         custom_svgs
             .iter()
@@ -265,7 +275,7 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
         message: format!(
             "step `{step}`: drew {} and {} more figures (PNG and SVG) and {}/{} from {} rows",
             paths::headline_figure(),
-            paths::FIGURES.len() - 1 + options.figures.len(),
+            paths::FIGURES.len() - 1 - usize::from(batch_svg.is_none()) + options.figures.len(),
             paths::FIGS_DIR,
             paths::REPORT_PAGE,
             rows.len()
@@ -273,6 +283,7 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
         outputs: paths::FIGURES
             .iter()
             .copied()
+            .filter(|f| *f != batch_name || batch_svg.is_some())
             .chain(options.figures.iter().map(|f| f.name.as_str()))
             .flat_map(|f| [format!("{f}.png"), format!("{f}.svg")])
             .chain(std::iter::once(paths::REPORT_PAGE.to_string()))

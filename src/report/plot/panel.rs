@@ -69,6 +69,7 @@ pub(super) fn draw<DB: DrawingBackend>(
     let y_max = ys.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
     let y_min = y.floor(&ys, y_max);
     let y_of = |v: f64| y.of(v, y_min);
+    let decimals = crate::report::plot::ticks::decimals_for(y_min, y_max);
     let mut chart = ChartBuilder::on(area)
         .caption(spec.title, ("sans-serif", 24))
         .margin(16)
@@ -81,7 +82,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         .y_desc(spec.y_desc)
         .x_labels(x.label_count(x_min, x_max))
         .x_label_formatter(&|at| x.label(*at))
-        .y_label_formatter(&|at| y.label(*at))
+        .y_label_formatter(&|at| y.label(*at, decimals))
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 17))
         .draw()?;

@@ -1,6 +1,6 @@
 //! How every figure looks: the embedded font (figures render on machines with no fonts installed), one colour per
-//! model (the same in every panel), one marker per architecture, one line style (and, in the batch trade-off, one
-//! marker) per batch size, and axis numbers without noise.
+//! model (the same in every panel), one marker per architecture, one line style per batch size, and axis numbers
+//! without noise.
 
 use std::sync::Once;
 
@@ -90,11 +90,6 @@ impl Palette {
         }
     }
 
-    /// The marker of `batch`'s points in the batch trade-off figure.
-    pub(super) fn batch_marker(&self, batch: Option<i64>) -> BatchMarker {
-        BATCH_MARKERS[self.batch_rank(batch) % BATCH_MARKERS.len()]
-    }
-
     pub(super) fn color(&self, model: &str) -> RGBColor {
         let index = self.models.iter().position(|m| m == model).unwrap_or(0);
         PALETTE[index % PALETTE.len()]
@@ -137,53 +132,26 @@ impl Marker {
     }
 }
 
-/// The marker of a batch size in the batch trade-off figure (colour is the model's there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum BatchMarker {
-    Circle,
-    Square,
-    Triangle,
-    Cross,
-    Ring,
-    HollowSquare,
-}
-
-const BATCH_MARKERS: [BatchMarker; 6] = [
-    BatchMarker::Circle,
-    BatchMarker::Square,
-    BatchMarker::Triangle,
-    BatchMarker::Cross,
-    BatchMarker::Ring,
-    BatchMarker::HollowSquare,
-];
-
-impl BatchMarker {
-    /// Draws the marker at pixel `at` of `area`; `hollow` for points off the Pareto front.
-    pub(super) fn draw_at<DB: DrawingBackend>(
+impl Marker {
+    /// Draws the marker at pixel `at` of `area`, filled, or hollow (a point off the Pareto front).
+    pub(super) fn draw_styled_at<DB: DrawingBackend>(
         self,
         area: &DrawingArea<DB, Shift>,
         at: (i32, i32),
         color: RGBColor,
         hollow: bool,
     ) -> DrawResult<DB> {
-        let style = if hollow {
-            color.stroke_width(2)
-        } else {
-            color.filled()
-        };
-        let line = color.stroke_width(2);
-        let (x, y) = at;
+        if !hollow {
+            return self.draw_at(area, at, color);
+        }
+        let style = color.stroke_width(2);
         match self {
-            BatchMarker::Circle => area.draw(&Circle::new(at, 7, style)),
-            BatchMarker::Square => {
-                area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], style))
-            }
-            BatchMarker::Triangle => area.draw(&TriangleMarker::new(at, 9, style)),
-            BatchMarker::Cross => area.draw(&Cross::new(at, 7, color.stroke_width(3))),
-            BatchMarker::Ring => area.draw(&Circle::new(at, 7, line)),
-            BatchMarker::HollowSquare => {
-                area.draw(&Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], line))
-            }
+            Marker::Triangle => area.draw(&TriangleMarker::new(at, 8, style)),
+            Marker::Square => area.draw(&Rectangle::new(
+                [(at.0 - 5, at.1 - 5), (at.0 + 5, at.1 + 5)],
+                style,
+            )),
+            Marker::Circle => area.draw(&Circle::new(at, 6, style)),
         }
     }
 }

@@ -71,6 +71,15 @@ fn step(lo: f64, hi: f64) -> f64 {
         .unwrap_or(10.0 * magnitude)
 }
 
+/// Decimals every label of a linear axis over `lo..hi` gets, from the 1-2-5 step plotters' ~10 labels take.
+pub(super) fn decimals_for(lo: f64, hi: f64) -> usize {
+    let step = ((hi - lo) / 10.0).abs();
+    if !step.is_finite() || step <= 0.0 {
+        return 0;
+    }
+    (-step.log10().floor()).clamp(0.0, 6.0) as usize
+}
+
 /// Labels for `ticks` with one format for the axis: as many decimals as its finest tick needs.
 pub(super) fn labels(ticks: &[f64], log: bool) -> Vec<String> {
     let values: Vec<f64> = ticks
