@@ -127,7 +127,8 @@ Examples:
         /// alpha of the changes reported).
         #[arg(long, value_enum, default_value_t = CorrectionArg::Holm)]
         correction: CorrectionArg,
-        /// `table` for a terminal, `markdown` for a pull request, `json` for tools.
+        /// `table` for a terminal, `markdown` for a pull request, `json` for tools, `html` for a page like the
+        /// report's (`> compare.html`).
         #[arg(long, value_enum, default_value_t = CompareFormat::Table)]
         format: CompareFormat,
         /// Compare points measured on different hardware or with a different dtype, thread count, batch,
@@ -205,4 +206,5 @@ pub enum CompareFormat {
     Table,
     Markdown,
     Json,
+    Html,
 }

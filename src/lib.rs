@@ -110,6 +110,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 cli::CompareFormat::Table => compare::render::Format::Table,
                 cli::CompareFormat::Markdown => compare::render::Format::Markdown,
                 cli::CompareFormat::Json => compare::render::Format::Json,
+                cli::CompareFormat::Html => compare::render::Format::Html,
             },
         ),
         Command::Identify { device, format } => {

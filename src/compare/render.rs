@@ -11,6 +11,8 @@ pub enum Format {
     Table,
     Markdown,
     Json,
+    /// A self-contained page like the report's (`report::html`).
+    Html,
 }
 
 /// A percentage without trailing zeros: 95, 99.9.
@@ -290,5 +292,77 @@ pub fn render(c: &Comparison, format: Format) -> String {
         Format::Table => table(c),
         Format::Markdown => markdown(c),
         Format::Json => json(c),
+        Format::Html => html(c),
     }
+}
+
+/// The comparison as a page of its own: what was compared and the outcome on top, a table of contents, the rows
+/// (sortable; changes marked), the scaling exponents and the notes. Every string escaped.
+pub fn html(c: &Comparison) -> String {
+    use crate::report::html::{escape, nav, shell};
+    let mut body = format!(
+        "<header id=\"top\"><h1>e3pipe compare</h1><p class=\"what\">baseline <code>{}</code> → candidate <code>{}</code></p><p id=\"outcome\"><strong>{}</strong></p></header>",
+        escape(&c.baseline),
+        escape(&c.candidate),
+        escape(&summary(c))
+    );
+    let mut contents = vec![("rows".to_string(), format!("Rows ({})", c.rows.len()))];
+    if !c.exponents.is_empty() {
+        contents.push(("exponents".into(), "Scaling exponents".into()));
+    }
+    let notes = lists(c);
+    if !notes.is_empty() {
+        contents.push(("notes".into(), format!("Notes ({})", notes.len())));
+    }
+    body.push_str(&nav(&contents));
+    body.push_str("<h2 id=\"rows\">Rows</h2><p>Click a column to sort by it. Slower and faster rows are marked.</p><div class=\"scroll\"><table id=\"compare-table\" class=\"sortable\"><thead><tr>");
+    for h in header(c).iter().chain(std::iter::once(&"verdict".to_string())) {
+        let _ = write!(body, "<th>{}</th>", escape(h));
+    }
+    body.push_str("</tr></thead><tbody>");
+    for r in &c.rows {
+        let bad = matches!(r.verdict, Verdict::Slower);
+        let _ = write!(body, "<tr{}>", if bad { " class=\"bad\"" } else { "" });
+        let cells = cells(r);
+        for (i, cell) in cells.iter().enumerate() {
+            // Text columns left-aligned; the ratio sorts by its number.
+            let class = if matches!(i, 0 | 1 | 4 | 10) { " class=\"t\"" } else { "" };
+            let sort = match (i, r.ratio) {
+                (7, Some(x)) => format!(" data-v=\"{x}\""),
+                _ => String::new(),
+            };
+            let text = if i == 10 && matches!(r.verdict, Verdict::Slower | Verdict::Faster) {
+                format!("<strong>{}</strong>", escape(cell))
+            } else {
+                escape(cell)
+            };
+            let _ = write!(body, "<td{class}{sort}>{text}</td>");
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</tbody></table></div>");
+    if !c.exponents.is_empty() {
+        body.push_str("<h2 id=\"exponents\">Scaling exponents</h2><p>latency ≈ a·L<sup>k</sup>, a power law over each side's lengths.</p><table class=\"sortable\"><thead><tr>");
+        for h in EXPONENT_HEADER {
+            let _ = write!(body, "<th>{}</th>", escape(h));
+        }
+        body.push_str("</tr></thead><tbody>");
+        for r in exponent_cells(c) {
+            body.push_str("<tr>");
+            for (i, cell) in r.iter().enumerate() {
+                let class = if i == 0 || i == 4 { " class=\"t\"" } else { "" };
+                let _ = write!(body, "<td{class}>{}</td>", escape(cell));
+            }
+            body.push_str("</tr>");
+        }
+        body.push_str("</tbody></table>");
+    }
+    if !notes.is_empty() {
+        body.push_str("<h2 id=\"notes\">Notes</h2><ul class=\"warn\">");
+        for n in &notes {
+            let _ = write!(body, "<li>{}</li>", escape(n));
+        }
+        body.push_str("</ul>");
+    }
+    shell("e3pipe compare", &body)
 }

@@ -157,6 +157,17 @@ fn identical_inputs_are_no_change_and_a_thirty_percent_slowdown_of_one_model_is_
         md.stdout
     );
     assert_eq!(md.stdout.matches("**slower**").count(), 6, "{}", md.stdout);
+    // A page like the report's: self-contained, the outcome on top, the rows sortable, the slower ones marked.
+    let page = p.run(&["compare", "base", "cand", "--format", "html"]);
+    assert_eq!(page.code, 1);
+    let html = &page.stdout;
+    assert!(html.starts_with("<!doctype html>"), "{html:.200}");
+    assert!(html.contains("<strong>6 slower, 0 faster, 8 no change"), "{html:.2000}");
+    assert!(html.find("id=\"outcome\"").unwrap() < html.find("id=\"compare-table\"").unwrap());
+    assert!(html.contains("<nav id=\"contents\">") && html.contains("class=\"sortable\""));
+    assert_eq!(html.matches("<tr class=\"bad\">").count(), 6);
+    assert_eq!(html.matches("<strong>slower</strong>").count(), 6);
+    assert!(!html.contains("src=") && !html.contains("http"), "nothing fetched");
     // The terminal table names each row and ends with the tally.
     let table = p.run(&["compare", "base", "cand"]);
     assert!(
