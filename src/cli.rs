@@ -106,12 +106,17 @@ Examples:
 Examples:
   e3pipe compare ../main .                                  two projects (rows between runs: inconclusive)
   e3pipe compare ../main . --noise-from ../main-repeat      with the run-to-run drift measured
-  e3pipe compare results/a.json results/b.json --metric tbt_ms --format markdown")]
+  e3pipe compare results/a.json results/b.json --metric tbt_ms --format markdown
+  e3pipe baseline save before-upgrade && e3pipe compare --baseline before-upgrade")]
     Compare {
-        /// The reference: a project folder, a results folder (`latest/inference/`) or one results file.
-        baseline: PathBuf,
-        /// What is judged against it, in any of the same forms.
-        candidate: PathBuf,
+        /// BASELINE CANDIDATE: the reference, and what is judged against it; each a project folder, a results
+        /// folder (`latest/inference/`) or one results file. With `--baseline NAME`, only the candidate
+        /// (default: this project).
+        #[arg(value_name = "PATH", num_args = 0..=2)]
+        paths: Vec<PathBuf>,
+        /// A baseline saved in this project (`e3pipe baseline save NAME`) as the reference.
+        #[arg(long = "baseline", value_name = "NAME")]
+        baseline_name: Option<String>,
         /// Metrics to compare (repeat or comma-separate): `latency` (first token / forward), `itl_ms`,
         /// `e2e_latency_ms` (these three by default), or any statistic a point records (`tbt_ms`,
         /// `encoder_latency_ms`, `tokens_per_sec`…).
@@ -156,6 +161,43 @@ Examples:
         #[arg(long, value_enum, default_value_t = IdentifyFormat::Text)]
         format: IdentifyFormat,
     },
+    /// Every point's measurements over the project's runs (all of `results/`), and a trend figure.
+    ///
+    /// One line per run, oldest first, with the median (and its interval for latency), marking runs of other
+    /// measuring code or on other hardware than the newest; `figs/history.png` (+ `.svg`) draws them.
+    #[command(after_help = "\
+Examples:
+  e3pipe history                              every point of this project
+  e3pipe history --model gpt2-medium --length 512
+  e3pipe history --metric tbt_ms --format json")]
+    History {
+        /// The project folder (or any file inside it).
+        #[arg(default_value = ".")]
+        project: PathBuf,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this context length.
+        #[arg(long)]
+        length: Option<i64>,
+        /// Only this batch size.
+        #[arg(long)]
+        batch: Option<i64>,
+        /// A numeric column of the results table (`latency_ms` by default; `tbt_ms`, `sequences_per_sec`, …).
+        #[arg(long)]
+        metric: Option<String>,
+        /// `text` for people, `json` for tools.
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Text)]
+        format: HistoryFormat,
+        /// Print only; do not draw `figs/history`.
+        #[arg(long)]
+        no_figure: bool,
+    },
+    /// Named baselines inside the project: save the current results, list them; compare with `--baseline NAME`.
+    Baseline {
+        #[command(subcommand)]
+        action: BaselineAction,
+    },
     /// Show the point cache: points per model and bytes on disk; `--prune` removes what no pipeline plans.
     #[command(after_help = "\
 Examples:
@@ -174,6 +216,32 @@ Examples:
         #[arg(long, requires = "prune")]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineAction {
+    /// Save every model's current results (`latest/inference/`) as `baselines/NAME/`.
+    Save {
+        name: String,
+        /// The project folder (or any file inside it).
+        #[arg(default_value = ".")]
+        project: PathBuf,
+        /// Replace a baseline of that name.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The project's baselines.
+    List {
+        /// The project folder (or any file inside it).
+        #[arg(default_value = ".")]
+        project: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -77,8 +77,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             commands::peaks::run(&pipeline, force).map(|()| ExitCode::SUCCESS)
         }
         Command::Compare {
-            baseline,
-            candidate,
+            paths,
+            baseline_name,
             metrics,
             threshold,
             alpha,
@@ -87,35 +87,86 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             allow_different_hardware,
             allow_different_code,
             noise_from,
-        } => commands::compare::run(
-            &baseline,
-            &candidate,
-            &noise_from,
-            &compare::Options {
-                metrics: if metrics.is_empty() {
-                    compare::DEFAULT_METRICS.map(String::from).to_vec()
-                } else {
-                    metrics
+        } => {
+            let (baseline, candidate) = match (&baseline_name, paths.as_slice()) {
+                (None, [a, b]) => (a.clone(), b.clone()),
+                (None, _) => {
+                    return Err(Error::Usage(
+                        "`compare` takes two paths, BASELINE and CANDIDATE, or `--baseline NAME` and at most the candidate".into(),
+                    ));
+                }
+                (Some(name), [] | [_]) => {
+                    let candidate = paths.first().cloned().unwrap_or_else(|| ".".into());
+                    (
+                        commands::baseline::resolve(std::path::Path::new("."), name)?,
+                        candidate,
+                    )
+                }
+                (Some(_), _) => {
+                    return Err(Error::Usage(
+                        "with `--baseline NAME`, give at most the candidate's path".into(),
+                    ));
+                }
+            };
+            commands::compare::run(
+                &baseline,
+                &candidate,
+                &noise_from,
+                &compare::Options {
+                    metrics: if metrics.is_empty() {
+                        compare::DEFAULT_METRICS.map(String::from).to_vec()
+                    } else {
+                        metrics
+                    },
+                    threshold,
+                    alpha,
+                    correction: match correction {
+                        cli::CorrectionArg::Holm => compare::significance::Correction::Holm,
+                        cli::CorrectionArg::Bh => compare::significance::Correction::Bh,
+                    },
+                    allow_different: allow_different_hardware,
+                    allow_different_code,
                 },
-                threshold,
-                alpha,
-                correction: match correction {
-                    cli::CorrectionArg::Holm => compare::significance::Correction::Holm,
-                    cli::CorrectionArg::Bh => compare::significance::Correction::Bh,
+                match format {
+                    cli::CompareFormat::Table => compare::render::Format::Table,
+                    cli::CompareFormat::Markdown => compare::render::Format::Markdown,
+                    cli::CompareFormat::Json => compare::render::Format::Json,
+                    cli::CompareFormat::Html => compare::render::Format::Html,
                 },
-                allow_different: allow_different_hardware,
-                allow_different_code,
-            },
-            match format {
-                cli::CompareFormat::Table => compare::render::Format::Table,
-                cli::CompareFormat::Markdown => compare::render::Format::Markdown,
-                cli::CompareFormat::Json => compare::render::Format::Json,
-                cli::CompareFormat::Html => compare::render::Format::Html,
-            },
-        ),
+            )
+        }
         Command::Identify { device, format } => {
             commands::identify::run(&device, format).map(|()| ExitCode::SUCCESS)
         }
+        Command::History {
+            project,
+            model,
+            length,
+            batch,
+            metric,
+            format,
+            no_figure,
+        } => commands::history::run(
+            &project,
+            &report::history::Filter {
+                model,
+                length,
+                batch,
+                metric,
+            },
+            format,
+            !no_figure,
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Baseline { action } => match action {
+            cli::BaselineAction::Save {
+                name,
+                project,
+                force,
+            } => commands::baseline::save(&project, &name, force),
+            cli::BaselineAction::List { project } => commands::baseline::list(&project),
+        }
+        .map(|()| ExitCode::SUCCESS),
         Command::Cache {
             project,
             prune,

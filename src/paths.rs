@@ -33,6 +33,11 @@ pub const FIGURES: [&str; 6] = [
     "roofline",
     "batch_tradeoff",
 ];
+/// The trend figure `e3pipe history` draws in [`FIGS_DIR`] (PNG and SVG).
+pub const HISTORY_FIGURE: &str = "history";
+/// Named baselines (`e3pipe baseline save NAME`): `baselines/<name>/`, a copy of `latest/inference/`.
+pub const BASELINES_DIR: &str = "baselines";
+
 /// The self-contained page plot writes beside the figures (in [`FIGS_DIR`]).
 pub const REPORT_PAGE: &str = "report.html";
 /// Where plot records what it read and wrote (in [`FIGS_DIR`]).

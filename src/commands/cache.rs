@@ -188,7 +188,7 @@ pub fn run(project: &Path, prune: bool, dry_run: bool) -> Result<()> {
 }
 
 /// The project a path names: a folder is the project; a file is in `<project>/pipelines/` or the project itself.
-fn project_of(path: &Path) -> Result<std::path::PathBuf> {
+pub fn project_of(path: &Path) -> Result<std::path::PathBuf> {
     let meta = std::fs::metadata(path).map_err(|e| Error::BadValue {
         path: path.into(),
         field: "PROJECT".into(),

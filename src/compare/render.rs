@@ -316,7 +316,10 @@ pub fn html(c: &Comparison) -> String {
     }
     body.push_str(&nav(&contents));
     body.push_str("<h2 id=\"rows\">Rows</h2><p>Click a column to sort by it. Slower and faster rows are marked.</p><div class=\"scroll\"><table id=\"compare-table\" class=\"sortable\"><thead><tr>");
-    for h in header(c).iter().chain(std::iter::once(&"verdict".to_string())) {
+    for h in header(c)
+        .iter()
+        .chain(std::iter::once(&"verdict".to_string()))
+    {
         let _ = write!(body, "<th>{}</th>", escape(h));
     }
     body.push_str("</tr></thead><tbody>");
@@ -326,7 +329,11 @@ pub fn html(c: &Comparison) -> String {
         let cells = cells(r);
         for (i, cell) in cells.iter().enumerate() {
             // Text columns left-aligned; the ratio sorts by its number.
-            let class = if matches!(i, 0 | 1 | 4 | 10) { " class=\"t\"" } else { "" };
+            let class = if matches!(i, 0 | 1 | 4 | 10) {
+                " class=\"t\""
+            } else {
+                ""
+            };
             let sort = match (i, r.ratio) {
                 (7, Some(x)) => format!(" data-v=\"{x}\""),
                 _ => String::new(),

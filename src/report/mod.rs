@@ -4,6 +4,7 @@ pub mod aggregate;
 pub mod columns;
 pub mod fit;
 pub mod freshness;
+pub mod history;
 pub mod html;
 pub mod pareto;
 pub mod plot;

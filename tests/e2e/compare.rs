@@ -162,12 +162,18 @@ fn identical_inputs_are_no_change_and_a_thirty_percent_slowdown_of_one_model_is_
     assert_eq!(page.code, 1);
     let html = &page.stdout;
     assert!(html.starts_with("<!doctype html>"), "{html:.200}");
-    assert!(html.contains("<strong>6 slower, 0 faster, 8 no change"), "{html:.2000}");
+    assert!(
+        html.contains("<strong>6 slower, 0 faster, 8 no change"),
+        "{html:.2000}"
+    );
     assert!(html.find("id=\"outcome\"").unwrap() < html.find("id=\"compare-table\"").unwrap());
     assert!(html.contains("<nav id=\"contents\">") && html.contains("class=\"sortable\""));
     assert_eq!(html.matches("<tr class=\"bad\">").count(), 6);
     assert_eq!(html.matches("<strong>slower</strong>").count(), 6);
-    assert!(!html.contains("src=") && !html.contains("http"), "nothing fetched");
+    assert!(
+        !html.contains("src=") && !html.contains("http"),
+        "nothing fetched"
+    );
     // The terminal table names each row and ends with the tally.
     let table = p.run(&["compare", "base", "cand"]);
     assert!(

@@ -10,6 +10,7 @@ mod cluster;
 mod compare;
 mod custom_figures;
 mod families;
+mod history;
 mod hostile;
 mod html_report;
 mod identity;

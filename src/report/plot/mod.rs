@@ -25,6 +25,7 @@ mod series;
 mod style;
 mod table;
 mod ticks;
+pub mod trend;
 
 use std::path::Path;
 
@@ -289,4 +290,20 @@ fn draw_all(step: &str, figs: &Path, table: &Path, options: &PlotOptions) -> Res
             .chain(std::iter::once(paths::REPORT_PAGE.to_string()))
             .collect(),
     })
+}
+
+/// Draws `figs/history.png` and `.svg` (`trend`); returns the PNG's path.
+pub fn draw_history(
+    figs: &Path,
+    histories: &[crate::report::history::PointHistory],
+) -> Result<std::path::PathBuf> {
+    style::register_font();
+    render(
+        figs,
+        paths::HISTORY_FIGURE,
+        trend::size(histories),
+        &|a, _| trend::figure(&a, histories),
+        &|a, _| trend::figure(&a, histories),
+    )?;
+    Ok(figs.join(format!("{}.png", paths::HISTORY_FIGURE)))
 }

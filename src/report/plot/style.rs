@@ -66,6 +66,17 @@ impl Palette {
         Palette { models, batches }
     }
 
+    /// A palette for these model names alone (figures drawn from something other than the table's rows).
+    pub(super) fn of_models<'a>(models: impl Iterator<Item = &'a str>) -> Palette {
+        let mut models: Vec<String> = models.map(str::to_string).collect();
+        models.sort();
+        models.dedup();
+        Palette {
+            models,
+            batches: Vec::new(),
+        }
+    }
+
     /// Every batch size of the table, ascending.
     pub(super) fn batches(&self) -> &[i64] {
         &self.batches
