@@ -22,3 +22,4 @@ mod roofline;
 mod shared_project;
 mod slurm;
 mod validation;
+mod visual_language;

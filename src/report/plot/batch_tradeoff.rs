@@ -14,6 +14,7 @@ use plotters::prelude::*;
 use crate::report::aggregate::Row;
 use crate::report::pareto::{self, request_latency_ms};
 use crate::report::plot::hotspots::Hotspots;
+use crate::report::plot::labels::Labels;
 use crate::report::plot::legend::{self, Entry, Glyph};
 use crate::report::plot::panel::DrawResult;
 use crate::report::plot::series::batch_note;
@@ -98,26 +99,6 @@ fn tick_label(at: f64, ticks: &[f64]) -> String {
         .zip(labels)
         .min_by(|a, b| (a.0 - at).abs().total_cmp(&(b.0 - at).abs()))
         .map_or_else(|| short_number(at), |(_, l)| l)
-}
-
-/// Where a panel's labels are, so that none is drawn over another: a label moves a line down or up, or is left out.
-#[derive(Default)]
-struct Labels(Vec<(i32, i32)>);
-
-impl Labels {
-    fn place(&mut self, at: (i32, i32)) -> Option<(i32, i32)> {
-        let free = |p: (i32, i32), taken: &[(i32, i32)]| {
-            taken
-                .iter()
-                .all(|q| (p.0 - q.0).abs() > 34 || (p.1 - q.1).abs() > 13)
-        };
-        let spot = [0, 14, -14, 28]
-            .into_iter()
-            .map(|dy| (at.0, at.1 + dy))
-            .find(|p| free(*p, &self.0))?;
-        self.0.push(spot);
-        Some(spot)
-    }
 }
 
 /// Whether the figure is drawn at all: it compares batch sizes, so the table needs two or more.

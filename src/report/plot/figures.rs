@@ -10,7 +10,7 @@ use crate::report::plot::axes::YScale;
 use crate::report::plot::facet::{Facet, facets};
 use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::legend::{self, Entry, Glyph, LEGEND_WIDTH_PX};
-use crate::report::plot::panel::{self, DrawResult, PanelSpec};
+use crate::report::plot::panel::{self, Band, DrawResult, PanelSpec};
 use crate::report::plot::series::{Metric, Prediction, latency_band, predictions, series};
 use crate::report::plot::style::{Marker, Palette, short_number};
 
@@ -147,6 +147,7 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
                 y_desc: "Latency (ms): first token / forward",
                 x,
                 y: YScale::Linear,
+                band: Band::Interval,
             },
             &lat,
             &predicted,
@@ -160,6 +161,7 @@ pub(super) fn latency_figure<DB: DrawingBackend>(
                 y_desc: &memory_label(rows),
                 x,
                 y: YScale::Fitted,
+                band: Band::Interval,
             },
             &mem,
             &[],
@@ -196,7 +198,7 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
     let (panels, legend_area) = legend::split(root);
     let generating = generating(rows);
     let facets = facets(&generating);
-    // Each metric with its spread over runs, shaded ± std.
+    // Each metric with its spread over runs: ± std, drawn as dotted edges (not the latency figure's shaded interval).
     let specs: [(&str, &str, Metric, Metric); 3] = [
         (
             "Prefill: time to first token",
@@ -226,6 +228,7 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
                     y_desc,
                     x: options.x_scale(),
                     y: YScale::Linear,
+                    band: Band::Spread,
                 },
                 &series(&facet.rows, y_desc, f, |r, v| {
                     std(r).map_or((v, v), |s| (v - s, v + s))
@@ -242,7 +245,7 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
         .iter()
         .any(|r| r.ttft_std_ms.is_some() || r.tbt_std_ms.is_some())
     {
-        entries.push(Entry::grey("shade: ± std over runs", Glyph::Band));
+        entries.push(Entry::grey("dotted edges: ± std over runs", Glyph::Dotted));
     }
     entries.extend(mark_entries(&generating, &[], &palette));
     legend::draw(&legend_area, &entries)?;
@@ -252,12 +255,16 @@ pub(super) fn ttft_tbt_figure<DB: DrawingBackend>(
 /// One bar of the throughput figure: (`model @ length`, model, arch, tokens/s).
 type Bar = (String, String, String, f64);
 
-/// The bars of the throughput figure, at one length every model measured if there is one (returned), else each
-/// model's longest measured length.
-fn throughput_bars(rows: &[Row]) -> (Option<i64>, Vec<Bar>) {
+/// The bars of one throughput panel (`value` of the rows `keep` takes), at one length every model measured if there
+/// is one (returned), else each model's longest measured length.
+fn throughput_bars(
+    rows: &[Row],
+    keep: fn(&Row) -> bool,
+    value: fn(&Row) -> Option<f64>,
+) -> (Option<i64>, Vec<Bar>) {
     let ok: Vec<Row> = rows
         .iter()
-        .filter(|r| r.status == "ok" && r.throughput.is_some())
+        .filter(|r| r.status == "ok" && keep(r) && value(r).is_some_and(f64::is_finite))
         .cloned()
         .collect();
     // One bar per curve: per model, and per batch size when the table holds several.
@@ -292,20 +299,70 @@ fn throughput_bars(rows: &[Row]) -> (Option<i64>, Vec<Bar>) {
                 format!("{m}{batch} @ {}", r.context_length.unwrap_or(0)),
                 m.to_string(),
                 a.to_string(),
-                r.throughput?,
+                value(r)?,
             ))
         })
         .collect();
     (common, bars)
 }
 
-/// Height of the throughput figure: a bar row per model.
-pub(super) fn performance_height(rows: &[Row]) -> u32 {
-    let bars = u32::try_from(throughput_bars(rows).1.len()).unwrap_or(0);
-    (160 + 40 * bars).max(450)
+/// One panel of the throughput figure: a unit of its own, so no bar is read against another's (an encoder's input
+/// tokens/s are not a generator's generated tokens/s).
+struct ThroughputPanel {
+    title: &'static str,
+    unit: &'static str,
+    keep: fn(&Row) -> bool,
+    value: fn(&Row) -> Option<f64>,
 }
 
-/// Throughput per model, one horizontal bar each (names stay readable however many models), in the model's colour.
+const THROUGHPUT_PANELS: [ThroughputPanel; 3] = [
+    ThroughputPanel {
+        title: "Generated tokens per second (generators)",
+        unit: "generated tok/s",
+        keep: |r| r.arch != "encoder",
+        value: |r| r.throughput,
+    },
+    ThroughputPanel {
+        title: "Input tokens per second (encoders)",
+        unit: "input tok/s",
+        keep: |r| r.arch == "encoder",
+        value: |r| r.throughput,
+    },
+    ThroughputPanel {
+        title: "Sequences per second (every model)",
+        unit: "seq/s",
+        keep: |_| true,
+        value: |r| r.sequences_per_sec,
+    },
+];
+
+/// Each non-empty panel with its bars.
+fn throughput_panels(rows: &[Row]) -> Vec<(&'static ThroughputPanel, Option<i64>, Vec<Bar>)> {
+    THROUGHPUT_PANELS
+        .iter()
+        .map(|p| {
+            let (common, bars) = throughput_bars(rows, p.keep, p.value);
+            (p, common, bars)
+        })
+        .filter(|(_, _, bars)| !bars.is_empty())
+        .collect()
+}
+
+fn panel_height(bars: usize) -> u32 {
+    120 + 38 * u32::try_from(bars).unwrap_or(0)
+}
+
+/// Height of the throughput figure: a bar row per model in each panel.
+pub(super) fn performance_height(rows: &[Row]) -> u32 {
+    throughput_panels(rows)
+        .iter()
+        .map(|(_, _, bars)| panel_height(bars.len()))
+        .sum::<u32>()
+        .max(300)
+}
+
+/// Throughput per model in one panel per unit (generated tokens/s, input tokens/s, sequences/s), one horizontal
+/// bar each (names stay readable however many models), in the model's colour.
 pub(super) fn performance_figure<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[Row],
@@ -313,70 +370,63 @@ pub(super) fn performance_figure<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let palette = Palette::of(rows);
-    let (common, bars) = throughput_bars(rows);
-    let x_max = bars.iter().map(|b| b.3).fold(0.0, f64::max).max(1e-9) * 1.35;
-    let title = match common {
-        Some(l) => format!("Throughput by model at {l} tokens"),
-        None => "Throughput by model (longest measured length)".into(),
-    };
-    let n = bars.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 24))
-        .margin(20)
-        .x_label_area_size(50)
-        .y_label_area_size(230)
-        .build_cartesian_2d(0.0..x_max, 0.0..n)?;
-    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(bars.len().max(1) * 2 + 1)
-        .y_label_formatter(&|y| {
-            // Bar i sits in [n - i - 1, n - i): the first model at the top.
-            let i = n - 0.5 - y;
-            if (i - i.round()).abs() < 1e-6 && i >= -1e-6 {
-                names.get(i.round() as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .x_desc("Throughput (generated tokens/s; encoders: input tokens/s)")
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .draw()?;
-    for (i, (_, model, arch, v)) in bars.iter().enumerate() {
-        let color = palette.color(model);
-        let top = n - i as f64;
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(0.0, top - 0.85), (*v, top - 0.15)],
-            color.filled(),
-        )))?;
-        hot.add(
-            chart.backend_coord(&(*v, top - 0.5)),
-            format!(
-                "{model} ({arch}): {} {unit_name}",
-                short_number(*v),
-                unit_name = if arch == "encoder" {
-                    "input tokens/s"
-                } else {
-                    "generated tokens/s"
-                }
-            ),
-        );
-        // Generators and encoders count different tokens: say which on each bar.
-        let unit = if arch == "encoder" {
-            "input tok/s"
-        } else {
-            "generated tok/s"
+    let panels = throughput_panels(rows);
+    let mut rest = root.clone();
+    for (panel, common, bars) in &panels {
+        let (area, below) = rest.split_vertically(panel_height(bars.len()));
+        rest = below;
+        let x_max = bars.iter().map(|b| b.3).fold(0.0, f64::max).max(1e-9) * 1.35;
+        let title = match common {
+            Some(l) => format!("{} at {l} tokens", panel.title),
+            None => format!("{} (longest measured length)", panel.title),
         };
-        chart.draw_series(std::iter::once(
-            EmptyElement::at((*v, top - 0.5))
-                + Text::new(
-                    format!("{} {unit}", short_number(*v)),
-                    (6, -8),
-                    ("sans-serif", 15),
-                ),
-        ))?;
+        let n = bars.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(260)
+            .build_cartesian_2d(0.0..x_max, 0.0..n)?;
+        let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        let decimals = crate::report::plot::ticks::decimals_for(0.0, x_max);
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(bars.len().max(1) * 2 + 1)
+            .y_label_formatter(&|y| {
+                // Bar i sits in [n - i - 1, n - i): the first model at the top.
+                let i = n - 0.5 - y;
+                if (i - i.round()).abs() < 1e-6 && i >= -1e-6 {
+                    names.get(i.round() as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc(panel.unit)
+            .x_label_formatter(&|v| format!("{v:.decimals$}"))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()?;
+        for (i, (_, model, arch, v)) in bars.iter().enumerate() {
+            let color = palette.color(model);
+            let top = n - i as f64;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, top - 0.85), (*v, top - 0.15)],
+                color.filled(),
+            )))?;
+            hot.add(
+                chart.backend_coord(&(*v, top - 0.5)),
+                format!("{model} ({arch}): {} {}", short_number(*v), panel.unit),
+            );
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((*v, top - 0.5))
+                    + Text::new(
+                        format!("{} {}", short_number(*v), panel.unit),
+                        (6, -8),
+                        ("sans-serif", 14),
+                    ),
+            ))?;
+        }
     }
     root.present()
 }

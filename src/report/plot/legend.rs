@@ -25,12 +25,13 @@ pub(super) enum Glyph {
     /// A failed or infeasible length, on the axis.
     Cross,
     Dot,
-    HollowTriangle,
     Roof,
     /// A grey line in a batch size's dash (`None`: solid).
     Line(Option<(u32, u32)>),
     /// A thin line (one length's batch sizes in order).
     Thin,
+    /// Two dotted edges (± std over runs).
+    Dotted,
     /// A hollow marker (off the Pareto front).
     Hollow,
 }
@@ -136,9 +137,6 @@ pub(super) fn draw<DB: DrawingBackend>(
             ))?,
             Glyph::Cross => area.draw(&Cross::new((24, y), 6, c.stroke_width(3)))?,
             Glyph::Dot => area.draw(&Circle::new((24, y), 5, c.filled()))?,
-            Glyph::HollowTriangle => {
-                area.draw(&TriangleMarker::new((24, y), 6, c.stroke_width(2)))?;
-            }
             Glyph::Roof => area.draw(&PathElement::new(
                 vec![(8, y + 6), (24, y - 6), (40, y - 6)],
                 c.stroke_width(2),
@@ -161,6 +159,18 @@ pub(super) fn draw<DB: DrawingBackend>(
                 area.draw(&PathElement::new(vec![(8, y), (40, y)], c.stroke_width(1)))?;
             }
             Glyph::Hollow => area.draw(&Circle::new((24, y), 6, c.stroke_width(2)))?,
+            Glyph::Dotted => {
+                for edge in [y - 5, y + 5] {
+                    let mut x = 8;
+                    while x < 40 {
+                        area.draw(&PathElement::new(
+                            vec![(x, edge), (x + 2, edge)],
+                            c.stroke_width(1),
+                        ))?;
+                        x += 6;
+                    }
+                }
+            }
         }
         area.draw(&Text::new(
             shortened(&e.label),

@@ -18,6 +18,7 @@ pub mod custom;
 mod facet;
 mod figures;
 mod hotspots;
+mod labels;
 mod legend;
 mod panel;
 mod roofline;

@@ -18,6 +18,15 @@ pub(super) struct PanelSpec<'a> {
     pub(super) y_desc: &'a str,
     pub(super) x: XScale,
     pub(super) y: YScale,
+    pub(super) band: Band,
+}
+
+/// What the band around a curve is, drawn so that two different statistics never look alike: the interval of the
+/// median shaded; ± one standard deviation over runs as dotted edges, unshaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Band {
+    Interval,
+    Spread,
 }
 
 /// Draws `all` (and `predictions`) into `area` as `spec` says, each model in its `palette` colour. The legend is
@@ -89,13 +98,32 @@ pub(super) fn draw<DB: DrawingBackend>(
     for s in all {
         let color = palette.color(&s.model);
         if s.points.len() > 1 {
-            let mut band: Vec<(f64, f64)> =
-                s.points.iter().map(|p| (x.of(p.0), y_of(p.3))).collect();
-            band.extend(s.points.iter().rev().map(|p| (x.of(p.0), y_of(p.2))));
-            chart.draw_series(std::iter::once(Polygon::new(
-                band,
-                color.mix(0.18).filled(),
-            )))?;
+            match spec.band {
+                Band::Interval => {
+                    let mut band: Vec<(f64, f64)> =
+                        s.points.iter().map(|p| (x.of(p.0), y_of(p.3))).collect();
+                    band.extend(s.points.iter().rev().map(|p| (x.of(p.0), y_of(p.2))));
+                    chart.draw_series(std::iter::once(Polygon::new(
+                        band,
+                        color.mix(0.18).filled(),
+                    )))?;
+                }
+                Band::Spread => {
+                    for edge in [2, 3] {
+                        let line: Vec<(f64, f64)> = s
+                            .points
+                            .iter()
+                            .map(|p| (x.of(p.0), y_of(if edge == 2 { p.2 } else { p.3 })))
+                            .collect();
+                        chart.draw_series(DashedLineSeries::new(
+                            line,
+                            2,
+                            4,
+                            color.mix(0.7).stroke_width(1),
+                        ))?;
+                    }
+                }
+            }
         }
         // Colour by model, line style by batch size.
         let line: Vec<(f64, f64)> = s.points.iter().map(|p| (x.of(p.0), y_of(p.1))).collect();

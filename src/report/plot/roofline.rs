@@ -1,20 +1,24 @@
 //! `figs/roofline`: every point's arithmetic intensity (FLOP per byte moved) against the FLOP/s it achieved, on log
-//! axes, under the roofs measured on the machine that ran it (the bandwidth slope and the matmul ceiling). Headline
-//! phases (prefill, forward, encoder + first token) are filled circles, decode steps hollow triangles; colour is
-//! the model's, the label its context length. Rows without counted work (results from elsewhere) are left out.
+//! axes, under the roofs measured on the machine that ran it (the bandwidth slope and the matmul ceiling). As in
+//! every figure, colour is the model's and the marker its architecture's; the phase is the fill: headline phases
+//! (prefill, forward, encoder + first token) filled, decode steps hollow. The label is the context length, moved
+//! or left out where it would cover another (`labels`). Rows without counted work (results from elsewhere) are
+//! left out.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::report::aggregate::Row;
 use crate::report::plot::hotspots::Hotspots;
+use crate::report::plot::labels::Labels;
 use crate::report::plot::legend::{self, Entry, Glyph};
 use crate::report::plot::panel::DrawResult;
-use crate::report::plot::style::{Palette, short_number};
+use crate::report::plot::style::{Marker, Palette, short_number};
 
 /// One point of the figure.
 struct Dot {
     model_index: usize,
+    marker: Marker,
     intensity: f64,
     flops_per_s: f64,
     length: i64,
@@ -45,6 +49,7 @@ fn dots(rows: &[Row], models: &[&str]) -> Vec<Dot> {
             {
                 out.push(Dot {
                     model_index,
+                    marker: Marker::of_arch(&r.arch),
                     intensity: flops / bytes,
                     flops_per_s: flops / (ms / 1e3),
                     length,
@@ -158,58 +163,54 @@ pub(super) fn figure<DB: DrawingBackend>(
             glyph: Glyph::Roof,
         });
     }
-    for (index, model) in models.iter().enumerate() {
+    entries.extend(legend::models(rows, &palette).into_iter().filter(|e| {
+        dots.iter()
+            .any(|d| e.label.starts_with(&format!("{} (", models[d.model_index])))
+    }));
+    let corner = root.get_base_pixel();
+    let mut labels = Labels::default();
+    // Headline phases first, so their labels win a crowded spot.
+    let mut order: Vec<&Dot> = dots.iter().collect();
+    order.sort_by_key(|d| d.decode);
+    for d in order {
+        let model = models[d.model_index];
         let color = palette.color(model);
-        let own: Vec<&Dot> = dots.iter().filter(|d| d.model_index == index).collect();
-        if own.is_empty() {
-            continue;
-        }
-        entries.push(Entry {
-            label: (*model).to_string(),
-            color,
-            glyph: Glyph::Dot,
-        });
-        chart.draw_series(
-            own.iter()
-                .filter(|d| !d.decode)
-                .map(|d| Circle::new((d.intensity, d.flops_per_s), 6, color.filled())),
-        )?;
-        chart.draw_series(own.iter().filter(|d| d.decode).map(|d| {
-            TriangleMarker::new((d.intensity, d.flops_per_s), 7, color.stroke_width(2))
-        }))?;
-        for d in &own {
-            hot.add(
-                chart.backend_coord(&(d.intensity, d.flops_per_s)),
-                format!(
-                    "{model}, {} tokens{}, {}\n{:.2} FLOP/byte, {:.2} GFLOP/s",
-                    d.length,
-                    crate::report::plot::series::batch_note(d.batch),
-                    if d.decode {
-                        "decode step"
-                    } else {
-                        "prefill / forward"
-                    },
-                    d.intensity,
-                    d.flops_per_s / 1e9
-                ),
-            );
-        }
+        let pixel = chart.backend_coord(&(d.intensity, d.flops_per_s));
+        let local = (pixel.0 - corner.0, pixel.1 - corner.1);
+        d.marker.draw_styled_at(root, local, color, d.decode)?;
+        hot.add(
+            pixel,
+            format!(
+                "{model}, {} tokens{}, {}\n{:.2} FLOP/byte, {:.2} GFLOP/s",
+                d.length,
+                crate::report::plot::series::batch_note(d.batch),
+                if d.decode {
+                    "decode step"
+                } else {
+                    "prefill / forward"
+                },
+                d.intensity,
+                d.flops_per_s / 1e9
+            ),
+        );
         // Lengths beside the markers: headline phases to the right, decode steps to the left.
-        chart.draw_series(own.iter().map(|d| {
-            EmptyElement::at((d.intensity, d.flops_per_s))
-                + Text::new(
-                    label(d, swept),
-                    if d.decode { (-34, -14) } else { (9, -16) },
-                    ("sans-serif", 13).into_font().color(&color),
-                )
-        }))?;
+        let text = label(d, swept);
+        let want = if d.decode {
+            (local.0 - 10 - 7 * text.len() as i32, local.1 - 16)
+        } else {
+            (local.0 + 9, local.1 - 18)
+        };
+        if let Some(spot) = labels.place(want) {
+            root.draw(&Text::new(
+                text,
+                spot,
+                ("sans-serif", 13).into_font().color(&color),
+            ))?;
+        }
     }
-    entries.push(Entry::grey("filled circle: prefill / forward", Glyph::Dot));
+    entries.push(Entry::grey("filled: prefill / forward", Glyph::Dot));
     if dots.iter().any(|d| d.decode) {
-        entries.push(Entry::grey(
-            "hollow triangle: decode step",
-            Glyph::HollowTriangle,
-        ));
+        entries.push(Entry::grey("hollow: decode step", Glyph::Hollow));
     }
     legend::draw(&legend_area, &entries)?;
     root.present()

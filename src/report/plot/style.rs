@@ -157,7 +157,16 @@ impl Marker {
         }
         let style = color.stroke_width(2);
         match self {
-            Marker::Triangle => area.draw(&TriangleMarker::new(at, 8, style)),
+            // plotters fills a `TriangleMarker` whatever its style: an outline is drawn as a closed path.
+            Marker::Triangle => area.draw(&PathElement::new(
+                vec![
+                    (at.0, at.1 - 8),
+                    (at.0 - 7, at.1 + 5),
+                    (at.0 + 7, at.1 + 5),
+                    (at.0, at.1 - 8),
+                ],
+                style,
+            )),
             Marker::Square => area.draw(&Rectangle::new(
                 [(at.0 - 5, at.1 - 5), (at.0 + 5, at.1 + 5)],
                 style,
