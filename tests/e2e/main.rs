@@ -9,6 +9,7 @@ mod cache;
 mod cluster;
 mod compare;
 mod custom_figures;
+mod docs_links;
 mod families;
 mod history;
 mod hostile;
