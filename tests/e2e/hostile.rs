@@ -833,6 +833,9 @@ fn text_leaves_in_the_form_its_target_allows() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "svg" || e == "html") {
             let text = std::fs::read_to_string(&path).unwrap();
+            // The page's own sorting script is the only one; the name's `<script>` is escaped.
+            let own = "<script>document.querySelectorAll('table.sortable')";
+            let text = text.replacen(own, "", 1);
             assert!(
                 !text.contains('\u{1}') && !text.contains('\u{FFFE}') && !text.contains("<script>"),
                 "{}",
