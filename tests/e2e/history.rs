@@ -79,8 +79,16 @@ fn history_over_three_runs_gives_three_medians_per_point() {
   "metrics": {"8": {"latency_ms": 0.5, "latency_std_ms": 0.01}}}"#,
     );
     let r = p.run(&["history", "--length", "8", "--no-figure"]);
-    assert!(r.stdout.starts_with("1 point(s) over 4 run(s)"), "{}", r.stdout);
-    assert!(r.stdout.contains("\n  2025-11-11 12:00:00  0.500\n"), "the seed's run, oldest: {}", r.stdout);
+    assert!(
+        r.stdout.starts_with("1 point(s) over 4 run(s)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\n  2025-11-11 12:00:00  0.500\n"),
+        "the seed's run, oldest: {}",
+        r.stdout
+    );
     // Bad input: exit 2 with the nearest name.
     let r = p.run(&["history", "--metric", "latency_mss"]);
     assert_eq!(r.code, 2);

@@ -206,6 +206,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn png_text_is_placed_by_each_glyphs_left_bearing() {
+        // DejaVu Sans' `l` has a left side bearing of 193/2048 em: about 5.7 px at 60 px. plotters 0.3.7 drew every
+        // glyph flush against the pen (uneven spacing, "Throu ghput"); the patched copy (vendor/plotters) does not.
+        register_font();
+        let (w, h) = (300u32, 100u32);
+        let mut pixels = vec![255u8; (w * h * 3) as usize];
+        {
+            let area = BitMapBackend::with_buffer(&mut pixels, (w, h)).into_drawing_area();
+            area.draw(&Text::new(
+                "l",
+                (100, 10),
+                ("sans-serif", 60).into_font().color(&BLACK),
+            ))
+            .unwrap();
+        }
+        let first_ink = (0..w)
+            .find(|x| (0..h).any(|y| pixels[((y * w + x) * 3) as usize] < 128))
+            .unwrap();
+        assert!(
+            (104..=108).contains(&first_ink),
+            "ink starts at {first_ink}"
+        );
+    }
+
+    #[test]
     fn fifteen_models_get_fifteen_colours_and_keep_them_in_every_figure() {
         let rows: Vec<Row> = (0..15)
             .map(|i| Row {
