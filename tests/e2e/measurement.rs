@@ -381,12 +381,17 @@ fn an_anchor_is_re_measured_when_a_curve_gains_points() {
     p.write("configs/bench/encoder.yaml", &bench("[16, 24, 32, 40]"));
     let r = p.run(&["run", "pipelines/p.yaml"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stderr
-            .contains("warning: anchor bert-tiny@16 re-measured at 0.0"),
-        "{}",
-        r.all()
-    );
+    // 0.05× when the machine is as quiet as when the cached point was measured; a busy machine (CI) reads up to
+    // ~0.15×: anything well below 1 and outside both intervals is the drift.
+    let ratio: f64 = r
+        .stderr
+        .split("warning: anchor bert-tiny@16 re-measured at ")
+        .nth(1)
+        .and_then(|rest| rest.split('×').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("no anchor warning: {}", r.all()));
+    assert!(ratio < 0.5, "{ratio}: {}", r.all());
+    assert!(r.stderr.contains("outside both intervals"), "{}", r.all());
     assert!(
         r.stderr
             .contains("`e3pipe run pipelines/p.yaml --force b` re-measures the whole curve"),
