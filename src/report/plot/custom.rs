@@ -114,8 +114,12 @@ fn panels(rows: &[Row], spec: &FigureSpec) -> BTreeMap<String, Vec<Curve>> {
 }
 
 /// Pixels: a 460-pixel panel per facet value beside the legend column.
+/// At most this many panels (a facet by a column with a value per row would draw thousands); the legend says how
+/// many were left out.
+const MAX_PANELS: usize = 12;
+
 pub(super) fn size(rows: &[Row], spec: &FigureSpec) -> (u32, u32) {
-    let n = panels(rows, spec).len().clamp(1, 12) as u32;
+    let n = panels(rows, spec).len().clamp(1, MAX_PANELS) as u32;
     (460 * n + legend::LEGEND_WIDTH_PX + 40, 560)
 }
 
@@ -190,7 +194,15 @@ pub(super) fn figure<DB: DrawingBackend>(
         ))?;
         return Ok(());
     }
-    let areas = plot_area.split_evenly((1, panels.len()));
+    let shown = panels.len().min(MAX_PANELS);
+    if panels.len() > shown {
+        legend_area.draw(&Text::new(
+            format!("first {shown} of {} panels", panels.len()),
+            (8, 20),
+            ("sans-serif", 13).into_font().color(&BLACK),
+        ))?;
+    }
+    let areas = plot_area.split_evenly((1, shown));
     for (area, (facet, curves)) in areas.iter().zip(&panels) {
         let xs = range(
             curves
@@ -345,5 +357,24 @@ mod tests {
         let labels: Vec<&str> = p[""].iter().map(|c| c.label.as_str()).collect();
         assert_eq!(labels, ["1", "2"]);
         assert!(p[""][0].arch.is_none());
+        // A facet with a value per row: the figure keeps a drawable size and draws.
+        let many: Vec<Row> = (1..=400)
+            .map(|i| row(&format!("m{i}"), "decoder", i, 1.0, 1))
+            .collect();
+        let each = FigureSpec {
+            facet: Some("model".into()),
+            ..by_batch
+        };
+        assert_eq!(
+            size(&many, &each).0,
+            460 * 12 + legend::LEGEND_WIDTH_PX + 40
+        );
+        crate::report::plot::style::register_font();
+        let mut svg = String::new();
+        {
+            let area = SVGBackend::with_string(&mut svg, size(&many, &each)).into_drawing_area();
+            figure(&area, &many, &each, &Hotspots::default()).unwrap();
+        }
+        assert!(svg.contains("first 12 of 400 panels"));
     }
 }
