@@ -2,6 +2,8 @@
 
 // Levels and fixture values are exact binary fractions, compared exactly on purpose.
 #![allow(clippy::float_cmp)]
+// Test code: a failed step should stop the test where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
 mod bench;

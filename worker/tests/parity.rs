@@ -4,6 +4,8 @@
 
 // A masked and an unmasked encode over the same all-ones mask must be bit-identical, so some comparisons are exact.
 #![allow(clippy::float_cmp)]
+// Test code: a failed fixture load should stop the test where it happened.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
