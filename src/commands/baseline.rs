@@ -74,8 +74,12 @@ pub fn save(project: &Path, name: &str, force: bool) -> Result<()> {
     for (file, bytes) in &contents {
         write_atomic(&staging.join(file), bytes)?;
     }
-    if target.exists() {
-        std::fs::remove_dir_all(&target).map_err(|e| Error::Write {
+    // `--force`: the old baseline is moved aside, not deleted, until the new one is in place (a kill between the
+    // two renames leaves it under `.replaced-…`, never neither).
+    let aside = parent.join(format!(".replaced-{name}-{}", std::process::id()));
+    let replacing = target.exists();
+    if replacing {
+        std::fs::rename(&target, &aside).map_err(|e| Error::Write {
             path: target.clone(),
             source: e,
         })?;
@@ -84,6 +88,9 @@ pub fn save(project: &Path, name: &str, force: bool) -> Result<()> {
         path: target.clone(),
         source: e,
     })?;
+    if replacing {
+        let _ = std::fs::remove_dir_all(&aside);
+    }
     output::result(&format!(
         "saved baseline `{name}`: {} model(s) in {}/ (compare with `e3pipe compare --baseline {name}`)",
         contents.len(),

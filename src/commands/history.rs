@@ -82,9 +82,15 @@ pub fn run(project: &Path, filter: &Filter, format: HistoryFormat, figure: bool)
                     if let Some((lo, hi)) = m.interval {
                         let _ = write!(
                             line,
-                            " [{}, {}]",
+                            " [{}, {}]{}",
                             crate::report::html::sig3(lo),
-                            crate::report::html::sig3(hi)
+                            crate::report::html::sig3(hi),
+                            m.interval_level
+                                .map(|l| format!(
+                                    " ({} interval)",
+                                    crate::bench::stats::level_label(l)
+                                ))
+                                .unwrap_or_default()
                         );
                     }
                     if let Some(n) = m.n {

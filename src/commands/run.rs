@@ -186,7 +186,12 @@ pub fn run(
         started.elapsed().as_secs_f64()
     ));
     let report = std::path::Path::new(crate::paths::FIGS_DIR).join(crate::paths::REPORT_PAGE);
-    if plan.root.join(&report).is_file() {
+    // Only a page this run's plot step stands behind (it ran, or found it up to date), not one left by another.
+    let plotted = plan
+        .steps
+        .iter()
+        .any(|s| s.kind.name() == "plot" && !outcome.failed_steps.contains(&s.name));
+    if plotted && !outcome.submitted && plan.root.join(&report).is_file() {
         output::result(&format!("report: {}", report.display()));
     }
     let failed =

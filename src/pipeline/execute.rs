@@ -12,6 +12,8 @@ pub struct Outcome {
     pub counts: Counts,
     /// Steps whose work failed (not counting failed points, which `counts` reports).
     pub failed_steps: Vec<String>,
+    /// Work was handed to a scheduler and not waited for (`--no-wait`): the derived steps did not run.
+    pub submitted: bool,
 }
 
 pub fn execute(plan: &Plan, executor: &dyn Executor) -> Result<Outcome> {
@@ -80,5 +82,6 @@ pub fn execute(plan: &Plan, executor: &dyn Executor) -> Result<Outcome> {
     Ok(Outcome {
         counts,
         failed_steps,
+        submitted,
     })
 }

@@ -77,17 +77,7 @@ impl Array {
 }
 
 /// `'…'`-quoted for display (the command is never run through a shell).
-fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:%,@+".contains(c))
-    {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    }
-}
+use crate::rerun::shell_quote;
 
 fn run(program: &str, args: &[String]) -> std::result::Result<String, String> {
     let out = Command::new(program)

@@ -41,7 +41,7 @@ impl Cell {
         }
     }
 
-    fn float(self) -> Option<f64> {
+    pub fn float(self) -> Option<f64> {
         match self {
             Cell::Float(f) => f,
             Cell::Int(i) => i.map(|i| i as f64),
@@ -49,6 +49,19 @@ impl Cell {
         }
         .filter(|f: &f64| f.is_finite())
     }
+}
+
+/// The cell of `row` in the column named `name`; `None` when the table has no such column.
+pub fn cell(row: &Row, name: &str) -> Option<Cell> {
+    COLUMNS
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| (c.get)(row))
+}
+
+/// The number in `row`'s column `name` (finite only), however the column stores it.
+pub fn number(row: &Row, name: &str) -> Option<f64> {
+    cell(row, name).and_then(Cell::float)
 }
 
 pub struct Column {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::report::aggregate::{Row, Skipped, collect};
-use crate::report::columns::{COLUMNS, Cell, Kind};
+use crate::report::aggregate::{Skipped, collect};
+use crate::report::columns::{COLUMNS, Kind};
 
 /// Which points and which number.
 #[derive(Debug, Clone, Default)]
@@ -33,8 +33,10 @@ pub struct Measurement {
     /// When it finished (or the document's time, for files that do not say).
     pub when: String,
     pub value: f64,
-    /// The order-statistic interval of the median (latency only).
+    /// The order-statistic interval of the median (latency only) ...
     pub interval: Option<(f64, f64)>,
+    /// ... and its exact level (75 % for 3 runs), never stronger than the method.
+    pub interval_level: Option<f64>,
     pub n: Option<i64>,
     pub method: Option<String>,
     pub device: Option<String>,
@@ -84,16 +86,6 @@ pub fn check_metric(metric: &str) -> Result<(), Option<String>> {
     }
 }
 
-fn value(row: &Row, metric: &str) -> Option<f64> {
-    let column = COLUMNS.iter().find(|c| c.name == metric)?;
-    match (column.get)(row) {
-        Cell::Float(v) => v,
-        Cell::Int(v) => v.map(|v| v as f64),
-        Cell::Text(_) => None,
-    }
-    .filter(|v| v.is_finite())
-}
-
 /// The time a document's name carries (`inference_scaling_20261205_035703`), as RFC 3339.
 fn time_of(exp_id: &str) -> Option<String> {
     let digits: String = exp_id
@@ -112,7 +104,10 @@ pub fn histories(results_dir: &Path, filter: &Filter) -> (Vec<PointHistory>, Vec
     let mut points: BTreeMap<(String, i64, i64), (String, Vec<Measurement>)> = BTreeMap::new();
     let mut seen: BTreeSet<(String, i64, i64, String, u64)> = BTreeSet::new();
     for row in &rows {
-        let (Some(length), Some(v)) = (row.context_length, value(row, &metric)) else {
+        let (Some(length), Some(v)) = (
+            row.context_length,
+            crate::report::columns::number(row, &metric),
+        ) else {
             continue;
         };
         let batch = row.batch_size.unwrap_or(1);
@@ -146,6 +141,7 @@ pub fn histories(results_dir: &Path, filter: &Filter) -> (Vec<PointHistory>, Vec
                 when,
                 value: v,
                 interval,
+                interval_level: interval.and(row.latency_ci_level),
                 n: row.n,
                 method: row.method.clone(),
                 device: row.device.clone(),

@@ -48,6 +48,13 @@ fn three_architectures_end_to_end() {
         tail[3]
     );
     assert_eq!(tail[4], "report: figs/report.html");
+    // A run whose plot step did not run names no report page (the one on disk is an earlier run's).
+    let bench_only = p.run(&["run", "pipelines/p.yaml", "--only", "bench-bert"]);
+    assert!(
+        !bench_only.stdout.contains("report:"),
+        "{}",
+        bench_only.stdout
+    );
     let again = p.run(&["run", "pipelines/p.yaml"]);
     assert!(
         again

@@ -8,16 +8,7 @@ use crate::project::{Project, bench_yaml};
 /// A project whose three tiny models were measured with `runs` runs per point, its results copied to `base/`.
 fn measured(runs: usize) -> Project {
     let p = Project::new();
-    for (file, arch, tokens) in [
-        ("decoder", "decoder", 4),
-        ("seq2seq", "encoder-decoder", 4),
-        ("encoder", "encoder", 0),
-    ] {
-        p.write(
-            &format!("configs/bench/{file}.yaml"),
-            &bench_yaml(arch, "[32, 512]", tokens, runs),
-        );
-    }
+    crate::project::write_benches(&p, "[32, 512]", runs, |t| t);
     measure(&p, "base");
     p
 }

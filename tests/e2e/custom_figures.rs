@@ -68,7 +68,7 @@ fn a_figures_spec_is_drawn_and_shown_in_the_report() {
 #[test]
 fn a_bad_figures_spec_is_refused_before_anything_is_written() {
     let p = Project::new();
-    let cases: [(&str, &str, &[&str]); 6] = [
+    let cases: [(&str, &str, &[&str]); 7] = [
         (
             "y: tbt_ms",
             "y: tbt_mss",
@@ -98,6 +98,11 @@ fn a_bad_figures_spec_is_refused_before_anything_is_written() {
             "log_y: true",
             "log_yy: true",
             &["unknown key `log_yy`", "did you mean `log_y`?"],
+        ),
+        (
+            "name: latency_by_arch",
+            "name: history",
+            &["a figure e3pipe draws itself"],
         ),
     ];
     for (from, to, expected) in cases {

@@ -47,6 +47,21 @@ pub(crate) fn bench_yaml(arch: &str, lengths: &str, num_tokens: usize, num_runs:
     )
 }
 
+/// The three architectures' bench configs (`decoder`, `seq2seq`, `encoder`) at `lengths`, `runs` runs each, each
+/// text passed through `edit` (e.g. to sweep batch sizes).
+pub(crate) fn write_benches(p: &Project, lengths: &str, runs: usize, edit: fn(String) -> String) {
+    for (file, arch, tokens) in [
+        ("decoder", "decoder", 4),
+        ("seq2seq", "encoder-decoder", 4),
+        ("encoder", "encoder", 0),
+    ] {
+        p.write(
+            &format!("configs/bench/{file}.yaml"),
+            &edit(bench_yaml(arch, lengths, tokens, runs)),
+        );
+    }
+}
+
 /// One bench step of the tiny BERT ...
 pub(crate) const BERT_ONLY: &str = "steps:\n  - name: b\n    kind: bench\n    model: configs/model/bert.yaml\n    bench: configs/bench/encoder.yaml\n";
 /// ... and the derived steps after it.
@@ -103,18 +118,7 @@ impl Project {
         p.write("configs/model/gpt2.yaml", GPT2_TINY);
         p.write("configs/model/t5.yaml", T5_TINY);
         p.write("configs/model/bert.yaml", BERT_TINY);
-        p.write(
-            "configs/bench/decoder.yaml",
-            &bench_yaml("decoder", "[32, 512]", 4, 3),
-        );
-        p.write(
-            "configs/bench/seq2seq.yaml",
-            &bench_yaml("encoder-decoder", "[32, 512]", 4, 3),
-        );
-        p.write(
-            "configs/bench/encoder.yaml",
-            &bench_yaml("encoder", "[32, 512]", 0, 3),
-        );
+        write_benches(&p, "[32, 512]", 3, |t| t);
         p.write("pipelines/p.yaml", THREE_MODELS);
         p
     }

@@ -2,7 +2,7 @@
 //! decoder, circle encoder-decoder, square encoder), in the plot and in the legend; other distinctions (prefill or
 //! decode, on or off the Pareto front) by fill, never by another marker.
 
-use crate::project::{Project, THREE_MODELS, bench_yaml};
+use crate::project::{Project, THREE_MODELS};
 
 /// The markers drawn in an SVG's plot area (left of the legend column): (shape, colour, filled).
 fn markers(svg: &str) -> Vec<(&'static str, String, bool)> {
@@ -72,17 +72,9 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 fn every_figure_draws_each_model_in_its_colour_with_its_architectures_marker() {
     let p = Project::new();
     // Two batch sizes, so the batch trade-off is drawn too; and a figure of the user's.
-    for (file, arch, tokens) in [
-        ("decoder", "decoder", 4),
-        ("seq2seq", "encoder-decoder", 4),
-        ("encoder", "encoder", 0),
-    ] {
-        p.write(
-            &format!("configs/bench/{file}.yaml"),
-            &bench_yaml(arch, "[16, 32]", tokens, 3)
-                .replace("batch_size: 1", "batch_sizes: [1, 2]"),
-        );
-    }
+    crate::project::write_benches(&p, "[16, 32]", 3, |t| {
+        t.replace("batch_size: 1", "batch_sizes: [1, 2]")
+    });
     p.write(
         "pipelines/p.yaml",
         &format!("{THREE_MODELS}    figures:\n      - name: mine\n        x: context_length\n        y: latency_ms\n"),

@@ -210,7 +210,11 @@ fn figure_specs(step: &StepContext<'_>) -> Result<Vec<FigureSpec>> {
                 ),
             ));
         }
-        if paths::FIGURES.contains(&name.as_str()) || name == "report" {
+        // Built-in figures, the report page and `e3pipe history`'s figure live beside these.
+        if paths::FIGURES.contains(&name.as_str())
+            || name == "report"
+            || name == paths::HISTORY_FIGURE
+        {
             return Err(step.bad_value(
                 &field("name"),
                 format!("`{name}` is a figure e3pipe draws itself; choose another name"),

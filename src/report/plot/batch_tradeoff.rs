@@ -80,12 +80,10 @@ fn models(rows: &[Row]) -> Vec<(&str, &str)> {
         .iter()
         .map(|r| (r.model.as_str(), r.arch.as_str()))
         .collect();
-    let rank = |arch: &str| match arch {
-        "decoder" => 0,
-        "encoder-decoder" => 1,
-        _ => 2,
-    };
-    models.sort_by(|a, b| (rank(a.1), a.0).cmp(&(rank(b.1), b.0)));
+    // The legend's order (`legend::models`), so rows of panels and legend entries line up.
+    models.sort_unstable_by_key(|(model, arch)| {
+        (crate::report::plot::facet::arch_order(arch), *model)
+    });
     models.dedup();
     models
 }

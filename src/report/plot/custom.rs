@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::aggregate::Row;
-use crate::report::columns::{COLUMNS, Cell};
+use crate::report::columns::{Cell, number};
 use crate::report::plot::hotspots::Hotspots;
 use crate::report::plot::legend::{self, Entry, Glyph};
 use crate::report::plot::panel::DrawResult;
@@ -47,20 +47,8 @@ fn label(cell: Cell) -> String {
     }
 }
 
-fn number(cell: Cell) -> Option<f64> {
-    match cell {
-        Cell::Int(i) => i.map(|i| i as f64),
-        Cell::Float(f) => f,
-        Cell::Text(t) => t.and_then(|t| t.parse().ok()),
-    }
-    .filter(|v: &f64| v.is_finite())
-}
-
 fn cell(row: &Row, column: &str) -> Cell {
-    COLUMNS
-        .iter()
-        .find(|c| c.name == column)
-        .map_or(Cell::Text(None), |c| (c.get)(row))
+    crate::report::columns::cell(row, column).unwrap_or(Cell::Text(None))
 }
 
 /// One curve: its label, the model it belongs to when curves are models, and its points sorted by x.
@@ -74,7 +62,7 @@ struct Curve {
 fn panels(rows: &[Row], spec: &FigureSpec) -> BTreeMap<String, Vec<Curve>> {
     let mut panels: BTreeMap<String, BTreeMap<String, Curve>> = BTreeMap::new();
     for row in rows {
-        let (Some(x), Some(y)) = (number(cell(row, &spec.x)), number(cell(row, &spec.y))) else {
+        let (Some(x), Some(y)) = (number(row, &spec.x), number(row, &spec.y)) else {
             continue;
         };
         if (spec.log_x && x <= 0.0) || (spec.log_y && y <= 0.0) {

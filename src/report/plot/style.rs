@@ -57,13 +57,13 @@ pub(super) struct Palette {
 
 impl Palette {
     pub(super) fn of(rows: &[Row]) -> Palette {
-        let mut models: Vec<String> = rows.iter().map(|r| r.model.clone()).collect();
-        models.sort();
-        models.dedup();
         let mut batches: Vec<i64> = rows.iter().filter_map(|r| r.batch_size).collect();
         batches.sort_unstable();
         batches.dedup();
-        Palette { models, batches }
+        Palette {
+            batches,
+            ..Palette::of_models(rows.iter().map(|r| r.model.as_str()))
+        }
     }
 
     /// A palette for these model names alone (figures drawn from something other than the table's rows).
